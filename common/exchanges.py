@@ -1,0 +1,86 @@
+"""What differs between exchanges, as data: ccxt class, options, depth, bulk calls, rate budget.
+
+`create_exchange` builds a sync ccxt client from one row of VENUES plus the user's config entry.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import ccxt
+
+
+@dataclass(frozen=True)
+class Venue:
+    ccxt_id: str
+    # Restrict load_markets to USDT-margined swaps: fewer start-up requests, smaller process.
+    options: dict
+    book_limit: int | None          # the `limit` asked of fetch_order_book: the REST maximum
+    # ccxt's rateLimit in ms per unit of cost, tuned to the exchange's published budget (SPEC section 8):
+    # ccxt's own defaults are more cautious than the exchange requires.
+    rate_limit_ms: float
+    funding_bulk: bool = True       # fetch_funding_rates answers for all symbols in one call
+    contracts_quoted: bool = False  # book and volume in contracts; multiply by contractSize
+    extra: dict = field(default_factory=dict)
+
+
+VENUES: dict[str, Venue] = {
+    # 2400 weight / min = 40 weight/s; ccxt counts binance costs in weight units.
+    "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}}, 1000, rate_limit_ms=25.0 * 1.05),
+    # 600 requests / 5 s = 120/s; ccxt's bybit costs are 1 per public call.
+    "bybit": Venue("bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap"}, 1000,
+                   rate_limit_ms=1000 / 120 * 1.05),
+    "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"}, None,
+                    rate_limit_ms=50.0),
+    "htx": Venue("htx", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
+                         "defaultType": "swap", "defaultSubType": "linear"}, None,
+                 rate_limit_ms=100.0, contracts_quoted=True),
+    "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
+                             "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
+                    rate_limit_ms=50.0, contracts_quoted=True),
+}
+
+_SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
+
+
+def venue_for(name: str) -> Venue:
+    """The table row for a config name; any other ccxt id gets a generic swap-only row."""
+    if name in VENUES:
+        return VENUES[name]
+    if name not in ccxt.exchanges:
+        raise ValueError(f"unknown exchange {name!r}: not one of {sorted(VENUES)} nor a ccxt exchange id")
+    return Venue(name, {"defaultType": "swap"}, None, rate_limit_ms=0.0)
+
+
+def redirect_urls(urls, api_url: str):
+    """Replace scheme and host of every URL in ccxt's (nested) urls['api'], keeping path and query."""
+    base = api_url.rstrip("/")
+    if isinstance(urls, dict):
+        return {k: redirect_urls(v, api_url) for k, v in urls.items()}
+    if isinstance(urls, str):
+        return _SCHEME_AND_HOST.sub(lambda _: base, urls, count=1)
+    return urls
+
+
+def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False, options: dict | None = None,
+                    credentials: dict | None = None, timeout_ms: int = 10_000) -> ccxt.Exchange:
+    venue = venue_for(name)
+    params = {"enableRateLimit": True, "timeout": timeout_ms, "options": _merge(venue.options, options or {})}
+    if venue.rate_limit_ms:
+        params["rateLimit"] = venue.rate_limit_ms
+    params.update(credentials or {})
+    exchange = getattr(ccxt, venue.ccxt_id)(params)
+    # Public market data needs no currency list; skipping it saves requests at start-up.
+    exchange.has["fetchCurrencies"] = False
+    if sandbox:
+        exchange.set_sandbox_mode(True)
+    if api_url:
+        exchange.urls["api"] = redirect_urls(exchange.urls["api"], api_url)
+    return exchange
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

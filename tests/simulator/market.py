@@ -1,0 +1,237 @@
+"""The simulated market: which contracts each exchange lists and the exact values behind every answer.
+
+Everything is a pure function of (exchange, symbol, tick), so a test can ask for the truth behind any
+response. The tick advances with wall time (``tick_seconds``) unless the clock is frozen, which tests that
+compare values do, so that the answer and the truth come from the same tick.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
+
+
+@dataclass(frozen=True)
+class Coin:
+    base: str
+    price: float          # starting mid price in USDT
+    price_tick: str       # price step, as the exchange publishes it
+    amount_step: str      # base-unit amount step on the exchanges that quote base units
+    contract_size: dict   # contract size in base units on the exchanges that quote contracts
+    funding_hours: dict = field(default_factory=dict)  # per exchange; 8 when absent
+    listed_on: tuple = EXCHANGES
+
+
+# Contract sizes and funding intervals are the real ones for these markets (Gate's quanto_multiplier,
+# HTX's contract_size); SOL, DOGE and WIF run on shorter funding schedules on some exchanges.
+COINS = (
+    Coin("BTC", 65000.0, "0.1", "0.001", {"gateio": "0.0001", "htx": "0.001"}),
+    Coin("ETH", 3200.0, "0.01", "0.001", {"gateio": "0.01", "htx": "0.01"}),
+    Coin("SOL", 150.0, "0.001", "0.1", {"gateio": "1", "htx": "1"},
+         funding_hours={"bybit": 4, "gateio": 4, "bitget": 4}),
+    Coin("DOGE", 0.15, "0.00001", "1", {"gateio": "10", "htx": "100"},
+         funding_hours={"htx": 4, "binance": 4}),
+    Coin("XRP", 0.55, "0.0001", "0.1", {"gateio": "10", "htx": "10"}),
+    Coin("WIF", 2.5, "0.0001", "1", {"gateio": "1", "htx": "1"},
+         funding_hours={"bybit": 1, "binance": 4, "gateio": 4}, listed_on=("binance", "bybit", "gateio")),
+    Coin("TAO", 450.0, "0.01", "0.01", {"gateio": "0.001", "htx": "0.01"},
+         funding_hours={"bybit": 4}, listed_on=("bybit", "bitget")),
+)
+
+
+def extra_coins(count: int) -> tuple[Coin, ...]:
+    """Synthetic contracts (SIM001...) listed everywhere, for benchmarks that need 100+ symbols."""
+    coins = []
+    for i in range(1, count + 1):
+        price = 1.0 + (i * 7919 % 1000) / 10
+        coins.append(Coin(f"SIM{i:03d}", price, "0.001", "0.1", {"gateio": "1", "htx": "1"}))
+    return tuple(coins)
+
+
+def _seed(*parts) -> int:
+    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
+
+
+def _round_to(value: float, step: Decimal) -> Decimal:
+    return (Decimal(repr(value)) / step).to_integral_value() * step
+
+
+@dataclass
+class Book:
+    """Levels as (price, lots): lots are contracts on contract exchanges, amount steps elsewhere."""
+    bids: list
+    asks: list
+    lot: Decimal  # base units per lot
+
+    def levels(self, side: str, depth: int, unit: str = "base") -> list[list[str]]:
+        """Levels as strings, amounts in `unit` ('base' or 'lots' i.e. contracts)."""
+        rows = self.bids if side == "bids" else self.asks
+        if unit == "lots":
+            return [[str(p), str(n)] for p, n in rows[:depth]]
+        return [[str(p), str(n * self.lot)] for p, n in rows[:depth]]
+
+
+@dataclass
+class Quote:
+    """What one exchange says about one contract at one tick. Amounts in base units unless named."""
+    exchange: str
+    symbol: str
+    base: str
+    tick: int
+    timestamp: int            # ms
+    price_tick: Decimal
+    contract_size: Decimal    # 1 on exchanges that quote base units
+    bid: Decimal | None
+    ask: Decimal | None
+    bid_size: Decimal
+    ask_size: Decimal
+    last: Decimal | None
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    volume_24h: Decimal       # base units
+    mark_price: Decimal | None
+    index_price: Decimal | None
+    funding_rate: Decimal | None
+    next_funding_time: int | None   # ms
+    funding_interval_hours: int
+    book: Book
+
+    @property
+    def quote_volume_24h(self) -> Decimal:
+        return (self.volume_24h * (self.last or self.open)).quantize(Decimal("0.0001"))
+
+    @property
+    def volume_24h_contracts(self) -> Decimal:
+        return (self.volume_24h / self.contract_size).to_integral_value()
+
+    def truth(self, depth: int | None = None) -> dict:
+        """The unified values a correct client derives from this quote (amounts in base units)."""
+        f = lambda d: None if d is None else float(d)  # noqa: E731
+        depth = depth or len(self.book.bids)
+        return {
+            "exchange": self.exchange, "symbol": self.symbol, "tick": self.tick, "timestamp": self.timestamp,
+            "bid": f(self.bid), "ask": f(self.ask), "last": f(self.last), "volume_24h": float(self.volume_24h),
+            "mark_price": f(self.mark_price), "index_price": f(self.index_price),
+            "funding_rate": f(self.funding_rate), "next_funding_time": self.next_funding_time,
+            "funding_interval_hours": self.funding_interval_hours, "contract_size": float(self.contract_size),
+            "bids": [[float(p), float(a)] for p, a in self.book.levels("bids", depth)],
+            "asks": [[float(p), float(a)] for p, a in self.book.levels("asks", depth)],
+        }
+
+
+CONTRACT_EXCHANGES = ("gateio", "htx")
+
+
+class Market:
+    """Deterministic values for every listed (exchange, contract), advancing one tick per `tick_seconds`."""
+
+    def __init__(self, extra_markets: int = 0, tick_seconds: float = 1.0, book_depth: int = 1000):
+        self.coins = {c.base: c for c in COINS + extra_coins(extra_markets)}
+        self.tick_seconds = tick_seconds
+        self.book_depth = book_depth
+        self._epoch = time.time()
+        self._frozen_tick: int | None = None
+        self._lock = threading.Lock()
+        self._cache: dict[tuple, Quote] = {}
+
+    # -- which contracts exist ---------------------------------------------------------------------
+    def listed(self, exchange: str) -> list[Coin]:
+        return [c for c in self.coins.values() if exchange in c.listed_on]
+
+    def contract_size(self, exchange: str, coin: Coin) -> Decimal:
+        if exchange in CONTRACT_EXCHANGES:
+            return Decimal(coin.contract_size[exchange])
+        return Decimal(1)
+
+    def lot(self, exchange: str, coin: Coin) -> Decimal:
+        return self.contract_size(exchange, coin) if exchange in CONTRACT_EXCHANGES else Decimal(coin.amount_step)
+
+    # -- the clock ---------------------------------------------------------------------------------
+    @property
+    def tick(self) -> int:
+        if self._frozen_tick is not None:
+            return self._frozen_tick
+        return int((time.time() - self._epoch) / self.tick_seconds)
+
+    def freeze(self) -> int:
+        self._frozen_tick = self.tick
+        return self._frozen_tick
+
+    def step(self, ticks: int = 1) -> int:
+        """Advance a frozen clock (freezing it first if needed)."""
+        self._frozen_tick = self.tick + ticks
+        return self._frozen_tick
+
+    def unfreeze(self) -> None:
+        if self._frozen_tick is not None:
+            self._epoch = time.time() - self._frozen_tick * self.tick_seconds
+        self._frozen_tick = None
+
+    # -- values ------------------------------------------------------------------------------------
+    def quote(self, exchange: str, base: str, tick: int | None = None) -> Quote:
+        tick = self.tick if tick is None else tick
+        key = (exchange, base, tick)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        quote = self._make_quote(exchange, self.coins[base], tick)
+        with self._lock:
+            if len(self._cache) > 5000:
+                self._cache.clear()
+            self._cache[key] = quote
+        return quote
+
+    def _mid(self, exchange: str, coin: Coin, tick: int) -> float:
+        # A random walk whose steps are a pure function of (coin, exchange, step), summed in blocks of 64
+        # so that any tick is reachable without replaying history step by step.
+        log_move = 0.0
+        block = tick // 64
+        for b in range(block):
+            log_move += random.Random(_seed("block", coin.base, exchange, b)).gauss(0, 0.0008 * 8)
+        rng = random.Random(_seed("step", coin.base, exchange, block))
+        for _ in range(tick % 64):
+            log_move += rng.gauss(0, 0.0008)
+        basis = (_seed("basis", coin.base, exchange) % 200 - 100) / 1e5
+        return coin.price * (1 + basis) * math.exp(log_move)
+
+    def _make_quote(self, exchange: str, coin: Coin, tick: int) -> Quote:
+        rng = random.Random(_seed("quote", coin.base, exchange, tick))
+        step = Decimal(coin.price_tick)
+        mid = self._mid(exchange, coin, tick)
+        bid = _round_to(mid, step) - step * rng.randint(0, 2)
+        ask = bid + step * rng.randint(1, 3)
+        lot = self.lot(exchange, coin)
+        book = Book(self._side(rng, bid, -step), self._side(rng, ask, step), lot)
+        ts = int((self._epoch + tick * self.tick_seconds) * 1000)
+        hours = coin.funding_hours.get(exchange, 8)
+        period = hours * 3600 * 1000
+        mark = _round_to(mid * (1 + rng.uniform(-2e-4, 2e-4)), step)
+        index = _round_to(mid * (1 + rng.uniform(-3e-4, 3e-4)), step)
+        last = bid if rng.random() < 0.5 else ask
+        volume = Decimal(rng.randint(10_000, 5_000_000)) * lot
+        return Quote(
+            exchange=exchange, symbol=f"{coin.base}/USDT:USDT", base=coin.base, tick=tick, timestamp=ts,
+            price_tick=step, contract_size=self.contract_size(exchange, coin),
+            bid=bid, ask=ask, bid_size=book.bids[0][1] * lot, ask_size=book.asks[0][1] * lot, last=last,
+            open=_round_to(mid * 0.99, step), high=_round_to(mid * 1.02, step), low=_round_to(mid * 0.97, step),
+            volume_24h=volume, mark_price=mark, index_price=index,
+            funding_rate=Decimal(rng.randint(-300, 1000)) / Decimal(10**6),
+            next_funding_time=(ts // period + 1) * period, funding_interval_hours=hours, book=book,
+        )
+
+    def _side(self, rng: random.Random, best: Decimal, step: Decimal) -> list:
+        levels, price = [], best
+        for _ in range(self.book_depth):
+            if price <= 0:
+                break
+            levels.append((price, rng.randint(1, 500)))
+            price += step * (1 + (rng.random() < 0.3))
+        return levels

@@ -1,0 +1,402 @@
+"""One HTTP server on 127.0.0.1 speaking five exchanges' REST dialects, with faults, rate limits and a log.
+
+Each exchange is a dialect module (binance.py, bybit.py, ...) exposing:
+  ROUTES         {path: handler(req) -> JSON-able object or Reply}, paths without the /<exchange> prefix
+  BUDGETS        [Budget(...)]: the exchange's published rate limits
+  BAN_AFTER_429S int or None: 418 once a client ignores this many 429s (binance)
+  weight(req)    cost of one request against the budgets
+  error_body(status, message) -> the exchange's error JSON
+
+Used in-process by tests (``Simulator().start()``) or as ``python -m tests.simulator --port 8900``; the
+same controls are served over HTTP under ``/__sim/`` (see ``_control``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import socket
+import struct
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.simulator.market import EXCHANGES, Market, Quote
+
+FAULT_KINDS = ("http500", "http429", "http418", "hang", "bad_json", "empty", "reset", "drop_fields")
+QUOTE_FIELDS = ("bid", "ask", "last", "mark_price", "index_price", "funding_rate", "next_funding_time")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: object = None            # JSON-able object, or bytes sent as they are
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Budget:
+    limit: int                     # weight allowed per window
+    window: float                  # seconds, sliding
+    per_endpoint: bool = False     # a separate budget for each path (bitget, gate) or one per IP
+
+
+@dataclass
+class Fault:
+    exchange: str
+    kind: str
+    endpoint: str | None = None    # substring of the path; None matches every path
+    count: int | None = None       # requests left to hit; None = until `until`
+    until: float | None = None     # time.time() when it expires; None = until count runs out
+    fields: tuple = ()             # for drop_fields
+    retry_after: int = 1           # for http429 / http418
+    hang_seconds: float = 60.0     # for hang
+
+    def matches(self, exchange: str, path: str, now: float) -> bool:
+        if self.exchange != exchange or (self.endpoint and self.endpoint not in path):
+            return False
+        return (self.count is None or self.count > 0) and (self.until is None or now < self.until)
+
+
+@dataclass
+class Request:
+    exchange: str
+    method: str
+    path: str
+    query: dict
+    body: bytes
+    market: Market
+    tick: int
+    dropped: frozenset = frozenset()
+
+    def listed(self):
+        return self.market.listed(self.exchange)
+
+    def quote(self, base: str) -> Quote:
+        quote = self.market.quote(self.exchange, base, self.tick)
+        if self.dropped:
+            quote = dataclasses.replace(quote, **{f: None for f in self.dropped})
+        return quote
+
+
+@dataclass
+class LogEntry:
+    time: float
+    exchange: str
+    method: str
+    path: str
+    query: str
+    status: int
+
+
+class Simulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, extra_markets: int = 0,
+                 tick_seconds: float = 1.0, rate_limits: bool = True, ban_seconds: float = 120.0):
+        self.market = Market(extra_markets=extra_markets, tick_seconds=tick_seconds)
+        self.dialects = {name: importlib.import_module(f"tests.simulator.{name}") for name in EXCHANGES
+                         if importlib.util.find_spec(f"tests.simulator.{name}")}
+        self.rate_limits = rate_limits
+        self.ban_seconds = ban_seconds
+        self._lock = threading.Lock()
+        self._log: deque[LogEntry] = deque(maxlen=500_000)
+        self._faults: list[Fault] = []
+        self._latency: dict[str, float] = defaultdict(float)
+        self._windows: dict[tuple, deque] = defaultdict(deque)
+        self._window_sums: dict[tuple, float] = defaultdict(float)
+        self._strikes: dict[str, list] = defaultdict(list)
+        self._banned_until: dict[str, float] = defaultdict(float)
+        self._stopping = threading.Event()
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.sim = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api_url(self, exchange: str) -> str:
+        return f"{self.url}/{exchange}"
+
+    def start(self) -> "Simulator":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    # -- controls ----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the log, faults, latencies and rate-limit state; unfreeze the clock."""
+        with self._lock:
+            self._log.clear()
+            self._faults.clear()
+            self._latency.clear()
+            self._windows.clear()
+            self._window_sums.clear()
+            self._strikes.clear()
+            self._banned_until.clear()
+        self.market.unfreeze()
+
+    def inject_fault(self, exchange: str, kind: str, endpoint: str | None = None, count: int | None = None,
+                     seconds: float | None = None, fields=(), retry_after: int = 1,
+                     hang_seconds: float = 60.0) -> Fault:
+        if exchange not in self.dialects:
+            raise ValueError(f"unknown exchange {exchange!r}; known: {', '.join(self.dialects)}")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        bad = set(fields) - set(QUOTE_FIELDS)
+        if bad:
+            raise ValueError(f"unknown fields {sorted(bad)}; known: {', '.join(QUOTE_FIELDS)}")
+        if count is None and seconds is None:
+            raise ValueError("a fault needs count, seconds or both")
+        fault = Fault(exchange, kind, endpoint, count, None if seconds is None else time.time() + seconds,
+                      tuple(fields), retry_after, hang_seconds)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self, exchange: str | None = None) -> None:
+        with self._lock:
+            self._faults = [f for f in self._faults if exchange and f.exchange != exchange]
+
+    def set_latency(self, exchange: str, seconds: float) -> None:
+        self._latency[exchange] = seconds
+
+    def requests(self, exchange: str | None = None, since: float = 0.0, path: str | None = None) -> list[LogEntry]:
+        with self._lock:
+            entries = list(self._log)
+        return [e for e in entries if e.time >= since and (exchange is None or e.exchange == exchange)
+                and (path is None or path in e.path)]
+
+    def counts(self, exchange: str | None = None, since: float = 0.0) -> dict:
+        """{exchange: {path: n}} over the log."""
+        out: dict = defaultdict(lambda: defaultdict(int))
+        for e in self.requests(exchange, since):
+            out[e.exchange][e.path] += 1
+        return {ex: dict(paths) for ex, paths in out.items()}
+
+    def statuses(self, exchange: str | None = None, since: float = 0.0) -> dict:
+        """{status: n} over the log, e.g. to assert that no 429 was ever answered."""
+        out: dict = defaultdict(int)
+        for e in self.requests(exchange, since):
+            out[e.status] += 1
+        return dict(out)
+
+    def truth(self, exchange: str, symbol: str, depth: int | None = None, tick: int | None = None) -> dict:
+        base = symbol.split("/")[0]
+        if base not in self.market.coins or exchange not in self.market.coins[base].listed_on:
+            raise KeyError(f"{symbol} is not listed on {exchange}")
+        return self.market.quote(exchange, base, tick).truth(depth)
+
+    # -- the request path --------------------------------------------------------------------------
+    def handle(self, method: str, raw_path: str, body: bytes) -> Reply | str:
+        """Answer one exchange request. Returns a Reply, or 'hang' / 'reset' for the socket layer."""
+        parts = urlsplit(raw_path)
+        prefix, _, rest = parts.path.lstrip("/").partition("/")
+        dialect = self.dialects.get(prefix)
+        if dialect is None:
+            return Reply(404, {"error": f"no exchange at /{prefix}/; known: {', '.join(self.dialects)}"})
+        path = "/" + rest
+        now = time.time()
+        fault = self._take_fault(prefix, path, now)
+        req = Request(prefix, method, path, dict(parse_qsl(parts.query)), body, self.market, self.market.tick,
+                      frozenset(fault.fields) if fault and fault.kind == "drop_fields" else frozenset())
+        if self._latency.get(prefix):
+            time.sleep(self._latency[prefix])
+        reply = self._answer(dialect, req, fault, now)
+        status = reply.status if isinstance(reply, Reply) else 0
+        with self._lock:
+            self._log.append(LogEntry(now, prefix, method, path, parts.query, status))
+        return reply
+
+    def _answer(self, dialect, req: Request, fault: Fault | None, now: float) -> Reply | str:
+        limited = self._rate_limit(dialect, req, now)
+        if limited:
+            return limited
+        if fault and fault.kind != "drop_fields":
+            return self._fault_reply(dialect, fault)
+        handler = dialect.ROUTES.get(req.path)
+        if handler is None:
+            return Reply(404, dialect.error_body(404, f"simulator: no route {req.method} {req.path}"))
+        try:
+            result = handler(req)
+        except KeyError as e:  # an unknown symbol in the query
+            return Reply(400, dialect.error_body(400, f"unknown symbol {e}"))
+        return result if isinstance(result, Reply) else Reply(200, result)
+
+    def _take_fault(self, exchange: str, path: str, now: float) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(exchange, path, now):
+                    if fault.count is not None:
+                        fault.count -= 1
+                    return fault
+        return None
+
+    def _fault_reply(self, dialect, fault: Fault) -> Reply | str:
+        if fault.kind in ("hang", "reset"):
+            return fault.kind if fault.kind == "reset" else f"hang:{fault.hang_seconds}"
+        if fault.kind == "bad_json":
+            return Reply(200, b'{"result": {"list": [ {"symbol": "BTC')
+        if fault.kind == "empty":
+            return Reply(200, b"")
+        status = {"http500": 500, "http429": 429, "http418": 418}[fault.kind]
+        headers = {"Retry-After": str(fault.retry_after)} if status in (429, 418) else {}
+        return Reply(status, dialect.error_body(status, "simulated fault"), headers)
+
+    def _rate_limit(self, dialect, req: Request, now: float) -> Reply | None:
+        if not self.rate_limits:
+            return None
+        ex = req.exchange
+        with self._lock:
+            if self._banned_until[ex] > now:
+                retry = int(self._banned_until[ex] - now) + 1
+                return Reply(418, dialect.error_body(418, f"IP banned until {int(self._banned_until[ex] * 1000)}"),
+                             {"Retry-After": str(retry)})
+            weight = dialect.weight(req)
+            keys = [(ex, i, req.path if b.per_endpoint else "") for i, b in enumerate(dialect.BUDGETS)]
+            for key, budget in zip(keys, dialect.BUDGETS):
+                window = self._windows[key]
+                while window and window[0][0] <= now - budget.window:
+                    self._window_sums[key] -= window.popleft()[1]
+                if self._window_sums[key] + weight > budget.limit:
+                    retry = int(window[0][0] + budget.window - now) + 1 if window else 1
+                    return self._too_many(dialect, ex, now, retry, budget)
+            for key in keys:
+                self._windows[key].append((now, weight))
+                self._window_sums[key] += weight
+        return None
+
+    def _too_many(self, dialect, exchange: str, now: float, retry: int, budget: Budget) -> Reply:
+        ban_after = getattr(dialect, "BAN_AFTER_429S", None)
+        if ban_after:
+            strikes = [t for t in self._strikes[exchange] if t > now - 60] + [now]
+            self._strikes[exchange] = strikes
+            if len(strikes) > ban_after:
+                self._banned_until[exchange] = now + self.ban_seconds
+                return Reply(418, dialect.error_body(418, "IP banned for ignoring 429"),
+                             {"Retry-After": str(int(self.ban_seconds))})
+        message = f"Too many requests: over {budget.limit} per {budget.window:g}s"
+        return Reply(429, dialect.error_body(429, message), {"Retry-After": str(retry)})
+
+    # -- /__sim/ over HTTP -------------------------------------------------------------------------
+    def control(self, method: str, raw_path: str, body: bytes) -> Reply:
+        parts = urlsplit(raw_path)
+        q = dict(parse_qsl(parts.query))
+        try:
+            args = json.loads(body) if body else {}
+            return Reply(200, self._control(method, parts.path[len("/__sim/"):], q, args))
+        except (ValueError, KeyError, TypeError) as e:
+            return Reply(400, {"error": str(e)})
+
+    def _control(self, method: str, name: str, q: dict, args: dict):
+        since = float(q.get("since", 0))
+        if name == "requests":
+            entries = self.requests(q.get("exchange"), since, q.get("path"))
+            out = {"counts": self.counts(q.get("exchange"), since),
+                   "statuses": self.statuses(q.get("exchange"), since), "total": len(entries)}
+            if q.get("entries"):
+                out["entries"] = [dataclasses.asdict(e) for e in entries]
+            return out
+        if name == "truth":
+            depth = int(q["depth"]) if "depth" in q else None
+            tick = int(q["tick"]) if "tick" in q else None
+            return self.truth(q["exchange"], q["symbol"], depth, tick)
+        if name == "markets":
+            return {ex: [f"{c.base}/USDT:USDT" for c in self.market.listed(ex)] for ex in self.dialects}
+        if method != "POST":
+            raise ValueError(f"/__sim/{name} takes POST, or is unknown")
+        if name == "reset":
+            self.reset()
+        elif name == "fault":
+            self.inject_fault(**args)
+        elif name == "clear_faults":
+            self.clear_faults(args.get("exchange"))
+        elif name == "latency":
+            self.set_latency(args["exchange"], float(args["seconds"]))
+        elif name == "rate_limits":
+            self.rate_limits = bool(args["enabled"])
+        elif name == "clock":
+            action = args["action"]
+            if action == "freeze":
+                self.market.freeze()
+            elif action == "step":
+                self.market.step(int(args.get("ticks", 1)))
+            elif action == "unfreeze":
+                self.market.unfreeze()
+            else:
+                raise ValueError(f"clock action {action!r}: use freeze, step or unfreeze")
+        else:
+            raise ValueError(f"unknown control /__sim/{name}")
+        return {"ok": True, "tick": self.market.tick}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    sim: Simulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, *args):  # the simulator's own log is its request log
+        pass
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        sim = self.server.sim
+        if self.path.startswith("/__sim/"):
+            reply = sim.control(method, self.path, body)
+        else:
+            reply = sim.handle(method, self.path, body)
+        if reply == "reset":
+            # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if isinstance(reply, str) and reply.startswith("hang:"):
+            sim._stopping.wait(float(reply.split(":", 1)[1]))
+            self.close_connection = True
+            return
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body, separators=(",", ":")).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in reply.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
