@@ -1,10 +1,30 @@
-"""Shared fixtures: the exchange simulator (and, later, the broker and supervisord)."""
+"""Shared fixtures: the exchange simulator, a real RabbitMQ server (one private vhost per test session),
+consumers that await snapshots, and worker processes started as an operator would start them."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pika
 import pytest
 
 from common.exchanges import create_exchange
 from tests.simulator import Simulator
 
+ROOT = Path(__file__).resolve().parent.parent
+RABBIT_HOST, RABBIT_PORT = "127.0.0.1", int(os.environ.get("RABBITMQ_PORT", 5672))
+EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
 
+
+# -- exchange simulator ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def simulator():
     sim = Simulator(extra_markets=5).start()
@@ -27,3 +47,191 @@ def make_client(sim):
         kwargs.setdefault("timeout_ms", 3000)
         return create_exchange(name, api_url=sim.api_url(name), **kwargs)
     return make
+
+
+# -- RabbitMQ --------------------------------------------------------------------------------------
+def rabbitmqctl(*args: str, check: bool = True) -> str:
+    out = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=120)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {out.stderr or out.stdout}")
+    return out.stdout
+
+
+class Rabbit:
+    """The test session's vhost on the local server, with a user whose password is a known secret."""
+
+    def __init__(self):
+        self.vhost = f"futures_scan_test_{uuid.uuid4().hex[:8]}"
+        self.user, self.password = "futures_scan_test", f"pw-{uuid.uuid4().hex}"
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("add_user", self.user, self.password, check=False)
+        rabbitmqctl("change_password", self.user, self.password)
+        rabbitmqctl("set_permissions", "-p", self.vhost, self.user, ".*", ".*", ".*")
+
+    def params(self) -> pika.ConnectionParameters:
+        return pika.ConnectionParameters(RABBIT_HOST, RABBIT_PORT, self.vhost,
+                                         pika.PlainCredentials(self.user, self.password))
+
+    def config(self, exchange: str = "futures_data") -> dict:
+        return {"host": RABBIT_HOST, "port": RABBIT_PORT, "user": self.user, "password": self.password,
+                "vhost": self.vhost, "exchange": exchange}
+
+    def stop_app(self) -> None:
+        rabbitmqctl("stop_app")
+
+    def start_app(self) -> None:
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+
+    def close(self) -> None:
+        rabbitmqctl("start_app", check=False)
+        rabbitmqctl("delete_vhost", self.vhost, check=False)
+        rabbitmqctl("delete_user", self.user, check=False)
+
+
+@pytest.fixture(scope="session")
+def rabbit():
+    r = Rabbit()
+    yield r
+    r.close()
+
+
+class Consumer:
+    """A private queue bound to a topic exchange; a background thread collects every message."""
+
+    def __init__(self, rabbit: Rabbit, exchange: str, binding: str = "#", exchange_type: str = "topic"):
+        self.messages: list[tuple[str, dict, float, pika.BasicProperties]] = []
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, args=(rabbit, exchange, binding, exchange_type),
+                                        daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "consumer could not connect"
+
+    def _run(self, rabbit, exchange, binding, exchange_type):
+        conn = pika.BlockingConnection(rabbit.params())
+        ch = conn.channel()
+        ch.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
+        queue = ch.queue_declare("", exclusive=True).method.queue
+        ch.queue_bind(queue, exchange, binding)
+        ch.basic_consume(queue, self._on_message, auto_ack=True)
+        self._ready.set()
+        while not self._stop:
+            conn.process_data_events(time_limit=0.1)
+        conn.close()
+
+    def _on_message(self, _ch, method, props, body):
+        with self._cond:
+            self.messages.append((method.routing_key, json.loads(body), time.time(), props))
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float, what: str = "message"):
+        """The first collected message (key, body) that satisfies predicate(key, body), awaited."""
+        deadline = time.time() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for key, body, _, _ in self.messages[seen:]:
+                    if predicate(key, body):
+                        return key, body
+                seen = len(self.messages)
+                left = deadline - time.time()
+                if left <= 0:
+                    raise AssertionError(f"no {what} within {timeout}s ({len(self.messages)} messages seen)")
+                self._cond.wait(left)
+
+    def since(self, t: float) -> list[tuple[str, dict]]:
+        with self._cond:
+            return [(k, b) for k, b, when, _ in self.messages if when >= t]
+
+    def close(self):
+        self._stop = True
+        self._thread.join(5)
+
+
+@pytest.fixture
+def consume(rabbit):
+    consumers = []
+
+    def make(exchange: str, binding: str = "#", exchange_type: str = "topic") -> Consumer:
+        consumers.append(Consumer(rabbit, exchange, binding, exchange_type))
+        return consumers[-1]
+    yield make
+    for c in consumers:
+        c.close()
+
+
+# -- worker processes ------------------------------------------------------------------------------
+class Process:
+    """A project process (worker.py, controller.py) run as `python <script> ...`, output to a log file."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None):
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float, start: int = 0) -> re.Match:
+        """Await a line matching `pattern` in the output (from character offset `start`)."""
+        regex = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            match = regex.search(self.log_text(), start)
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise AssertionError(f"process exited ({self.proc.returncode}) before /{pattern}/:\n"
+                                     + self.log_text()[-3000:])
+            if time.time() > deadline:
+                raise AssertionError(f"no /{pattern}/ within {timeout}s:\n" + self.log_text()[-3000:])
+            time.sleep(0.05)  # polling a file: there is no event to await
+
+    def terminate(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+def write_config(path: Path, rabbit: Rabbit, sim: Simulator, exchanges=EXCHANGES, symbols=None,
+                 data_exchange: str = "futures_data", **overrides) -> Path:
+    config = {
+        "rabbitmq": rabbit.config(data_exchange),
+        "exchanges": [{"name": ex, "api_url": sim.api_url(ex)} for ex in exchanges],
+        "symbols": symbols or ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"],
+        "collection": {"interval_seconds": 5, "retry_attempts": 3, "retry_delays": [1, 2, 4],
+                       "request_timeout_seconds": 3, "statistics_interval_seconds": 10},
+        "api_keys_file": None,
+        "state_file": str(path.parent / "symbols.json"),
+        "logging": {"level": "DEBUG"},
+    }
+    for key, value in overrides.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) \
+            else value
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    processes = []
+
+    def start(exchange: str, config: Path, env: dict | None = None) -> Process:
+        p = Process(["worker.py", exchange, "--config", str(config)], tmp_path / f"worker-{exchange}.log", env)
+        processes.append(p)
+        return p
+    yield start
+    for p in processes:
+        p.kill()

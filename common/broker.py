@@ -1,0 +1,138 @@
+"""RabbitMQ: names of the product's exchanges and queues, and a blocking pika connection that outlives
+broker outages (publish never raises; reconnects happen with backoff, never blocking for long)."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import pika
+import pika.exceptions
+
+from common.config import RabbitMQConfig
+
+CONTROL_QUEUE = "futures_collector_control"
+RESPONSES_EXCHANGE = "futures_collector_responses"
+SYMBOLS_EXCHANGE = "futures_collector_symbols"      # fanout: the full symbol set, versioned
+STATS_EXCHANGE = "futures_collector_stats"          # topic: stats.{exchange}, each worker's totals
+JSON = "application/json"
+
+log = logging.getLogger("rabbitmq")
+
+# What a lost or refused connection looks like from pika's side.
+CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError, AttributeError)
+
+
+def symbols_queue(exchange: str) -> str:
+    """Each worker's queue on the symbols fanout. It holds only the latest set (x-max-length 1), and the
+    worker keeps that message unacknowledged, so a restarted worker is handed the current set."""
+    return f"{SYMBOLS_EXCHANGE}.{exchange}"
+
+
+def declare_symbols_queue(channel, exchange: str) -> str:
+    channel.exchange_declare(SYMBOLS_EXCHANGE, exchange_type="fanout", durable=True)
+    queue = symbols_queue(exchange)
+    channel.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "drop-head"})
+    channel.queue_bind(queue, SYMBOLS_EXCHANGE)
+    return queue
+
+
+class Broker:
+    """One BlockingConnection with publisher confirms. `on_connect(channel)` declares what the caller
+    needs each time a connection is made (topology, consumers)."""
+
+    def __init__(self, config: RabbitMQConfig, on_connect: Callable | None = None,
+                 max_backoff: float = 30.0, connect_timeout: float = 3.0):
+        self.config = config
+        self.on_connect = on_connect
+        self.max_backoff = max_backoff
+        self.connect_timeout = connect_timeout
+        self.connection: pika.BlockingConnection | None = None
+        self.channel = None
+        self._failures = 0
+        self._next_attempt = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and self.connection.is_open
+
+    def ensure_connected(self) -> bool:
+        """Connect if down and the backoff allows an attempt now. Returns whether connected."""
+        if self.connected:
+            return True
+        if time.monotonic() < self._next_attempt:
+            return False
+        try:
+            self._connect()
+        except CONNECTION_ERRORS as e:
+            self._drop()
+            self._failures += 1
+            delay = min(self.max_backoff, 2 ** (self._failures - 1))
+            self._next_attempt = time.monotonic() + delay
+            log.warning("Cannot connect to RabbitMQ at %s:%s (%s); next attempt in %.0fs",
+                        self.config.host, self.config.port, _describe(e), delay)
+            return False
+        if self._failures:
+            log.info("Reconnected to RabbitMQ at %s:%s", self.config.host, self.config.port)
+        else:
+            log.info("Connected to RabbitMQ at %s:%s", self.config.host, self.config.port)
+        self._failures = 0
+        return True
+
+    def _connect(self) -> None:
+        c = self.config
+        params = pika.ConnectionParameters(
+            host=c.host, port=c.port, virtual_host=c.vhost,
+            credentials=pika.PlainCredentials(c.user, c.password.get_secret_value()),
+            heartbeat=c.heartbeat_seconds, blocked_connection_timeout=30,
+            socket_timeout=self.connect_timeout, stack_timeout=self.connect_timeout * 2,
+            connection_attempts=1, client_properties={"connection_name": "futures_scan"})
+        self.connection = pika.BlockingConnection(params)
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+        if self.on_connect:
+            self.on_connect(self.channel)
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, **properties) -> bool:
+        """Publish with a broker confirm. False (and a reconnect scheduled) if the broker is not there."""
+        if not self.ensure_connected():
+            return False
+        props = pika.BasicProperties(content_type=JSON, content_encoding="utf-8", **properties)
+        try:
+            self.channel.basic_publish(exchange, routing_key, body, props)
+            return True
+        except CONNECTION_ERRORS as e:
+            self._lost(e)
+            return False
+
+    def pump(self, seconds: float = 0.0) -> None:
+        """Serve heartbeats and deliver consumed messages for up to `seconds`."""
+        if not self.connected:
+            if seconds:
+                time.sleep(seconds)
+            return
+        try:
+            self.connection.process_data_events(time_limit=seconds)
+        except CONNECTION_ERRORS as e:
+            self._lost(e)
+
+    def _lost(self, error: Exception) -> None:
+        log.error("Lost the RabbitMQ connection: %s", _describe(error))
+        self._drop()
+        self._next_attempt = time.monotonic()  # first reconnect attempt at once, then backoff
+
+    def _drop(self) -> None:
+        connection, self.connection, self.channel = self.connection, None, None
+        if connection is not None:
+            try:
+                if connection.is_open:
+                    connection.close()
+            except CONNECTION_ERRORS:
+                pass
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -1,0 +1,173 @@
+"""Configuration: config/config.json validated with pydantic, secrets from the environment.
+
+A bad file ends the process with one message naming the field, before anything connects.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from dotenv import load_dotenv
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from common.exchanges import venue_for
+from common.symbols import symbol_problem
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config" / "config.json"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which field and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RabbitMQConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5672, ge=1, le=65535)
+    user: str = "guest"
+    password: SecretStr = SecretStr("guest")
+    vhost: str = "/"
+    exchange: str = Field("futures_data", min_length=1, max_length=255)
+    heartbeat_seconds: int = Field(30, ge=5, le=600)
+
+
+class ExchangeEntry(_Strict):
+    name: str
+    api_url: str | None = Field(None, pattern=r"^https?://[^/\s]+(/\S*)?$")
+    sandbox: bool = False
+    options: dict = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        venue_for(name)  # raises ValueError naming the problem
+        return name
+
+
+class CollectionConfig(_Strict):
+    interval_seconds: float = Field(5, ge=5)
+    retry_attempts: int = Field(3, ge=0, le=10)
+    retry_delays: list[float] = Field(default_factory=lambda: [1, 2, 4], min_length=1)
+    request_timeout_seconds: float = Field(10, gt=0, le=120)
+    statistics_interval_seconds: float = Field(60, gt=0)
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _non_negative(cls, delays: list[float]) -> list[float]:
+        if any(d < 0 for d in delays):
+            raise ValueError("retry delays must be >= 0")
+        return delays
+
+    def retry_delay(self, retry: int) -> float:
+        """Delay before retry number `retry` (1-based); the last delay repeats."""
+        return self.retry_delays[min(retry, len(self.retry_delays)) - 1]
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Strict):
+    rabbitmq: RabbitMQConfig = Field(default_factory=RabbitMQConfig)
+    exchanges: list[ExchangeEntry] = Field(min_length=1)
+    symbols: list[str] = Field(min_length=1)
+    collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    api_keys_file: str | None = ".env.keys"
+    state_file: str = "state/symbols.json"
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("exchanges", mode="before")
+    @classmethod
+    def _names_to_entries(cls, value):
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _valid_symbols(cls, symbols: list[str]) -> list[str]:
+        for symbol in symbols:
+            problem = symbol_problem(symbol)
+            if problem:
+                raise ValueError(problem)
+        return list(dict.fromkeys(symbols))
+
+    @model_validator(mode="after")
+    def _unique_exchanges(self):
+        names = [e.name for e in self.exchanges]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"exchange listed twice: {', '.join(duplicates)}")
+        return self
+
+    def exchange(self, name: str) -> ExchangeEntry:
+        for entry in self.exchanges:
+            if entry.name == name:
+                return entry
+        raise ConfigError(f"exchange {name!r} is not in the config's exchanges: "
+                          f"{', '.join(e.name for e in self.exchanges)}")
+
+    def path(self, relative: str) -> Path:
+        """A path from the config, relative to the repository root."""
+        p = Path(relative)
+        return p if p.is_absolute() else ROOT / p
+
+
+_ENV_OVERRIDES = {"RABBITMQ_HOST": "host", "RABBITMQ_PORT": "port", "RABBITMQ_USER": "user",
+                  "RABBITMQ_PASSWORD": "password", "RABBITMQ_VHOST": "vhost"}
+
+
+def config_path(cli_path: str | None = None) -> Path:
+    return Path(cli_path or os.environ.get("FUTURES_SCAN_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read, merge the environment (.env and RABBITMQ_*), validate. Raises ConfigError."""
+    load_dotenv(ROOT / ".env", override=False)
+    path = config_path(str(path) if path else None)
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (copy config/config.example.json to start)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    rabbit = raw.setdefault("rabbitmq", {})
+    if isinstance(rabbit, dict):
+        for env, key in _ENV_OVERRIDES.items():
+            if os.environ.get(env):
+                rabbit[key] = os.environ[env]
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: " + "; ".join(_describe(err) for err in e.errors())) from None
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def load_credentials(config: Config, exchange: str) -> dict:
+    """API keys for one exchange from the JSON keys file, or {} (public data needs none)."""
+    if not config.api_keys_file:
+        return {}
+    path = config.path(config.api_keys_file)
+    if not path.exists():
+        return {}
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read API keys: {type(e).__name__}") from None  # never echo contents
+    entry = keys.get(exchange, {}) if isinstance(keys, dict) else {}
+    return {k: v for k, v in entry.items() if k in ("apiKey", "secret", "password", "uid") and v}

@@ -1,0 +1,51 @@
+"""Symbols: validation of ccxt unified names, routing keys, and the versioned set the controller owns."""
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+# BASE/QUOTE:SETTLE with an optional expiry (dated futures). Letters and digits only in each part, so
+# that nothing can break a topic routing key ('.', '*', '#') or a log line.
+SYMBOL_PATTERN = re.compile(r"^([A-Za-z0-9]{1,32})/([A-Za-z0-9]{1,32})(?::([A-Za-z0-9]{1,32})(?:-([0-9]{6}))?)?$")
+MAX_SYMBOLS = 1000
+
+
+def symbol_problem(symbol: object) -> str | None:
+    """Why `symbol` is not an acceptable ccxt unified symbol, or None when it is."""
+    if not isinstance(symbol, str):
+        return f"symbol must be a string, got {type(symbol).__name__}"
+    if not SYMBOL_PATTERN.match(symbol):
+        shown = symbol if len(symbol) <= 60 else symbol[:60] + "..."
+        return (f"invalid symbol {shown!r}: expected ccxt unified form like 'BTC/USDT:USDT' "
+                "(letters and digits, no '.', '*', '#' or spaces)")
+    return None
+
+
+def routing_symbol(symbol: str) -> str:
+    """'BTC/USDT:USDT' -> 'BTCUSDT'; a dated future keeps its expiry: 'BTC/USDT:USDT-250328' -> 'BTCUSDT-250328'."""
+    match = SYMBOL_PATTERN.match(symbol)
+    if not match:
+        raise ValueError(symbol_problem(symbol))
+    base, quote, _settle, expiry = match.groups()
+    return f"{base}{quote}" + (f"-{expiry}" if expiry else "")
+
+
+def routing_key(exchange: str, symbol: str) -> str:
+    return f"futures.{exchange}.{routing_symbol(symbol)}"
+
+
+class SymbolSet(BaseModel):
+    """The full set of symbols to collect, as the controller broadcasts it. Higher version wins."""
+    version: int = Field(ge=0)
+    symbols: list[str] = Field(max_length=MAX_SYMBOLS)
+    timestamp: int = 0  # ms, when the controller made this version
+
+    @field_validator("symbols")
+    @classmethod
+    def _valid_and_unique(cls, symbols: list[str]) -> list[str]:
+        for symbol in symbols:
+            problem = symbol_problem(symbol)
+            if problem:
+                raise ValueError(problem)
+        return list(dict.fromkeys(symbols))

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Prepare this machine to run or test futures_scan: the virtualenv with requirements.txt, and a local
+# RabbitMQ server (management plugin on) when none answers at RABBITMQ_HOST:RABBITMQ_PORT.
+# Idempotent: a second run only checks. Needs root (or sudo) only to install Debian packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+APT_UPDATED=""
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# 1. Python virtualenv
+if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+  echo "setup: installing python3-venv"; apt_install python3-venv
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"; python3 -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing requirements.txt"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+# 2. RabbitMQ
+host=${RABBITMQ_HOST:-127.0.0.1}
+port=${RABBITMQ_PORT:-5672}
+answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; }
+if answers; then
+  echo "setup: RabbitMQ answers at $host:$port"
+  exit 0
+fi
+case "$host" in 127.*|localhost) ;; *) echo "setup: RabbitMQ at $host:$port does not answer" >&2; exit 1;; esac
+if ! command -v rabbitmq-server >/dev/null; then
+  echo "setup: installing rabbitmq-server"; apt_install rabbitmq-server
+fi
+echo "setup: starting a local RabbitMQ server"
+$SUDO rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
+if ! $SUDO rabbitmqctl -q status >/dev/null 2>&1; then
+  $SUDO rabbitmq-server -detached
+fi
+$SUDO rabbitmqctl -q await_startup --timeout 120 >/dev/null
+$SUDO rabbitmqctl -q start_app >/dev/null 2>&1 || true
+for _ in $(seq 1 60); do answers && break; sleep 1; done
+answers || { echo "setup: RabbitMQ did not start" >&2; exit 1; }
+echo "setup: RabbitMQ running at $host:$port, management UI at http://$host:15672 (guest/guest)"

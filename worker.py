@@ -1,0 +1,372 @@
+"""worker.py <exchange>: collect one exchange's perpetual-futures snapshots and publish them to RabbitMQ.
+
+Lifecycle: load config -> connect (broker lazily, with backoff) -> load markets -> every interval:
+bulk calls, one order book per symbol, publish one snapshot per symbol -> on SIGTERM/SIGINT: final
+statistics, close, exit 0. Single-threaded and synchronous; supervisord isolates and restarts it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import ccxt
+from pydantic import ValidationError
+
+from common.broker import STATS_EXCHANGE, Broker, declare_symbols_queue
+from common.config import Config, ConfigError, load_config, load_credentials
+from common.exchanges import Venue, create_exchange, venue_for
+from common.logs import secret_mask, setup_logging
+from common.models import FuturesData, OrderbookData, TickerData
+from common.stats import Counters, WorkerStatistics, format_block
+from common.symbols import SymbolSet, routing_key
+
+MARKETS_RELOAD_SECONDS = 15 * 60      # notice new listings without a restart
+UNLISTED_RELOAD_SECONDS = 60          # sooner when asked for a symbol the exchange does not list
+# Errors that a retry cannot fix: the request itself is wrong.
+NOT_RETRYABLE = (ccxt.BadSymbol, ccxt.BadRequest, ccxt.NotSupported, ccxt.AuthenticationError,
+                 ccxt.PermissionDenied, ccxt.ArgumentsRequired)
+
+
+class Shutdown(BaseException):
+    """Raised to abandon whatever is in progress (a request, a retry wait) once a stop is asked for.
+    A BaseException, so that no `except Exception` in ccxt or requests swallows it."""
+
+
+class StopSignal:
+    """SIGTERM/SIGINT set a flag; inside `interruptible()` (a blocking HTTP request) they also raise."""
+
+    def __init__(self, log: logging.Logger):
+        self.log = log
+        self.requested = False
+        self._interruptible = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, _frame) -> None:
+        self.log.info("Received %s, stopping", signal.Signals(signum).name)
+        self.requested = True
+        if self._interruptible:
+            raise Shutdown
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        if self.requested:
+            raise Shutdown
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+
+class Worker:
+    def __init__(self, config: Config, name: str, exchange: ccxt.Exchange, venue: Venue, stop: StopSignal):
+        self.config = config
+        self.name = name
+        self.exchange = exchange
+        self.venue = venue
+        self.stop = stop
+        self.log = logging.getLogger(name)
+        self.broker = Broker(config.rabbitmq, on_connect=self._declare)
+        self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
+        self.stats = WorkerStatistics(exchange=name, pid=os.getpid())
+        self._window_start, self._window_base = time.monotonic(), Counters()
+        self._held_symbols_tag = None
+        self._markets_loaded_at = 0.0
+        self._funding_missing: set[str] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.log.info("Starting: %d symbols every %ss", len(self.symbol_set.symbols),
+                      self.config.collection.interval_seconds)
+        self.broker.ensure_connected()
+        while not self._load_markets():
+            self.wait(self.config.collection.interval_seconds)
+        next_start = time.monotonic()
+        while not self.stop.requested:
+            self.collect_cycle()
+            self.report_statistics_if_due()
+            next_start += self.config.collection.interval_seconds
+            late = time.monotonic() - next_start
+            if late > 0:
+                self.log.warning("Cycle overran the %ss interval by %.1fs; starting the next at once",
+                                 self.config.collection.interval_seconds, late)
+                next_start = time.monotonic()
+            self.wait(next_start - time.monotonic())
+
+    def shutdown(self) -> None:
+        self.print_statistics(final=True)
+        self.publish_statistics()
+        self.broker.close()
+        self.log.info("Stopped")
+
+    def wait(self, seconds: float) -> None:
+        """Sleep while serving the broker (heartbeats, symbol sets); raise Shutdown when asked to stop."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            if self.stop.requested:
+                raise Shutdown
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.broker.ensure_connected()
+            self.broker.pump(min(0.2, left))
+
+    # -- markets -----------------------------------------------------------------------------------
+    def _load_markets(self, reload: bool = False) -> bool:
+        markets = self.call("markets", self.exchange.load_markets, reload)
+        if markets is None:
+            return False
+        self._markets_loaded_at = time.monotonic()
+        self.log.info("Loaded %d markets", len(markets))
+        return True
+
+    def _refresh_markets_if_due(self, unlisted: list[str]) -> None:
+        age = time.monotonic() - self._markets_loaded_at
+        if age > MARKETS_RELOAD_SECONDS or (unlisted and age > UNLISTED_RELOAD_SECONDS):
+            self._load_markets(reload=True)
+
+    def listed_symbols(self) -> tuple[list[str], list[str]]:
+        listed, unlisted = [], []
+        for symbol in self.symbol_set.symbols:
+            (listed if symbol in self.exchange.markets else unlisted).append(symbol)
+        if unlisted != self.stats.unlisted_symbols:
+            for symbol in set(unlisted) - set(self.stats.unlisted_symbols):
+                self.log.debug("Symbol %s not available on exchange", symbol)
+            self.stats.unlisted_symbols = unlisted
+        return listed, unlisted
+
+    # -- one cycle ---------------------------------------------------------------------------------
+    def collect_cycle(self) -> None:
+        started = time.monotonic()
+        self._refresh_markets_if_due(self.stats.unlisted_symbols)
+        symbols, _ = self.listed_symbols()
+        if symbols:
+            bulk = self.fetch_bulk(symbols)
+            if bulk is None:
+                self.log.error("Skipping this cycle: no tickers")
+                self.stats.totals.errors += len(symbols)
+            else:
+                for symbol in symbols:
+                    if symbol in self.symbol_set.symbols:  # a set may arrive mid-cycle
+                        self.collect_and_publish(symbol, *bulk)
+        self.stats.cycles += 1
+        self.stats.last_cycle_seconds = time.monotonic() - started
+        self.publish_statistics()
+
+    def fetch_bulk(self, symbols: list[str]) -> tuple[dict, dict] | None:
+        """(tickers, funding rates) by symbol, with as few requests as the exchange allows."""
+        tickers = self.call("tickers", self.exchange.fetch_tickers, symbols)
+        if tickers is None:
+            return None
+        funding = {}
+        if "bids_asks" in self.venue.bulk_calls:
+            bids_asks = self.call("book tickers", self.exchange.fetch_bids_asks, symbols) or {}
+            for symbol, row in bids_asks.items():
+                if symbol in tickers:
+                    tickers[symbol].update(bid=row.get("bid"), ask=row.get("ask"))
+        if "funding_rates" in self.venue.bulk_calls:
+            funding = self.call("funding rates", self.exchange.fetch_funding_rates, symbols) or {}
+        elif "funding_from_tickers" in self.venue.bulk_calls:
+            funding = {s: self.exchange.parse_funding_rate(t["info"], self.exchange.market(s))
+                       for s, t in tickers.items()}
+        return tickers, funding
+
+    def collect_and_publish(self, symbol: str, tickers: dict, funding: dict) -> None:
+        self.broker.pump()  # keep heartbeats flowing through long cycles
+        book = self.call(f"orderbook {symbol}", self.exchange.fetch_order_book, symbol,
+                         self.venue.book_limit, self.venue.book_params)
+        if book is None:
+            self.stats.totals.errors += 1
+            return
+        snapshot = self.build_snapshot(symbol, tickers.get(symbol) or {}, book, funding.get(symbol) or {})
+        if snapshot is None:
+            self.stats.totals.errors += 1
+            return
+        self.stats.totals.success += 1
+        self.log.debug("Collected %s", symbol)
+        self.publish_snapshot(snapshot)
+
+    def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict) -> FuturesData | None:
+        market = self.exchange.market(symbol)
+        size = market.get("contractSize") or 1
+        bids = _levels(book["bids"], size)
+        asks = _levels(book["asks"], size)
+        bid = ticker.get("bid") or (bids[0][0] if bids else None)
+        ask = ticker.get("ask") or (asks[0][0] if asks else None)
+        last = ticker.get("last")
+        if bid is None or ask is None or last is None:
+            missing = [n for n, v in (("bid", bid), ("ask", ask), ("last", last)) if v is None]
+            self.log.error("Not publishing %s: no %s", symbol, ", ".join(missing))
+            return None
+        rate = funding.get("fundingRate")
+        self._note_funding(symbol, rate)
+        volume = ticker.get("baseVolume")
+        if volume is not None and self.venue.contracts_quoted and self.venue.extra.get("volume_in_contracts"):
+            volume *= size
+        now = self.exchange.milliseconds()
+        try:
+            return FuturesData(
+                exchange=self.name, symbol=symbol, timestamp=now,
+                ticker=TickerData(bid=bid, ask=ask, last=last, volume_24h=volume),
+                orderbook=OrderbookData(bids=bids, asks=asks, timestamp=book.get("timestamp") or now),
+                funding_rate=rate,
+                next_funding_time=funding.get(self.venue.next_funding_field),
+                mark_price=funding.get("markPrice") or ticker.get("markPrice"),
+                extra={"contract_size": size,
+                       "index_price": funding.get("indexPrice") or ticker.get("indexPrice"),
+                       "funding_interval_hours": _hours(funding.get("interval"))})
+        except ValidationError as e:
+            self.log.error("Not publishing %s: invalid snapshot: %s", symbol, e.errors()[0]["msg"])
+            return None
+
+    def _note_funding(self, symbol: str, rate) -> None:
+        if rate is None and symbol not in self._funding_missing:
+            self._funding_missing.add(symbol)
+            self.log.warning("Funding rate not available for %s", symbol)
+        elif rate is not None and symbol in self._funding_missing:
+            self._funding_missing.discard(symbol)
+            self.log.info("Funding rate available again for %s", symbol)
+
+    def publish_snapshot(self, snapshot: FuturesData) -> None:
+        key = routing_key(self.name, snapshot.symbol)
+        if self.broker.publish(self.config.rabbitmq.exchange, key, snapshot.model_dump_json().encode()):
+            self.stats.totals.published += 1
+            self.log.debug("Published message to %s", key)
+        else:
+            self.stats.totals.publish_failed += 1
+
+    # -- requests with retries ---------------------------------------------------------------------
+    def call(self, what: str, fn, *args):
+        """fn(*args), retried on the configured schedule; None once the retries are spent."""
+        retries = self.config.collection.retry_attempts
+        for attempt in range(retries + 1):
+            try:
+                with self.stop.interruptible():
+                    return fn(*args)
+            except NOT_RETRYABLE as e:
+                self.log.error("Failed to fetch %s: %s", what, _describe(e))
+                return None
+            except ccxt.BaseError as e:
+                if attempt == retries:
+                    self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, _describe(e), retries)
+                    return None
+                self.log.error("Failed to fetch %s: %s (retry %d/%d)", what, _describe(e), attempt + 1, retries)
+                self.wait(max(self.config.collection.retry_delay(attempt + 1), self._retry_after()))
+        return None
+
+    def _retry_after(self) -> float:
+        """Seconds the exchange asked us to back off (Retry-After of a 429/418), or 0."""
+        headers = self.exchange.last_response_headers or {}
+        try:
+            return float(headers.get("Retry-After") or 0)
+        except (TypeError, ValueError):
+            return 0.0
+
+    # -- broker side -------------------------------------------------------------------------------
+    def _declare(self, channel) -> None:
+        channel.exchange_declare(self.config.rabbitmq.exchange, exchange_type="topic", durable=True)
+        channel.exchange_declare(STATS_EXCHANGE, exchange_type="topic", durable=True)
+        queue = declare_symbols_queue(channel, self.name)
+        channel.basic_qos(prefetch_count=2)
+        self._held_symbols_tag = None
+        channel.basic_consume(queue, self._on_symbol_set)
+
+    def _on_symbol_set(self, channel, method, _properties, body: bytes) -> None:
+        try:
+            update = SymbolSet.model_validate_json(body)
+        except ValidationError as e:
+            self.log.error("Ignoring an invalid symbol set: %s", e.errors()[0]["msg"])
+            channel.basic_ack(method.delivery_tag)
+            return
+        if update.version < self.symbol_set.version:
+            channel.basic_ack(method.delivery_tag)
+            return
+        # Keep the newest set unacknowledged: if this process dies, the broker hands it to the next one.
+        if self._held_symbols_tag is not None:
+            channel.basic_ack(self._held_symbols_tag)
+        self._held_symbols_tag = method.delivery_tag
+        if update.symbols != self.symbol_set.symbols or update.version != self.symbol_set.version:
+            self.log.info("Symbol set v%d: %s", update.version, ", ".join(update.symbols) or "(empty)")
+        self.symbol_set = update
+        self.stats.symbols_version = update.version
+
+    def publish_statistics(self) -> None:
+        self.broker.publish(STATS_EXCHANGE, f"stats.{self.name}", json.dumps(self.stats.to_message()).encode())
+
+    def report_statistics_if_due(self) -> None:
+        if time.monotonic() - self._window_start >= self.config.collection.statistics_interval_seconds:
+            self.print_statistics()
+
+    def print_statistics(self, final: bool = False) -> None:
+        window = self.stats.totals.minus(self._window_base)
+        seconds = time.monotonic() - self._window_start
+        if final:
+            window, seconds = self.stats.totals, time.time() - self.stats.started_at
+        block = format_block(seconds, {self.name: window}, window.published, window.publish_failed)
+        print(("Final statistics\n" if final else "") + block, flush=True)
+        self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
+
+
+def _levels(levels: list, contract_size: float) -> list[tuple[float, float]]:
+    """ccxt's [price, amount, ...] levels as (price, base amount)."""
+    if contract_size == 1:
+        return [(level[0], level[1]) for level in levels]
+    return [(level[0], level[1] * contract_size) for level in levels]
+
+
+def _hours(interval) -> float | None:
+    """ccxt's funding interval ('8h', '1h') as hours."""
+    if isinstance(interval, str) and interval.endswith("h") and interval[:-1].isdigit():
+        return float(interval[:-1])
+    return None
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip().replace("\n", " ")
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Collect one exchange's futures snapshots into RabbitMQ")
+    parser.add_argument("exchange", help="exchange name from the config, e.g. bybit")
+    parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config)
+        entry = config.exchange(args.exchange)
+        credentials = load_credentials(config, args.exchange)
+    except ConfigError as e:
+        print(f"Configuration error: {e}", file=sys.stderr, flush=True)
+        return 2
+    setup_logging(config.logging.level)
+    secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values())
+    exchange = create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
+                               timeout_ms=int(config.collection.request_timeout_seconds * 1000))
+    stop = StopSignal(logging.getLogger(entry.name))
+    stop.install()
+    worker = Worker(config, entry.name, exchange, venue_for(entry.name), stop)
+    try:
+        worker.run()
+    except Shutdown:
+        pass
+    finally:
+        stop.requested = True
+        worker.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
