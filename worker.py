@@ -27,7 +27,7 @@ from common.stats import Counters, WorkerStatistics, format_block
 from common.symbols import SymbolSet, routing_key
 
 MARKETS_RELOAD_SECONDS = 15 * 60      # notice new listings without a restart
-UNLISTED_RELOAD_SECONDS = 60          # sooner when asked for a symbol the exchange does not list
+UNLISTED_RELOAD_SECONDS = 60          # sooner when a new symbol set names a symbol not listed yet
 # Errors that a retry cannot fix: the request itself is wrong.
 NOT_RETRYABLE = (ccxt.BadSymbol, ccxt.BadRequest, ccxt.NotSupported, ccxt.AuthenticationError,
                  ccxt.PermissionDenied, ccxt.ArgumentsRequired)
@@ -82,6 +82,8 @@ class Worker:
         self._held_symbols_tag = None
         self._markets_loaded_at = 0.0
         self._funding_missing: set[str] = set()
+        self.funding_hours: dict[str, float | None] = {}  # from fetch_funding_intervals, where needed
+        self._unknown_symbols_asked = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -127,11 +129,16 @@ class Worker:
             return False
         self._markets_loaded_at = time.monotonic()
         self.log.info("Loaded %d markets", len(markets))
+        if "funding_intervals" in self.venue.bulk_calls:
+            # Lists only the symbols off the default schedule; changes rarely, so once per market load.
+            intervals = self.call("funding intervals", self.exchange.fetch_funding_intervals) or {}
+            self.funding_hours = {s: _hours(row.get("interval")) for s, row in intervals.items()}
         return True
 
-    def _refresh_markets_if_due(self, unlisted: list[str]) -> None:
+    def _refresh_markets_if_due(self) -> None:
         age = time.monotonic() - self._markets_loaded_at
-        if age > MARKETS_RELOAD_SECONDS or (unlisted and age > UNLISTED_RELOAD_SECONDS):
+        if age > MARKETS_RELOAD_SECONDS or (self._unknown_symbols_asked and age > UNLISTED_RELOAD_SECONDS):
+            self._unknown_symbols_asked = False
             self._load_markets(reload=True)
 
     def listed_symbols(self) -> tuple[list[str], list[str]]:
@@ -147,7 +154,7 @@ class Worker:
     # -- one cycle ---------------------------------------------------------------------------------
     def collect_cycle(self) -> None:
         started = time.monotonic()
-        self._refresh_markets_if_due(self.stats.unlisted_symbols)
+        self._refresh_markets_if_due()
         symbols, _ = self.listed_symbols()
         if symbols:
             bulk = self.fetch_bulk(symbols)
@@ -164,26 +171,38 @@ class Worker:
 
     def fetch_bulk(self, symbols: list[str]) -> tuple[dict, dict] | None:
         """(tickers, funding rates) by symbol, with as few requests as the exchange allows."""
+        calls = self.venue.bulk_calls
         tickers = self.call("tickers", self.exchange.fetch_tickers, symbols)
         if tickers is None:
             return None
-        funding = {}
-        if "bids_asks" in self.venue.bulk_calls:
-            bids_asks = self.call("book tickers", self.exchange.fetch_bids_asks, symbols) or {}
-            for symbol, row in bids_asks.items():
+        if "bids_asks" in calls:
+            for symbol, row in (self.call("book tickers", self.exchange.fetch_bids_asks, symbols) or {}).items():
                 if symbol in tickers:
                     tickers[symbol].update(bid=row.get("bid"), ask=row.get("ask"))
-        if "funding_rates" in self.venue.bulk_calls:
+        funding = {}
+        if "funding_rates" in calls:
             funding = self.call("funding rates", self.exchange.fetch_funding_rates, symbols) or {}
-        elif "funding_from_tickers" in self.venue.bulk_calls:
+        elif "funding_from_tickers" in calls:
             funding = {s: self.exchange.parse_funding_rate(t["info"], self.exchange.market(s))
                        for s, t in tickers.items()}
+        elif "funding_raw" in calls:
+            rows = self.call("funding rates", self.fetch_raw, "funding_batch") or []
+            funding = self.exchange.parse_funding_rates(rows)
+        if "index_raw" in calls:
+            for row in self.call("index prices", self.fetch_raw, "index_batch") or []:
+                symbol = self.exchange.safe_symbol(row.get("contract_code"), None, "-", "swap")
+                if symbol in tickers:
+                    tickers[symbol]["indexPrice"] = self.exchange.safe_number(row, "index_price")
         return tickers, funding
+
+    def fetch_raw(self, endpoint: str) -> list:
+        """The data rows of a bulk endpoint ccxt has no unified method for (venue.extra[endpoint])."""
+        path, api = self.venue.extra[endpoint]
+        return self.exchange.request(path, api, "GET", {}).get("data") or []
 
     def collect_and_publish(self, symbol: str, tickers: dict, funding: dict) -> None:
         self.broker.pump()  # keep heartbeats flowing through long cycles
-        book = self.call(f"orderbook {symbol}", self.exchange.fetch_order_book, symbol,
-                         self.venue.book_limit, self.venue.book_params)
+        book = self.call(f"orderbook {symbol}", self.fetch_book, symbol)
         if book is None:
             self.stats.totals.errors += 1
             return
@@ -194,6 +213,13 @@ class Worker:
         self.stats.totals.success += 1
         self.log.debug("Collected %s", symbol)
         self.publish_snapshot(snapshot)
+
+    def fetch_book(self, symbol: str) -> dict:
+        book = self.exchange.fetch_order_book(symbol, self.venue.book_limit, self.venue.book_params)
+        if not book["bids"] or not book["asks"]:
+            # ccxt parses some malformed bodies into an empty book instead of raising.
+            raise ccxt.BadResponse(f"order book without {'bids' if not book['bids'] else 'asks'}")
+        return book
 
     def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict) -> FuturesData | None:
         market = self.exchange.market(symbol)
@@ -209,9 +235,7 @@ class Worker:
             return None
         rate = funding.get("fundingRate")
         self._note_funding(symbol, rate)
-        volume = ticker.get("baseVolume")
-        if volume is not None and self.venue.contracts_quoted and self.venue.extra.get("volume_in_contracts"):
-            volume *= size
+        volume = ticker.get("baseVolume")  # base units on all five (gate, htx: from their base-volume fields)
         now = self.exchange.milliseconds()
         try:
             return FuturesData(
@@ -219,14 +243,20 @@ class Worker:
                 ticker=TickerData(bid=bid, ask=ask, last=last, volume_24h=volume),
                 orderbook=OrderbookData(bids=bids, asks=asks, timestamp=book.get("timestamp") or now),
                 funding_rate=rate,
-                next_funding_time=funding.get(self.venue.next_funding_field),
+                next_funding_time=funding.get(self.venue.next_funding_field) or None,  # binance: 0 = none
                 mark_price=funding.get("markPrice") or ticker.get("markPrice"),
                 extra={"contract_size": size,
                        "index_price": funding.get("indexPrice") or ticker.get("indexPrice"),
-                       "funding_interval_hours": _hours(funding.get("interval"))})
+                       "funding_interval_hours": self._funding_hours(symbol, funding)})
         except ValidationError as e:
             self.log.error("Not publishing %s: invalid snapshot: %s", symbol, e.errors()[0]["msg"])
             return None
+
+    def _funding_hours(self, symbol: str, funding: dict) -> float | None:
+        hours = _hours(funding.get("interval")) or self.funding_hours.get(symbol)
+        if hours is None and "funding_intervals" in self.venue.bulk_calls:
+            hours = self.venue.default_funding_hours
+        return hours
 
     def _note_funding(self, symbol: str, rate) -> None:
         if rate is None and symbol not in self._funding_missing:
@@ -246,16 +276,20 @@ class Worker:
 
     # -- requests with retries ---------------------------------------------------------------------
     def call(self, what: str, fn, *args):
-        """fn(*args), retried on the configured schedule; None once the retries are spent."""
+        """fn(*args), retried on the configured schedule; None once the retries are spent.
+        An empty answer counts as a failure: ccxt turns some malformed bodies into {} instead of raising."""
         retries = self.config.collection.retry_attempts
         for attempt in range(retries + 1):
             try:
                 with self.stop.interruptible():
-                    return fn(*args)
+                    result = fn(*args)
+                if not result:
+                    raise ccxt.BadResponse("empty response")
+                return result
             except NOT_RETRYABLE as e:
                 self.log.error("Failed to fetch %s: %s", what, _describe(e))
                 return None
-            except ccxt.BaseError as e:
+            except Exception as e:  # noqa: BLE001 - ccxt's parsers raise plain errors on malformed bodies
                 if attempt == retries:
                     self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, _describe(e), retries)
                     return None
@@ -278,6 +312,10 @@ class Worker:
         queue = declare_symbols_queue(channel, self.name)
         channel.basic_qos(prefetch_count=2)
         self._held_symbols_tag = None
+        # Take the current set synchronously, so that the very next cycle already collects it.
+        method, properties, body = channel.basic_get(queue)
+        if method is not None:
+            self._on_symbol_set(channel, method, properties, body)
         channel.basic_consume(queue, self._on_symbol_set)
 
     def _on_symbol_set(self, channel, method, _properties, body: bytes) -> None:
@@ -296,6 +334,8 @@ class Worker:
         self._held_symbols_tag = method.delivery_tag
         if update.symbols != self.symbol_set.symbols or update.version != self.symbol_set.version:
             self.log.info("Symbol set v%d: %s", update.version, ", ".join(update.symbols) or "(empty)")
+            markets = self.exchange.markets or {}
+            self._unknown_symbols_asked = any(s not in markets for s in update.symbols)
         self.symbol_set = update
         self.stats.symbols_version = update.version
 

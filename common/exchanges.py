@@ -23,18 +23,29 @@ class Venue:
     contracts_quoted: bool = False  # book and volume in contracts; multiply by contractSize
     extra: dict = field(default_factory=dict)
     # The bulk calls of one cycle, in order: "tickers" (fetch_tickers), "bids_asks" (fetch_bids_asks, when
-    # the tickers lack bid/ask), "funding_rates" (fetch_funding_rates), or "funding_from_tickers" (parse
-    # funding out of the tickers' raw rows: no extra request).
+    # the tickers lack bid/ask), then funding from "funding_rates" (fetch_funding_rates),
+    # "funding_from_tickers" (ccxt's parser on the tickers' raw rows: no extra request) or "funding_raw"
+    # (the endpoint extra["funding_batch"] where ccxt has no bulk method), and "index_raw" (index prices
+    # from extra["index_batch"]).
     bulk_calls: tuple = ("tickers", "funding_rates")
     book_params: dict = field(default_factory=dict)  # extra params of fetch_order_book
     # ccxt's field for the next funding time (binance puts it in fundingTimestamp).
     next_funding_field: str = "nextFundingTimestamp"
+    # With "funding_intervals" in bulk_calls: fetch_funding_intervals at each market load (binance lists
+    # only symbols off this default schedule).
+    default_funding_hours: float | None = None
 
 
 VENUES: dict[str, Venue] = {
-    # 2400 weight / min = 40 weight/s; ccxt counts binance costs in weight units.
-    "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}}, 1000, rate_limit_ms=25.0 * 1.05),
-    # 600 requests / 5 s = 120/s; ccxt's bybit costs are 1 per public call.
+    # 2400 weight / min = 40 weight/s = 25 ms per weight; ccxt charges binance costs in weight units, +5%.
+    # Cycle: 24hr 40 + bookTicker 5 + premiumIndex 10 (ccxt charges it 1) + depth@1000 20 per symbol:
+    # ccxt spaces 46 + 20*7 = 186 units x 26.25 ms = 4.9 s, real weight 195 / 5 s = 2340 / min < 2400.
+    # 24hr has no bid/ask (bookTicker) nor funding (premiumIndex, next funding in fundingTimestamp). The
+    # interval comes from fetch_funding_intervals (/fapi/v1/fundingInfo, weight 0), listing only non-8 h symbols.
+    "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
+                                     "defaultSubType": "linear"}, 1000, rate_limit_ms=25.0 * 1.05,
+                     bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
+                     next_funding_field="fundingTimestamp", default_funding_hours=8.0),
     # 600 requests / 5 s per IP = 120/s. ccxt charges every bybit public call cost 5 (rateLimit 20 ms x 5 =
     # 100 ms by default), so rateLimit = 1000 / 120 / 5 ms, +5% margin = 1.75 ms -> one request per 8.75 ms.
     # /v5/market/tickers?category=linear carries bid, ask, last, volume, mark, index, funding rate and next
@@ -47,14 +58,22 @@ VENUES: dict[str, Venue] = {
     # fetch_funding_rates -> /current-fund-rate: rate, next funding time and interval for all symbols.
     "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "defaultSubType": "linear",
                                "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}}, "max",
-                    rate_limit_ms=50.0 * 1.05),
+                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp"),
+    # 800 market-data requests / s per IP; ccxt costs 1 per public contract call (v5 funding: 0.125). Depth is
+    # 150 levels fixed (type=step0; ccxt ignores `limit`). ccxt's fetch_funding_rates raises NotSupported for
+    # linear swaps: funding per symbol (fetch_funding_rate, /v5/market/funding_rate) or the raw batch endpoint
+    # in extra. HTX's funding_time is the upcoming settlement: ccxt puts it in fundingTimestamp.
     "htx": Venue("htx", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
                          "defaultType": "swap", "defaultSubType": "linear"}, None,
-                 rate_limit_ms=100.0, contracts_quoted=True),
+                 rate_limit_ms=1000 / 800 * 1.05, funding_bulk=False, contracts_quoted=True,
+                 extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
+                        "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
+                 bulk_calls=("tickers", "funding_raw", "index_raw"), next_funding_field="fundingTimestamp"),
     "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
                              "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
                     # 200 requests / 10 s per endpoint = 50 ms; ccxt's sync throttle spaces all calls, +5% margin.
-                    rate_limit_ms=50.0 * 1.05, contracts_quoted=True),
+                    # Tickers have no next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
+                    rate_limit_ms=50.0 * 1.05, contracts_quoted=True, next_funding_field="fundingTimestamp"),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")

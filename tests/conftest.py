@@ -110,16 +110,21 @@ class Consumer:
         assert self._ready.wait(10), "consumer could not connect"
 
     def _run(self, rabbit, exchange, binding, exchange_type):
-        conn = pika.BlockingConnection(rabbit.params())
-        ch = conn.channel()
-        ch.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
-        queue = ch.queue_declare("", exclusive=True).method.queue
-        ch.queue_bind(queue, exchange, binding)
-        ch.basic_consume(queue, self._on_message, auto_ack=True)
-        self._ready.set()
+        # Reconnects by itself: some tests stop the broker under it.
         while not self._stop:
-            conn.process_data_events(time_limit=0.1)
-        conn.close()
+            try:
+                conn = pika.BlockingConnection(rabbit.params())
+                ch = conn.channel()
+                ch.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
+                queue = ch.queue_declare("", exclusive=True).method.queue
+                ch.queue_bind(queue, exchange, binding)
+                ch.basic_consume(queue, self._on_message, auto_ack=True)
+                self._ready.set()
+                while not self._stop:
+                    conn.process_data_events(time_limit=0.1)
+                conn.close()
+            except (pika.exceptions.AMQPError, OSError):
+                time.sleep(0.2)
 
     def _on_message(self, _ch, method, props, body):
         with self._cond:

@@ -6,6 +6,7 @@ compare values do, so that the answer and the truth come from the same tick.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -62,12 +63,37 @@ def _round_to(value: float, step: Decimal) -> Decimal:
     return (Decimal(repr(value)) / step).to_integral_value() * step
 
 
-@dataclass
 class Book:
-    """Levels as (price, lots): lots are contracts on contract exchanges, amount steps elsewhere."""
-    bids: list
-    asks: list
-    lot: Decimal  # base units per lot
+    """Levels as (price, lots): lots are contracts on contract exchanges, amount steps elsewhere.
+    Built on first use: a tickers answer for hundreds of markets must not build hundreds of books."""
+
+    def __init__(self, seed: int, best_bid: Decimal, best_ask: Decimal, step: Decimal, lot: Decimal, depth: int):
+        self.lot, self._seed, self._step, self._depth = lot, seed, step, depth
+        self._best = {"bids": best_bid, "asks": best_ask}
+
+    def top_lots(self, side: str) -> int:
+        return random.Random(self._seed_of(side)).randint(1, 500)  # the first draw of _side()
+
+    @functools.cached_property
+    def bids(self) -> list:
+        return self._side("bids", -self._step)
+
+    @functools.cached_property
+    def asks(self) -> list:
+        return self._side("asks", self._step)
+
+    def _seed_of(self, side: str) -> int:
+        return self._seed ^ (1 if side == "asks" else 2)
+
+    def _side(self, side: str, step: Decimal) -> list:
+        rng = random.Random(self._seed_of(side))
+        levels, price = [], self._best[side]
+        for _ in range(self._depth):
+            if price <= 0:
+                break
+            levels.append((price, rng.randint(1, 500)))
+            price += step * (1 + (rng.random() < 0.3))
+        return levels
 
     def levels(self, side: str, depth: int, unit: str = "base") -> list[list[str]]:
         """Levels as strings, amounts in `unit` ('base' or 'lots' i.e. contracts)."""
@@ -209,7 +235,7 @@ class Market:
         bid = _round_to(mid, step) - step * rng.randint(0, 2)
         ask = bid + step * rng.randint(1, 3)
         lot = self.lot(exchange, coin)
-        book = Book(self._side(rng, bid, -step), self._side(rng, ask, step), lot)
+        book = Book(_seed("book", coin.base, exchange, tick), bid, ask, step, lot, self.book_depth)
         ts = int((self._epoch + tick * self.tick_seconds) * 1000)
         hours = coin.funding_hours.get(exchange, 8)
         period = hours * 3600 * 1000
@@ -220,18 +246,9 @@ class Market:
         return Quote(
             exchange=exchange, symbol=f"{coin.base}/USDT:USDT", base=coin.base, tick=tick, timestamp=ts,
             price_tick=step, contract_size=self.contract_size(exchange, coin),
-            bid=bid, ask=ask, bid_size=book.bids[0][1] * lot, ask_size=book.asks[0][1] * lot, last=last,
+            bid=bid, ask=ask, bid_size=book.top_lots("bids") * lot, ask_size=book.top_lots("asks") * lot, last=last,
             open=_round_to(mid * 0.99, step), high=_round_to(mid * 1.02, step), low=_round_to(mid * 0.97, step),
             volume_24h=volume, mark_price=mark, index_price=index,
             funding_rate=Decimal(rng.randint(-300, 1000)) / Decimal(10**6),
             next_funding_time=(ts // period + 1) * period, funding_interval_hours=hours, book=book,
         )
-
-    def _side(self, rng: random.Random, best: Decimal, step: Decimal) -> list:
-        levels, price = [], best
-        for _ in range(self.book_depth):
-            if price <= 0:
-                break
-            levels.append((price, rng.randint(1, 500)))
-            price += step * (1 + (rng.random() < 0.3))
-        return levels

@@ -354,6 +354,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each keep-alive answer waits ~40 ms for a delayed ACK
     server: _Server
 
     def log_message(self, *args):  # the simulator's own log is its request log

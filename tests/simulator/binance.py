@@ -1,0 +1,334 @@
+"""Binance USDⓈ-M futures (ccxt ``binanceusdm``) as the simulator speaks it.
+
+Shapes follow ccxt 4.5.90's binance.py (parse_market, parse_ticker, parse_funding_rate, fetch_order_book and
+the response examples in its comments) and Binance's futures REST documentation:
+
+  /fapi/v1/exchangeInfo        load_markets (linear); perpetuals only, one per listed coin
+  /fapi/v1/ticker/24hr         fetch_ticker(s): last, volume (base units), no bid/ask       weight 1 / 40 bulk
+  /fapi/v1/ticker/bookTicker   fetch_bids_asks: bid, ask                                     weight 2 / 5 bulk
+  /fapi/v1/premiumIndex        fetch_funding_rate(s), fetch_mark_price(s): mark, index,
+                               lastFundingRate, nextFundingTime                              weight 1 / 10 bulk
+  /fapi/v1/fundingInfo         fetch_funding_intervals: only symbols whose interval was
+                               adjusted away from 8 h (absent = 8 h), as on the real API    weight 0
+  /fapi/v1/depth               fetch_order_book; limit in 5,10,20,50,100,500,1000 (default 500),
+                               weight 2 (<=50), 5 (100), 10 (500), 20 (1000)
+  /fapi/v2/ticker/price, /fapi/v1/ticker/price, /fapi/v1/time, /fapi/v1/ping
+  /api/v3/exchangeInfo, /dapi/v1/exchangeInfo, /eapi/v1/exchangeInfo: the other market types ccxt's
+                               binance classes load by default (one small market each / none)
+
+Missing values: Binance shows a contract without funding as ``"lastFundingRate": ""`` and
+``"nextFundingTime": 0`` (delivery contracts); mark/index likewise render as "". Ticker fields that a
+``drop_fields`` fault removes are left out of the row. Unknown symbol: HTTP 400 ``{"code":-1121,...}``.
+"""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from tests.simulator.server import Budget, Reply
+
+# 2400 request weight per minute per IP (fapi). The spot/dapi/eapi endpoints have their own budgets on the
+# real exchange; the core keeps one pool per exchange, so they weigh 0 here (see weight()).
+BUDGETS = [Budget(2400, 60.0)]
+# Binance answers 429 first and bans the IP (418, from 2 minutes up to 3 days) when a client keeps going.
+BAN_AFTER_429S = 3
+
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+PERPETUAL_DELIVERY = 4133404800000  # Binance's deliveryDate of every perpetual (2100-12-25)
+_RATE_LIMITS = [
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+]
+_INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+def _decimals(step: str) -> int:
+    return max(0, -Decimal(step).as_tuple().exponent)
+
+
+def _s(value) -> str:
+    """A Decimal as Binance writes it: plain notation, never exponent."""
+    return format(value, "f")
+
+
+def _fixed(value, places: int) -> str:
+    return "" if value is None else f"{value:.{places}f}"
+
+
+def _symbols(req) -> dict:
+    """{exchange id: Coin} of the listed USDT perpetuals."""
+    return {f"{c.base}USDT": c for c in req.listed()}
+
+
+def _one_or_all(req, render):
+    """The row of ?symbol=..., or the list of every listed symbol's row, or Binance's invalid-symbol error."""
+    coins = _symbols(req)
+    symbol = req.query.get("symbol")
+    if symbol is not None:
+        coin = coins.get(symbol)
+        if coin is None:
+            return Reply(400, _INVALID_SYMBOL)
+        return render(symbol, req.quote(coin.base))
+    return [render(sym, req.quote(coin.base)) for sym, coin in coins.items()]
+
+
+def _bad_param(code: int, msg: str) -> Reply:
+    return Reply(400, {"code": code, "msg": msg})
+
+
+# -- markets -----------------------------------------------------------------------------------------------
+def _filters(price_tick: str, step: str) -> list:
+    return [
+        {"filterType": "PRICE_FILTER", "minPrice": price_tick, "maxPrice": "4529764", "tickSize": price_tick},
+        {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "1000000", "stepSize": step},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "100000", "stepSize": step},
+        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+        {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+        {"filterType": "MIN_NOTIONAL", "notional": "5"},
+        {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
+         "multiplierDecimal": "4"},
+    ]
+
+
+def _perpetual(coin) -> dict:
+    return {
+        "symbol": f"{coin.base}USDT", "pair": f"{coin.base}USDT", "contractType": "PERPETUAL",
+        "deliveryDate": PERPETUAL_DELIVERY, "onboardDate": 1569398400000, "status": "TRADING",
+        "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+        "baseAsset": coin.base, "quoteAsset": "USDT", "marginAsset": "USDT",
+        "pricePrecision": _decimals(coin.price_tick), "quantityPrecision": _decimals(coin.amount_step),
+        "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [],
+        "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000, "filters": _filters(coin.price_tick, coin.amount_step),
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                       "TRAILING_STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"], "permissionSets": ["GRID", "COPY"],
+    }
+
+
+def exchange_info(req):
+    return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "futuresType": "U_MARGINED",
+            "rateLimits": _RATE_LIMITS, "exchangeFilters": [],
+            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+            "symbols": [_perpetual(c) for c in req.listed()]}
+
+
+def spot_exchange_info(req):
+    """ccxt's binance (not binanceusdm) loads spot by default: one market is enough."""
+    return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+        "exchangeFilters": [], "symbols": [{
+            "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "baseAssetPrecision": 8,
+            "quoteAsset": "USDT", "quotePrecision": 8, "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+            "icebergAllowed": True, "ocoAllowed": True, "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": True, "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00", "tickSize": "0.01"},
+                {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000.00000", "stepSize": "0.00001"},
+                {"filterType": "NOTIONAL", "minNotional": "5.00", "applyMinToMarket": True,
+                 "maxNotional": "9000000.00", "applyMaxToMarket": False, "avgPriceMins": 5}],
+            "permissions": [], "permissionSets": [["SPOT", "MARGIN"]]}]}
+
+
+def inverse_exchange_info(req):
+    """COIN-M (dapi): one inverse perpetual, contract size 100 USD."""
+    return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}],
+        "exchangeFilters": [], "symbols": [{
+            "symbol": "BTCUSD_PERP", "pair": "BTCUSD", "contractType": "PERPETUAL",
+            "deliveryDate": PERPETUAL_DELIVERY, "onboardDate": 1596006000000, "contractStatus": "TRADING",
+            "contractSize": 100, "marginAsset": "BTC", "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000", "baseAsset": "BTC", "quoteAsset": "USD", "pricePrecision": 1,
+            "quantityPrecision": 0, "baseAssetPrecision": 8, "quotePrecision": 8, "equalQtyPrecision": 4,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "1000", "maxPrice": "4520958", "tickSize": "0.1"},
+                {"filterType": "LOT_SIZE", "stepSize": "1", "maxQty": "1000000", "minQty": "1"}],
+            "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"]}]}
+
+
+def option_exchange_info(req):
+    """European options (eapi): no option listed."""
+    return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "optionContracts": [],
+            "optionAssets": [{"id": 1, "name": "USDT"}], "optionSymbols": [],
+            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                            "limit": 2400}]}
+
+
+# -- tickers -----------------------------------------------------------------------------------------------
+def _ticker_24hr(symbol: str, q) -> dict:
+    ref = q.last if q.last is not None else q.open
+    change = ref - q.open
+    row = {
+        "symbol": symbol, "priceChange": _s(change),
+        "priceChangePercent": f"{change / q.open * 100:.3f}", "weightedAvgPrice": _s(ref),
+        "lastPrice": _s(q.last) if q.last is not None else None, "lastQty": _s(q.book.lot),
+        "openPrice": _s(q.open), "highPrice": _s(q.high), "lowPrice": _s(q.low),
+        "volume": _s(q.volume_24h), "quoteVolume": _s(q.quote_volume_24h),
+        "openTime": q.timestamp - 86_400_000, "closeTime": q.timestamp,
+        "firstId": 10_000_000 + q.tick * 100, "lastId": 10_000_000 + q.tick * 100 + 99, "count": 100,
+    }
+    if q.last is None:  # no last trade: nothing derived from it either (ccxt would rebuild it from open + change)
+        for key in ("lastPrice", "lastQty", "priceChange", "priceChangePercent"):
+            del row[key]
+    return row
+
+
+def ticker_24hr(req):
+    return _one_or_all(req, _ticker_24hr)
+
+
+def _book_ticker(symbol: str, q) -> dict:
+    row = {"symbol": symbol}
+    if q.bid is not None:
+        row["bidPrice"], row["bidQty"] = _s(q.bid), _s(q.bid_size)
+    if q.ask is not None:
+        row["askPrice"], row["askQty"] = _s(q.ask), _s(q.ask_size)
+    row["time"] = q.timestamp
+    return row
+
+
+def book_ticker(req):
+    return _one_or_all(req, _book_ticker)
+
+
+def _price(symbol: str, q) -> dict:
+    row = {"symbol": symbol, "time": q.timestamp}
+    if q.last is not None:
+        row["price"] = _s(q.last)
+    return row
+
+
+def ticker_price(req):
+    return _one_or_all(req, _price)
+
+
+# -- funding -----------------------------------------------------------------------------------------------
+def _premium(symbol: str, q) -> dict:
+    return {
+        "symbol": symbol, "markPrice": _fixed(q.mark_price, 8), "indexPrice": _fixed(q.index_price, 8),
+        "estimatedSettlePrice": _fixed(q.index_price, 8), "lastFundingRate": _fixed(q.funding_rate, 8),
+        "interestRate": "0.00010000",
+        # A contract without a next funding (delivery futures) shows 0 here on the real API.
+        "nextFundingTime": q.next_funding_time if q.next_funding_time is not None else 0,
+        "time": q.timestamp,
+    }
+
+
+def premium_index(req):
+    return _one_or_all(req, _premium)
+
+
+def funding_info(req):
+    """Only symbols with an adjusted cap/floor or interval appear (Binance: "absent means 8 h")."""
+    rows = []
+    for symbol, coin in _symbols(req).items():
+        q = req.quote(coin.base)
+        if q.funding_interval_hours != 8:
+            rows.append({"symbol": symbol, "adjustedFundingRateCap": "0.02000000",
+                         "adjustedFundingRateFloor": "-0.02000000",
+                         "fundingIntervalHours": q.funding_interval_hours, "disclaimer": False})
+    return rows
+
+
+# -- order book --------------------------------------------------------------------------------------------
+_book_cache: dict = {}
+
+
+def depth(req):
+    symbol = req.query.get("symbol")
+    if not symbol:
+        return _bad_param(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    coin = _symbols(req).get(symbol)
+    if coin is None:
+        return Reply(400, _INVALID_SYMBOL)
+    try:
+        limit = int(req.query.get("limit", 500))
+    except ValueError:
+        limit = -1
+    if limit not in DEPTH_LIMITS:
+        return _bad_param(-1130, "Data sent for parameter 'limit' is not valid.")
+    q = req.quote(coin.base)
+    # Rendered levels per (quote object, limit); holding the quote keeps its id from being reused.
+    cached = _book_cache.get((id(q), limit))
+    if cached is not None and cached[0] is q:
+        sides = cached[1]
+    else:
+        if len(_book_cache) > 2000:
+            _book_cache.clear()
+        sides = (q.book.levels("bids", limit), q.book.levels("asks", limit))
+        _book_cache[(id(q), limit)] = (q, sides)
+    return {"lastUpdateId": 1_000_000_000 + q.tick * 1000, "E": q.timestamp, "T": q.timestamp,
+            "bids": sides[0], "asks": sides[1]}
+
+
+# -- misc --------------------------------------------------------------------------------------------------
+def server_time(req):
+    return {"serverTime": int(time.time() * 1000)}
+
+
+def ping(req):
+    return {}
+
+
+ROUTES = {
+    "/fapi/v1/exchangeInfo": exchange_info,
+    "/fapi/v1/ticker/24hr": ticker_24hr,
+    "/fapi/v1/ticker/bookTicker": book_ticker,
+    "/fapi/v1/ticker/price": ticker_price,
+    "/fapi/v2/ticker/price": ticker_price,
+    "/fapi/v1/premiumIndex": premium_index,
+    "/fapi/v1/fundingInfo": funding_info,
+    "/fapi/v1/depth": depth,
+    "/fapi/v1/time": server_time,
+    "/fapi/v1/ping": ping,
+    "/api/v3/exchangeInfo": spot_exchange_info,
+    "/dapi/v1/exchangeInfo": inverse_exchange_info,
+    "/eapi/v1/exchangeInfo": option_exchange_info,
+}
+
+
+def weight(req) -> int:
+    """Binance's documented request weight of the USDⓈ-M endpoints (what ccxt's describe() also charges,
+    except premiumIndex without a symbol: 10 on Binance, 1 in ccxt)."""
+    path, has_symbol = req.path, "symbol" in req.query
+    if not path.startswith("/fapi/"):
+        return 0  # spot / COIN-M / options count against their own budgets on the real exchange
+    if path == "/fapi/v1/depth":
+        try:
+            limit = int(req.query.get("limit", 500))
+        except ValueError:
+            limit = 500
+        return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+    if path == "/fapi/v1/ticker/24hr":
+        return 1 if has_symbol else 40
+    if path == "/fapi/v1/ticker/bookTicker":
+        return 2 if has_symbol else 5
+    if path in ("/fapi/v1/ticker/price", "/fapi/v2/ticker/price"):
+        return 1 if has_symbol else 2
+    if path == "/fapi/v1/premiumIndex":
+        return 1 if has_symbol else 10
+    if path == "/fapi/v1/fundingInfo":
+        return 0  # has its own 500 / 5 min / IP limit, shared with /fapi/v1/fundingRate
+    return 1
+
+
+def error_body(status: int, message: str):
+    """Binance's error JSON ({"code": -NNNN, "msg": ...}) for the statuses the core produces."""
+    if status == 429:
+        return {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 2400 requests per "
+                                      "minute. Please use the websocket for live updates to avoid polling the API."
+                                      f" ({message})"}
+    if status == 418:
+        banned = message.rsplit(" ", 1)[-1]
+        until = banned if banned.isdigit() else str(int(time.time() * 1000) + 120_000)
+        return {"code": -1003, "msg": f"Way too many requests; IP(127.0.0.1) banned until {until}. "
+                                      "Please use the websocket for live updates to avoid bans."}
+    if status == 400:  # the core's unknown-symbol path
+        return dict(_INVALID_SYMBOL)
+    if status == 404:  # Binance's gateway answers unknown paths with an HTML page
+        return f"<html><body><h2>404 Not found</h2><p>{message}</p></body></html>".encode()
+    if status >= 500:
+        return {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}
+    return {"code": -1000, "msg": f"An unknown error occurred while processing the request. ({message})"}

@@ -1,0 +1,286 @@
+"""The bitget dialect of the exchange simulator, exercised through the real ccxt `bitget` class."""
+import time
+from decimal import Decimal
+
+import ccxt
+import pytest
+
+from common.exchanges import VENUES, redirect_urls
+from tests.simulator import bitget as dialect
+
+SWAP = "BTC/USDT:USDT"
+
+
+@pytest.fixture
+def client(make_client):
+    """The VENUES client (linear swaps only), markets loaded."""
+    c = make_client("bitget")
+    c.load_markets()
+    return c
+
+
+def stock_client(sim, **config):
+    """ccxt.bitget with ccxt's own defaults (spot + swap markets, currencies on), pointed at the simulator."""
+    c = ccxt.bitget({"timeout": 3000, **config})
+    c.urls["api"] = redirect_urls(c.urls["api"], sim.api_url("bitget"))
+    return c
+
+
+def listed(sim):
+    return sim.market.listed("bitget")
+
+
+def sym(coin):
+    return f"{coin.base}/USDT:USDT"
+
+
+# -- load_markets --------------------------------------------------------------------------------------------
+def check_usdt_swaps(sim, markets):
+    for coin in listed(sim):
+        m = markets[sym(coin)]
+        assert m["swap"] and m["linear"] and m["active"] and m["settle"] == "USDT", m["symbol"]
+        assert m["contractSize"] == 1
+        assert m["precision"]["price"] == float(coin.price_tick)
+        assert m["precision"]["amount"] == float(coin.amount_step)
+        assert m["info"]["fundInterval"] == str(coin.funding_hours.get("bitget", 8))
+    assert "WIF/USDT:USDT" not in markets      # listed on binance, bybit, gateio only
+    assert "TAO/USDT:USDT" in markets          # listed on bitget
+
+
+def test_load_markets_ccxt_defaults(sim):
+    c = stock_client(sim)
+    c.load_markets()
+    check_usdt_swaps(sim, c.markets)
+    assert c.markets["BTC/USDT"]["spot"] and c.markets["BTC/USD:BTC"]["inverse"]
+    assert c.markets["BTC/USDC:USDC"]["linear"]
+    # currencies, spot symbols, margin pairs and six futures product types
+    assert sim.counts("bitget") == {"bitget": {"/api/v2/spot/public/coins": 1, "/api/v2/spot/public/symbols": 1,
+                                               "/api/v2/margin/currencies": 1, "/api/v2/mix/market/contracts": 6}}
+    assert {e.query for e in sim.requests("bitget", path="contracts")} == {
+        f"productType={pt}" for pt in dialect.PRODUCT_TYPES}
+
+
+def test_load_markets_venue_options(sim, make_client):
+    c = make_client("bitget")
+    c.load_markets()
+    check_usdt_swaps(sim, c.markets)
+    assert not any(m["spot"] for m in c.markets.values())
+    assert len(c.markets) == len(listed(sim)) + 2   # + one COIN-M and one USDC perpetual
+    # ccxt always asks all six futures product types; no currencies, no spot, no margin
+    assert sim.counts("bitget") == {"bitget": {"/api/v2/mix/market/contracts": 6}}
+
+
+# -- tickers -------------------------------------------------------------------------------------------------
+def test_fetch_tickers_bulk_matches_truth(sim, client):
+    sim.market.freeze()
+    since = time.time()
+    tickers = client.fetch_tickers()
+    assert sim.counts("bitget", since) == {"bitget": {"/api/v2/mix/market/tickers": 1}}
+    assert {sym(c) for c in listed(sim)} <= set(tickers)
+    for coin in listed(sim):
+        t, truth = tickers[sym(coin)], sim.truth("bitget", sym(coin))
+        assert (t["bid"], t["ask"], t["last"]) == (truth["bid"], truth["ask"], truth["last"])
+        assert t["baseVolume"] == pytest.approx(truth["volume_24h"])     # base units: contractSize is 1
+        assert (t["markPrice"], t["indexPrice"]) == (truth["mark_price"], truth["index_price"])
+        assert t["timestamp"] == truth["timestamp"]
+        assert float(t["info"]["fundingRate"]) == truth["funding_rate"]
+
+
+def test_fetch_tickers_for_symbols_and_single(sim, client):
+    sim.market.freeze()
+    tickers = client.fetch_tickers([SWAP, "SOL/USDT:USDT"])
+    assert set(tickers) == {SWAP, "SOL/USDT:USDT"}
+    one = client.fetch_ticker("TAO/USDT:USDT")
+    truth = sim.truth("bitget", "TAO/USDT:USDT")
+    assert (one["bid"], one["ask"], one["last"], one["markPrice"]) == (
+        truth["bid"], truth["ask"], truth["last"], truth["mark_price"])
+    assert sim.counts("bitget")["bitget"]["/api/v2/mix/market/ticker"] == 1
+
+
+def test_unknown_symbol_is_bitget_40034(sim, client):
+    with pytest.raises(ccxt.ExchangeError) as e:   # 40034 is not in ccxt's table: plain ExchangeError
+        client.publicMixGetV2MixMarketTicker({"symbol": "WIFUSDT", "productType": "USDT-FUTURES"})
+    assert '"code":"40034"' in str(e.value)
+    assert sim.statuses("bitget").get(400) == 1
+    with pytest.raises(ccxt.BadSymbol):            # a unified symbol ccxt does not know never leaves the client
+        client.fetch_ticker("WIF/USDT:USDT")
+
+
+# -- order book ----------------------------------------------------------------------------------------------
+def test_order_book_max_depth_matches_truth(sim, client):
+    sim.market.freeze()
+    limit = VENUES["bitget"].book_limit
+    assert limit == "max"
+    book = client.fetch_order_book(SWAP, limit)
+    truth = sim.truth("bitget", SWAP, depth=dialect.MAX_DEPTH)
+    assert len(book["bids"]) == len(book["asks"]) == dialect.MAX_DEPTH
+    assert book["bids"][0] == [truth["bid"], pytest.approx(truth["bids"][0][1])]
+    assert book["asks"][0][0] == truth["ask"]
+    assert book["bids"] == [[p, pytest.approx(a)] for p, a in truth["bids"]]
+    assert book["asks"] == [[p, pytest.approx(a)] for p, a in truth["asks"]]
+    assert book["timestamp"] == truth["timestamp"]
+    assert "limit=max" in sim.requests("bitget", path="merge-depth")[-1].query
+
+
+@pytest.mark.parametrize("limit, depth", [(5, 5), (50, 50), (None, dialect.DEFAULT_DEPTH)])
+def test_order_book_gears(sim, client, limit, depth):
+    sim.market.freeze()
+    book = client.fetch_order_book("SOL/USDT:USDT", limit)
+    assert len(book["bids"]) == len(book["asks"]) == depth
+    assert book["bids"] == [[p, pytest.approx(a)] for p, a in sim.truth("bitget", "SOL/USDT:USDT", depth)["bids"]]
+
+
+def test_order_book_limit_outside_gears_is_rejected(sim, client):
+    with pytest.raises(ccxt.BadRequest):           # 40017 Parameter verification failed
+        client.fetch_order_book(SWAP, 20)
+
+
+# -- funding -------------------------------------------------------------------------------------------------
+def test_funding_rates_bulk_current_fund_rate(sim, client):
+    """The VENUES option routes fetch_funding_rates to /current-fund-rate: rate, next time and interval."""
+    sim.market.freeze()
+    since = time.time()
+    rates = client.fetch_funding_rates()
+    assert sim.counts("bitget", since) == {"bitget": {"/api/v2/mix/market/current-fund-rate": 1}}
+    for coin in listed(sim):
+        r, truth = rates[sym(coin)], sim.truth("bitget", sym(coin))
+        assert r["fundingRate"] == truth["funding_rate"]
+        assert r["fundingTimestamp"] == truth["next_funding_time"]   # bitget: next funding in fundingTimestamp
+        assert r["nextFundingTimestamp"] is None
+        assert r["interval"] == f"{truth['funding_interval_hours']}h"
+    assert rates["SOL/USDT:USDT"]["interval"] == "4h"
+    # as the worker asks: a symbol list, the same one request, filtered by ccxt; the VENUES field names
+    some = client.fetch_funding_rates([SWAP, "SOL/USDT:USDT"])
+    assert set(some) == {SWAP, "SOL/USDT:USDT"}
+    assert some[SWAP][VENUES["bitget"].next_funding_field] == sim.truth("bitget", SWAP)["next_funding_time"]
+
+
+def test_funding_rates_bulk_from_tickers(sim, client):
+    """ccxt's default method (the tickers endpoint): rate, mark and index, but no next time nor interval."""
+    sim.market.freeze()
+    rates = client.fetch_funding_rates(params={"method": "publicMixGetV2MixMarketTickers"})
+    assert sim.counts("bitget")["bitget"]["/api/v2/mix/market/tickers"] == 1
+    for coin in listed(sim):
+        r, truth = rates[sym(coin)], sim.truth("bitget", sym(coin))
+        assert (r["fundingRate"], r["markPrice"], r["indexPrice"]) == (
+            truth["funding_rate"], truth["mark_price"], truth["index_price"])
+        assert r["fundingTimestamp"] is None and r["interval"] is None
+
+
+def test_funding_rate_single_and_funding_time(sim, client):
+    sim.market.freeze()
+    truth = sim.truth("bitget", "SOL/USDT:USDT")
+    r = client.fetch_funding_rate("SOL/USDT:USDT")
+    assert (r["fundingRate"], r["fundingTimestamp"], r["interval"]) == (
+        truth["funding_rate"], truth["next_funding_time"], "4h")
+    r = client.fetch_funding_rate("SOL/USDT:USDT", {"method": "publicMixGetV2MixMarketFundingTime"})
+    assert (r["fundingTimestamp"], r["interval"]) == (truth["next_funding_time"], "4h")
+    mark = client.fetch_mark_price("SOL/USDT:USDT")
+    assert (mark["markPrice"], mark["indexPrice"]) == (truth["mark_price"], truth["index_price"])
+
+
+# -- rate limits ---------------------------------------------------------------------------------------------
+def test_burst_without_throttle_gets_429_per_endpoint(sim, client):
+    client.enableRateLimit = False
+    errors = 0
+    for _ in range(30):
+        try:
+            client.fetch_order_book(SWAP, 1)
+        except ccxt.DDoSProtection:
+            errors += 1
+    books = sim.requests("bitget", path="merge-depth")
+    assert errors >= 1 and [e.status for e in books].count(429) == errors
+    ok = [e.time for e in books if e.status == 200]
+    assert max(sum(1 for u in ok if t - 1.0 < u <= t) for t in ok) == 20   # never more than 20 in a second
+    # the budget is per endpoint: the tickers endpoint still answers in the same second
+    assert client.fetch_tickers()[SWAP]["bid"] is not None
+
+
+def test_burst_with_venue_throttle_stays_inside_budget(sim, client):
+    since = time.time()
+    for i in range(45):                      # more than two windows' worth of one endpoint
+        client.fetch_order_book(listed(sim)[i % 5].base + "/USDT:USDT", 1)
+    assert time.time() - since > 2.0
+    assert sim.statuses("bitget", since) == {200: 45}
+
+
+# -- faults --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind, error", [
+    ("http500", ccxt.ExchangeNotAvailable),   # {"code":"500"} -> ExchangeNotAvailable
+    ("http429", ccxt.DDoSProtection),         # {"code":"429"} -> DDoSProtection (before the HTTP status map)
+    ("http418", ccxt.DDoSProtection),
+    ("reset", ccxt.NetworkError),
+])
+def test_fault_raises(sim, client, kind, error):
+    sim.inject_fault("bitget", kind, count=1, retry_after=3)
+    with pytest.raises(error) as e:
+        client.fetch_order_book(SWAP, "max")
+    assert type(e.value) is error
+    if kind == "http429":
+        assert client.last_response_headers["Retry-After"] == "3"
+    assert len(client.fetch_order_book(SWAP, "max")["bids"]) == dialect.MAX_DEPTH   # the fault is consumed
+
+
+def test_fault_hang_times_out(sim, make_client):
+    c = make_client("bitget", timeout_ms=500)
+    c.load_markets()
+    sim.inject_fault("bitget", "hang", count=1, hang_seconds=2)
+    started = time.time()
+    with pytest.raises(ccxt.RequestTimeout):
+        c.fetch_tickers()
+    assert time.time() - started < 1.5
+    assert c.fetch_tickers()[SWAP]["bid"] is not None
+
+
+@pytest.mark.parametrize("kind", ["bad_json", "empty"])
+def test_fault_unparseable_200_is_silently_empty(sim, client, kind):
+    """ccxt's bitget raises nothing for a 200 whose body is not JSON: it parses an empty result.
+    A worker must treat an empty book / empty tickers as a failed request."""
+    sim.inject_fault("bitget", kind, count=1)
+    book = client.fetch_order_book(SWAP, "max")
+    assert book["bids"] == [] and book["asks"] == [] and book["timestamp"] is None
+    sim.inject_fault("bitget", kind, count=1)
+    assert client.fetch_tickers() == {}
+    assert len(client.fetch_order_book(SWAP, "max")["bids"]) == dialect.MAX_DEPTH
+
+
+def test_fault_drop_bid_ask(sim, client):
+    sim.market.freeze()
+    sim.inject_fault("bitget", "drop_fields", count=1, fields=("bid", "ask"))
+    t = client.fetch_tickers()[SWAP]
+    assert t["bid"] is None and t["ask"] is None
+    assert t["info"]["bidPr"] == "" and t["last"] == sim.truth("bitget", SWAP)["last"]
+    assert client.fetch_tickers()[SWAP]["bid"] == sim.truth("bitget", SWAP)["bid"]
+
+
+def test_fault_drop_funding(sim, client):
+    sim.market.freeze()
+    sim.inject_fault("bitget", "drop_fields", count=1, fields=("funding_rate", "next_funding_time"))
+    r = client.fetch_funding_rates()[SWAP]
+    assert r["fundingRate"] is None and r["fundingTimestamp"] is None and r["interval"] == "8h"
+    assert client.fetch_funding_rates()[SWAP]["fundingRate"] == sim.truth("bitget", SWAP)["funding_rate"]
+
+
+def test_fault_drop_mark_index(sim, client):
+    sim.market.freeze()
+    sim.inject_fault("bitget", "drop_fields", count=1, fields=("mark_price", "index_price"))
+    t = client.fetch_tickers()[SWAP]
+    assert t["markPrice"] is None and t["indexPrice"] is None and t["bid"] is not None
+
+
+def test_drop_mark_with_spot_markets_loaded_misfiles_the_ticker(sim):
+    """ccxt quirk: parse_ticker tells swap from spot by the presence of markPrice. With spot markets loaded
+    (ccxt's default), a swap ticker without markPrice is filed under the spot symbol BTC/USDT."""
+    c = stock_client(sim, options={"defaultType": "swap"})
+    c.load_markets()
+    sim.inject_fault("bitget", "drop_fields", count=1, fields=("mark_price",))
+    tickers = c.fetch_tickers()
+    assert SWAP not in tickers and "BTC/USDT" in tickers
+    assert SWAP in c.fetch_tickers()
+
+
+def test_precision_helper():
+    assert dialect._place_and_step("0.001") == ("3", "1")
+    assert dialect._place_and_step("0.5") == ("1", "5")
+    assert dialect._place_and_step("10") == ("0", "10")
+    assert dialect._s(Decimal("1E-7")) == "0.0000001" and dialect._s(None) == ""

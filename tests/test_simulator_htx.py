@@ -1,0 +1,346 @@
+"""The HTX dialect of the simulator, exercised through the real ccxt `htx` class."""
+import json
+import socket
+import threading
+import time
+
+import ccxt
+import pytest
+
+from common.exchanges import VENUES, create_exchange
+from tests.simulator import Simulator
+from tests.simulator import server as sim_server
+
+EX = "htx"
+VENUE = VENUES[EX]
+BTC, DOGE = "BTC/USDT:USDT", "DOGE/USDT:USDT"
+DEPTH_PATH = "/linear-swap-ex/market/depth"
+MAX_DEPTH = 150  # type=step0: HTX's fixed REST depth
+
+
+@pytest.fixture
+def client(make_client):
+    c = make_client(EX)
+    c.load_markets()
+    return c
+
+
+def listed_symbols(sim):
+    return {f"{c.base}/USDT:USDT" for c in sim.market.listed(EX)}
+
+
+def contract_size(sim, symbol):
+    return float(sim.market.contract_size(EX, sim.market.coins[symbol.split("/")[0]]))
+
+
+def approx_levels(levels):
+    return [[pytest.approx(p, rel=1e-12), pytest.approx(a, rel=1e-9)] for p, a in levels]
+
+
+# -- markets ---------------------------------------------------------------------------------------
+
+def test_load_markets_with_ccxt_default_options(sim, make_client):
+    c = make_client(EX)
+    c.options["fetchMarkets"] = ccxt.htx().options["fetchMarkets"]  # spot, linear and inverse: ccxt's default
+    c.load_markets()
+    assert sim.counts(EX)[EX] == {"/v1/common/symbols": 1, "/linear-swap-api/v1/swap_contract_info": 1,
+                                  "/swap-api/v1/swap_contract_info": 1, "/api/v1/contract_contract_info": 1}
+    swaps = {s for s, m in c.markets.items() if m["swap"] and m["linear"]}
+    assert swaps == listed_symbols(sim)
+    assert c.markets["BTC/USDT"]["spot"] and c.markets["BTC/USD:BTC"]["inverse"]
+    assert any(m["future"] and m["inverse"] for m in c.markets.values())
+    for absent in ("WIF/USDT:USDT", "TAO/USDT:USDT"):
+        assert absent not in c.markets
+
+
+def test_load_markets_restricted_to_linear_swaps(sim, client):
+    assert sim.counts(EX)[EX] == {"/linear-swap-api/v1/swap_contract_info": 1}
+    assert set(client.markets) == listed_symbols(sim)
+    assert "WIF/USDT:USDT" not in client.markets and "TAO/USDT:USDT" not in client.markets
+    for symbol, m in client.markets.items():
+        coin = sim.market.coins[m["base"]]
+        assert m["swap"] and m["linear"] and m["active"] and m["settle"] == "USDT" and m["id"] == f"{coin.base}-USDT"
+        assert m["contractSize"] == contract_size(sim, symbol)
+        assert m["precision"]["price"] == float(coin.price_tick)
+        assert m["precision"]["amount"] == 1  # one contract = contract_size base units (the lot)
+    assert client.markets[DOGE]["contractSize"] == 100 and client.markets[BTC]["contractSize"] == 0.001
+
+
+# -- tickers ---------------------------------------------------------------------------------------
+
+def check_ticker(sim, t, symbol):
+    truth = sim.truth(EX, symbol)
+    size = contract_size(sim, symbol)
+    assert t["bid"] == truth["bid"] and t["ask"] == truth["ask"] and t["last"] == truth["last"]
+    # ccxt takes baseVolume from HTX's `amount`, already in base units; `vol` is in contracts.
+    assert t["baseVolume"] == pytest.approx(truth["volume_24h"])
+    assert float(t["info"]["vol"]) * size == pytest.approx(truth["volume_24h"])
+    assert t["bidVolume"] * size == pytest.approx(truth["bids"][0][1])
+    assert t["askVolume"] * size == pytest.approx(truth["asks"][0][1])
+    assert t["markPrice"] is None and t["indexPrice"] is None  # HTX tickers carry neither
+
+
+def test_fetch_tickers_bulk(sim, client):
+    sim.market.freeze()
+    since = time.time()
+    tickers = client.fetch_tickers()
+    assert set(tickers) == listed_symbols(sim)
+    for symbol, t in tickers.items():
+        check_ticker(sim, t, symbol)
+        assert t["timestamp"] == sim.truth(EX, symbol)["timestamp"]
+    entries = sim.requests(EX, since)
+    assert [(e.path, e.query) for e in entries] == [("/linear-swap-ex/market/detail/batch_merged",
+                                                     "business_type=swap")]
+
+
+def test_fetch_tickers_for_symbols_and_single(sim, client):
+    sim.market.freeze()
+    tickers = client.fetch_tickers([BTC, DOGE])
+    assert set(tickers) == {BTC, DOGE}
+    for symbol, t in tickers.items():
+        check_ticker(sim, t, symbol)
+    t = client.fetch_ticker("ETH/USDT:USDT")
+    check_ticker(sim, t, "ETH/USDT:USDT")
+    assert sim.counts(EX)[EX]["/linear-swap-ex/market/detail/merged"] == 1
+
+
+# -- order book ------------------------------------------------------------------------------------
+
+def test_order_book_at_max_depth(sim, client):
+    sim.market.freeze()
+    since = time.time()
+    for symbol in (BTC, DOGE):
+        book = client.fetch_order_book(symbol, VENUE.book_limit)
+        truth = sim.truth(EX, symbol, depth=MAX_DEPTH)
+        size = contract_size(sim, symbol)
+        assert len(book["bids"]) == len(book["asks"]) == MAX_DEPTH
+        assert book["timestamp"] == truth["timestamp"]
+        assert book["bids"][0][0] == truth["bid"] and book["asks"][0][0] == truth["ask"]
+        # amounts arrive in contracts: convert with the market's contract size
+        assert [[p, a * size] for p, a in book["bids"]] == approx_levels(truth["bids"])
+        assert [[p, a * size] for p, a in book["asks"]] == approx_levels(truth["asks"])
+    assert {e.query for e in sim.requests(EX, since, DEPTH_PATH)} == {"type=step0&contract_code=BTC-USDT",
+                                                                     "type=step0&contract_code=DOGE-USDT"}
+
+
+def test_order_book_limits(sim, client):
+    sim.market.freeze()
+    # HTX's contract depth takes no size: ccxt sends nothing for `limit` and the answer keeps 150 levels.
+    book = client.fetch_order_book(BTC, 20)
+    assert len(book["bids"]) == MAX_DEPTH
+    # The smaller fixed depth is type=step6: 20 levels, unmerged.
+    book = client.fetch_order_book(BTC, params={"type": "step6"})
+    truth = sim.truth(EX, BTC, depth=20)
+    size = contract_size(sim, BTC)
+    assert len(book["bids"]) == len(book["asks"]) == 20
+    assert [[p, a * size] for p, a in book["asks"]] == approx_levels(truth["asks"])
+    assert sim.requests(EX, path=DEPTH_PATH)[-1].query == "type=step6&contract_code=BTC-USDT"
+    # merged steps are not simulated, an unknown type is HTX's error
+    with pytest.raises(ccxt.ExchangeError, match="invalid type"):
+        client.fetch_order_book(BTC, params={"type": "step99"})
+
+
+# -- funding, mark, index --------------------------------------------------------------------------
+
+def check_funding(sim, f, symbol):
+    truth = sim.truth(EX, symbol)
+    hours = truth["funding_interval_hours"]
+    assert f["symbol"] == symbol
+    assert f["fundingRate"] == pytest.approx(truth["funding_rate"])
+    # HTX's funding_time is the upcoming settlement: ccxt's fundingTimestamp carries the next funding time,
+    # and nextFundingTimestamp is the settlement after it.
+    assert f["fundingTimestamp"] == truth["next_funding_time"] == f[VENUE.next_funding_field]
+    assert f["nextFundingTimestamp"] == truth["next_funding_time"] + hours * 3_600_000
+    assert f["interval"] == f"{hours}h"
+    assert f["markPrice"] is None and f["indexPrice"] is None  # not in HTX's funding answers
+
+
+def test_fetch_funding_rate_per_symbol(sim, client):
+    sim.market.freeze()
+    for symbol in (BTC, DOGE):  # DOGE settles every 4 h on HTX
+        check_funding(sim, client.fetch_funding_rate(symbol), symbol)
+    assert sim.counts(EX)[EX]["/v5/market/funding_rate"] == 2
+    assert sim.truth(EX, DOGE)["funding_interval_hours"] == 4
+    with pytest.raises(ccxt.NotSupported):  # ccxt has no bulk funding for linear swaps
+        client.fetch_funding_rates()
+
+
+def test_batch_funding_rate_raw_endpoint(sim, client):
+    sim.market.freeze()
+    since = time.time()
+    path, api = VENUE.extra["funding_batch"]
+    raw = client.request(path, api, "GET", {})
+    rates = client.parse_funding_rates(raw["data"])
+    assert set(rates) == listed_symbols(sim)
+    for symbol, f in rates.items():
+        check_funding(sim, f, symbol)
+    assert sim.counts(EX, since)[EX] == {"/linear-swap-api/v1/swap_batch_funding_rate": 1}
+
+
+def test_mark_and_index_prices(sim, client):
+    sim.market.freeze()
+    since = time.time()
+    candles = client.fetch_ohlcv(BTC, "1m", limit=1, params={"price": "mark"})
+    assert len(candles) == 1 and candles[0][4] == sim.truth(EX, BTC)["mark_price"]
+    path, api = VENUE.extra["index_batch"]
+    index = {row["contract_code"]: row["index_price"] for row in client.request(path, api, "GET", {})["data"]}
+    for symbol in listed_symbols(sim):
+        assert index[client.market(symbol)["id"]] == sim.truth(EX, symbol)["index_price"]
+    assert sim.counts(EX, since)[EX] == {"/index/market/history/linear_swap_mark_price_kline": 1,
+                                  "/linear-swap-api/v1/swap_index": 1}
+    assert "size=1" in sim.requests(EX, path="mark_price_kline")[0].query
+
+
+# -- unknown symbols -------------------------------------------------------------------------------
+
+def test_unknown_symbol(sim, client):
+    since = time.time()
+    with pytest.raises(ccxt.BadSymbol):  # ccxt refuses a symbol its markets lack, without a request
+        client.fetch_order_book("WIF/USDT:USDT")
+    assert sim.requests(EX, since) == []
+    # The exchange's own answers for a contract it does not list: HTTP 200 with an error body.
+    with pytest.raises(ccxt.ExchangeError, match="invalid contract code"):
+        client.contractPublicGetLinearSwapExMarketDepth({"contract_code": "WIF-USDT", "type": "step0"})
+    with pytest.raises(ccxt.BadSymbol, match="1013"):
+        client.contractPublicGetV5MarketFundingRate({"contract_code": "TAO-USDT"})
+    with pytest.raises(ccxt.BadSymbol, match="1013"):
+        client.request(VENUE.extra["funding_batch"][0], ["contract", "public"], "GET", {"contract_code": "WIF-USDT"})
+    assert set(sim.statuses(EX)) == {200}
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+
+def test_burst_without_throttle_gets_429(sim, make_client):
+    """More than 800 requests within a second (several unthrottled clients at once) trip HTX's budget."""
+    clients = [make_client(EX) for _ in range(64)]
+    errors, headers = [], []
+    start = threading.Barrier(len(clients))
+
+    def burst(c):
+        c.enableRateLimit = False
+        start.wait()
+        for _ in range(20):
+            try:
+                c.contractPublicGetLinearSwapApiV1SwapIndex({"contract_code": "BTC-USDT"})
+            except ccxt.BaseError as e:
+                errors.append(e)
+                headers.append(c.last_response_headers)
+
+    threads = [threading.Thread(target=burst, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sim.statuses(EX)
+    assert statuses.get(429, 0) > 0 and set(statuses) == {200, 429}
+    assert errors and all(isinstance(e, ccxt.RateLimitExceeded) for e in errors)
+    assert all(int(h["Retry-After"]) >= 1 for h in headers)
+
+
+class _NoDelayHandler(sim_server._Handler):
+    """The core writes headers and body separately without TCP_NODELAY, so Nagle + delayed ACK cost ~40 ms per
+    keep-alive request (about 22 requests/s per connection). This private simulator disables Nagle so one
+    throttled client can actually send more than a budget window's worth of requests in a short test."""
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@pytest.fixture
+def fast_sim():
+    s = Simulator()
+    s._httpd.RequestHandlerClass = _NoDelayHandler
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_throttled_burst_over_one_window_gets_no_429(fast_sim):
+    c = create_exchange(EX, api_url=fast_sim.api_url(EX), timeout_ms=3000)
+    c.load_markets()
+    assert c.enableRateLimit and c.rateLimit == VENUE.rate_limit_ms
+    n_books, n_index = 300, 700  # 1000 requests > the 800 of one 1 s window
+    started = time.monotonic()
+    for i in range(n_books):
+        assert len(c.fetch_order_book(BTC, VENUE.book_limit)["bids"]) == MAX_DEPTH
+    for i in range(n_index):  # a cheap request: without the throttle one client outruns 800/s
+        c.contractPublicGetLinearSwapApiV1SwapIndex({"contract_code": "BTC-USDT"})
+    elapsed = time.monotonic() - started
+    assert fast_sim.statuses(EX) == {200: 1 + n_books + n_index}
+    assert elapsed >= (n_books + n_index - 1) * VENUE.rate_limit_ms / 1000
+    assert elapsed < 15
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, error", [
+    ("http500", ccxt.ExchangeNotAvailable),   # HTX's gateway-internal-error body
+    ("http429", ccxt.RateLimitExceeded),      # body {"err-msg": "request limit"}
+    ("http418", ccxt.RateLimitExceeded),      # HTX sends no 418; ccxt reads the same body first
+    ("hang", ccxt.RequestTimeout),
+    ("reset", ccxt.NetworkError),
+    ("bad_json", ccxt.ExchangeError),         # htx.fetch_order_book: "returned unrecognized response"
+    ("empty", ccxt.ExchangeError),
+])
+def test_fault_on_order_book(sim, make_client, kind, error):
+    c = make_client(EX, timeout_ms=500)
+    c.load_markets()
+    sim.inject_fault(EX, kind, endpoint="depth", count=1, retry_after=3, hang_seconds=2)
+    with pytest.raises(error) as info:
+        c.fetch_order_book(BTC)
+    if kind == "reset":
+        assert type(info.value) is ccxt.NetworkError  # not a timeout, not an exchange answer
+    if kind in ("http429", "http418"):
+        assert c.last_response_headers["Retry-After"] == "3"
+        assert sim.statuses(EX)[int(kind[4:])] == 1
+    assert len(c.fetch_order_book(BTC)["bids"]) == MAX_DEPTH  # the fault was consumed
+
+
+@pytest.mark.parametrize("kind", ["bad_json", "empty"])
+def test_garbled_tickers_parse_to_nothing(sim, client, kind):
+    """ccxt's htx raises nothing for an unparsable ticker body: fetch_tickers returns {} (a worker must treat
+    that as a failed call)."""
+    sim.inject_fault(EX, kind, endpoint="batch_merged", count=1)
+    assert client.fetch_tickers() == {}
+    assert set(client.fetch_tickers()) == listed_symbols(sim)
+
+
+def test_drop_fields(sim, client):
+    sim.market.freeze()
+    sim.inject_fault(EX, "drop_fields", endpoint="batch_merged", count=1, fields=("bid", "ask", "last"))
+    tickers = client.fetch_tickers()
+    assert set(tickers) == listed_symbols(sim)
+    assert all(t["bid"] is None and t["ask"] is None and t["last"] is None for t in tickers.values())
+    assert tickers[BTC]["info"]["bid"] is None and tickers[BTC]["info"]["close"] is None
+    check_ticker(sim, client.fetch_tickers()[BTC], BTC)
+
+    sim.inject_fault(EX, "drop_fields", endpoint="funding_rate", count=1, fields=("funding_rate", "next_funding_time"))
+    f = client.fetch_funding_rate(BTC)
+    assert f["fundingRate"] is None and f["fundingTimestamp"] is None and f["nextFundingTimestamp"] is None
+    assert f["interval"] is None
+    check_funding(sim, client.fetch_funding_rate(BTC), BTC)
+
+    sim.inject_fault(EX, "drop_fields", endpoint="mark_price", count=1, fields=("mark_price",))
+    assert client.fetch_ohlcv(BTC, "1m", limit=1, params={"price": "mark"})[0][4] is None
+    assert client.fetch_ohlcv(BTC, "1m", limit=1, params={"price": "mark"})[0][4] == sim.truth(EX, BTC)["mark_price"]
+
+    sim.inject_fault(EX, "drop_fields", endpoint="swap_index", count=1, fields=("index_price",))
+    path, api = VENUE.extra["index_batch"]
+    assert all(row["index_price"] is None for row in client.request(path, api, "GET", {})["data"])
+
+
+def test_depth_renders_fast(sim):
+    """A 150-level book is rendered in well under a millisecond (the handler, without HTTP)."""
+    from tests.simulator import htx
+    from tests.simulator.server import Request
+    sim.market.freeze()
+    req = Request(EX, "GET", DEPTH_PATH, {"contract_code": "BTC-USDT", "type": "step0"}, b"", sim.market,
+                  sim.market.tick)
+    htx.depth(req)  # the quote is built once per tick and cached
+    started = time.perf_counter()
+    for _ in range(200):
+        reply = htx.depth(req)
+    assert (time.perf_counter() - started) / 200 < 0.002
+    tick = json.loads(reply.body)["tick"]
+    assert len(tick["bids"]) == len(tick["asks"]) == MAX_DEPTH

@@ -1,0 +1,290 @@
+"""The worker as a user sees it: five real worker processes, the real broker, the simulator.
+
+One fleet of workers runs for the whole module (starting them costs seconds and a cycle is 5 s), with the
+simulator's clock frozen so that every snapshot can be compared with the exact values behind it.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from common.broker import STATS_EXCHANGE, SYMBOLS_EXCHANGE, declare_symbols_queue
+from common.exchanges import VENUES
+from common.symbols import SymbolSet
+from tests.conftest import EXCHANGES, Consumer, Process, write_config
+
+SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT", "WIF/USDT:USDT"]
+INTERVAL = 5
+MAX_DEPTH = {"binance": 1000, "bybit": 1000, "bitget": 150, "htx": 150, "gateio": 300}
+BOOK_PATH = {"binance": "/fapi/v1/depth", "bybit": "/v5/market/orderbook", "bitget": "/api/v2/mix/market/merge-depth",
+             "htx": "/linear-swap-ex/market/depth", "gateio": "/api/v4/futures/usdt/order_book"}
+TICKERS_PATH = {"binance": "/fapi/v1/ticker/24hr", "bybit": "/v5/market/tickers", "bitget": "/api/v2/mix/market/tickers",
+                "htx": "/linear-swap-ex/market/detail/batch_merged", "gateio": "/api/v4/futures/usdt/tickers"}
+
+
+def listed(sim, exchange):
+    names = {f"{c.base}/USDT:USDT" for c in sim.market.listed(exchange)}
+    return [s for s in SYMBOLS if s in names]
+
+
+class Fleet:
+    def __init__(self, sim, rabbit, tmp, consumer: Consumer, stats: Consumer):
+        self.sim, self.rabbit, self.tmp = sim, rabbit, tmp
+        self.consumer, self.stats = consumer, stats
+        self.config = write_config(tmp / "config.json", rabbit, sim, symbols=SYMBOLS)
+        self.workers = {ex: self.start(ex) for ex in EXCHANGES}
+
+    def start(self, exchange: str) -> Process:
+        return Process(["worker.py", exchange, "--config", str(self.config)], self.tmp / f"{exchange}.log")
+
+    def snapshot(self, exchange: str, symbol: str, after: float = 0.0, timeout: float = 3 * INTERVAL,
+                 where=lambda body: True) -> dict:
+        routing = f"futures.{exchange}.{symbol.split('/')[0]}USDT"
+        return self.consumer.wait_for(
+            lambda key, body: key == routing and body["timestamp"] >= after * 1000 and where(body),
+            timeout, f"snapshot {routing}")[1]
+
+
+@pytest.fixture(scope="module")
+def fleet(simulator, rabbit, tmp_path_factory):
+    simulator.reset()
+    simulator.market.freeze()
+    consumer = Consumer(rabbit, "futures_data", "futures.#")
+    stats = Consumer(rabbit, STATS_EXCHANGE, "stats.#")
+    fleet = Fleet(simulator, rabbit, tmp_path_factory.mktemp("fleet"), consumer, stats)
+    yield fleet
+    for worker in fleet.workers.values():
+        worker.kill()
+    consumer.close()
+    stats.close()
+    simulator.reset()
+
+
+def assert_matches_truth(snapshot: dict, truth: dict, depth: int):
+    approx = lambda v: pytest.approx(v, rel=1e-9)  # noqa: E731
+    ticker, book, extra = snapshot["ticker"], snapshot["orderbook"], snapshot["extra"]
+    assert (ticker["bid"], ticker["ask"], ticker["last"]) == (truth["bid"], truth["ask"], truth["last"])
+    assert ticker["volume_24h"] == approx(truth["volume_24h"])
+    assert len(book["bids"]) == len(book["asks"]) == depth
+    assert book["bids"] == [[p, approx(a)] for p, a in truth["bids"][:depth]]
+    assert book["asks"] == [[p, approx(a)] for p, a in truth["asks"][:depth]]
+    assert snapshot["funding_rate"] == approx(truth["funding_rate"])
+    assert snapshot["next_funding_time"] == truth["next_funding_time"]
+    # HTX has no bulk mark price, and a request per symbol for it would double the cost of a cycle.
+    assert snapshot["mark_price"] == (None if snapshot["exchange"] == "htx" else truth["mark_price"])
+    assert extra["index_price"] == truth["index_price"]
+    assert extra["contract_size"] == truth["contract_size"]
+    assert extra["funding_interval_hours"] == truth["funding_interval_hours"]
+
+
+# -- values, cadence, cost -------------------------------------------------------------------------
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_snapshots_equal_simulator_truth(fleet, exchange):
+    tick = fleet.sim.market.tick
+    for symbol in listed(fleet.sim, exchange):
+        snapshot = fleet.snapshot(exchange, symbol)
+        assert snapshot["exchange"] == exchange and snapshot["symbol"] == symbol
+        assert_matches_truth(snapshot, fleet.sim.truth(exchange, symbol, tick=tick), MAX_DEPTH[exchange])
+
+
+def test_snapshots_track_the_market_every_interval(fleet):
+    """Step the simulated market: the next cycle of every exchange publishes the new values."""
+    tick = fleet.sim.market.step()
+    stepped_at = time.time()
+    for exchange in EXCHANGES:
+        truth = fleet.sim.truth(exchange, "BTC/USDT:USDT", tick=tick)
+        first = fleet.snapshot(exchange, "BTC/USDT:USDT", after=stepped_at + 0.5,
+                               where=lambda b, t=truth: b["ticker"]["bid"] == t["bid"])
+        second = fleet.snapshot(exchange, "BTC/USDT:USDT", after=first["timestamp"] / 1000 + 1)
+        assert_matches_truth(second, truth, MAX_DEPTH[exchange])
+        assert INTERVAL - 0.5 <= (second["timestamp"] - first["timestamp"]) / 1000 <= INTERVAL + 1.5
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_requests_per_cycle_are_bulk_calls_plus_one_book_per_symbol(fleet, exchange):
+    fleet.snapshot(exchange, "BTC/USDT:USDT", after=time.time())  # a cycle has just run
+    start = time.time()
+    fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + 1)     # the next one has started
+    fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + INTERVAL + 1)
+    window = [e for e in fleet.sim.requests(exchange, since=start + 0.5) if e.time < start + INTERVAL + 0.5]
+    paths = [e.path for e in window]
+    per_cycle = ("tickers", "bids_asks", "funding_rates", "funding_raw", "index_raw")
+    bulk = [c for c in VENUES[exchange].bulk_calls if c in per_cycle]
+    assert paths.count(BOOK_PATH[exchange]) == len(listed(fleet.sim, exchange))
+    assert len(paths) == len(bulk) + len(listed(fleet.sim, exchange)), paths
+    assert paths.count(TICKERS_PATH[exchange]) == 1
+
+
+def test_unlisted_symbol_is_skipped_and_reported(fleet):
+    unlisted = {ex: [s for s in SYMBOLS if s not in listed(fleet.sim, ex)] for ex in EXCHANGES}
+    assert unlisted["htx"] == ["WIF/USDT:USDT"] and unlisted["bybit"] == []
+    for exchange in ("htx", "bitget"):
+        _, stats = fleet.stats.wait_for(lambda k, b, ex=exchange: k == f"stats.{ex}" and b["cycles"] >= 2, 3 * INTERVAL)
+        assert stats["unlisted_symbols"] == ["WIF/USDT:USDT"]
+        assert not [k for k, _ in fleet.consumer.since(0) if k == f"futures.{exchange}.WIFUSDT"]
+        log = fleet.workers[exchange].log_text()
+        assert log.count("Symbol WIF/USDT:USDT not available on exchange") == 1
+
+
+def test_no_rate_limit_answers(fleet):
+    statuses = fleet.sim.statuses()
+    assert statuses.get(429, 0) == 0 and statuses.get(418, 0) == 0, statuses
+    assert statuses.get(200, 0) > 50
+
+
+def test_snapshot_message_format(fleet):
+    _, body, _, props = next(m for m in fleet.consumer.messages if m[0] == "futures.gateio.BTCUSDT")
+    assert props.content_type == "application/json" and props.content_encoding == "utf-8"
+    assert set(body) == {"exchange", "symbol", "timestamp", "ticker", "orderbook", "funding_rate",
+                         "next_funding_time", "mark_price", "extra"}
+    assert set(body["ticker"]) == {"bid", "ask", "last", "volume_24h"}
+
+
+# -- faults ----------------------------------------------------------------------------------------
+def test_failed_book_requests_are_retried_and_the_symbol_still_published(fleet):
+    """Three different faults in a row on one book request: retries 1/3, 2/3, 3/3, then success."""
+    plan = {"binance": ["http418", "http429", "empty"], "bybit": ["http500", "reset", "bad_json"],
+            "gateio": ["hang", "http500", "reset"], "bitget": ["bad_json", "empty", "http429"],
+            "htx": ["reset", "hang", "http500"]}
+    offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
+    for exchange, kinds in plan.items():
+        for kind in kinds:
+            fleet.sim.inject_fault(exchange, kind, endpoint=BOOK_PATH[exchange], count=1, hang_seconds=5)
+    injected = time.time()
+    for exchange, worker in fleet.workers.items():
+        match = worker.wait_for_log(r"Failed to fetch orderbook (\S+): .*\(retry 3/3\)", 30, offsets[exchange])
+        symbol = match.group(1)
+        retries = worker.log_text()[offsets[exchange]:match.end()]
+        assert "(retry 1/3)" in retries and "(retry 2/3)" in retries
+        fleet.snapshot(exchange, symbol, after=injected, timeout=20)
+        assert "giving up" not in worker.log_text()[offsets[exchange]:]
+
+
+def test_tickers_down_skips_the_cycle_then_recovers(fleet):
+    offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
+    for exchange in EXCHANGES:
+        fleet.sim.inject_fault(exchange, "http500", endpoint=TICKERS_PATH[exchange], count=4)
+    for exchange, worker in fleet.workers.items():
+        worker.wait_for_log(r"Failed to fetch tickers: .*\(giving up after 3 retries\)", 30, offsets[exchange])
+        worker.wait_for_log(r"Skipping this cycle: no tickers", 5, offsets[exchange])
+    recovered = time.time()
+    for exchange in EXCHANGES:
+        fleet.snapshot(exchange, "ETH/USDT:USDT", after=recovered, timeout=20)
+
+
+def test_missing_funding_publishes_nulls_with_a_warning(fleet):
+    funding_path = {"binance": "/fapi/v1/premiumIndex", "bybit": "/v5/market/tickers",
+                    "bitget": "/api/v2/mix/market/current-fund-rate",
+                    "htx": "/linear-swap-api/v1/swap_batch_funding_rate", "gateio": "/api/v4/futures/usdt/contracts"}
+    offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
+    start = time.time()
+    for exchange in EXCHANGES:
+        fleet.sim.inject_fault(exchange, "drop_fields", endpoint=funding_path[exchange], seconds=INTERVAL + 1,
+                               fields=("funding_rate", "next_funding_time"))
+    for exchange, worker in fleet.workers.items():
+        snapshot = fleet.snapshot(exchange, "SOL/USDT:USDT", after=start, where=lambda b: b["funding_rate"] is None)
+        assert snapshot["next_funding_time"] is None
+        worker.wait_for_log(r"\[WARNING\] \[%s\] Funding rate not available for SOL/USDT:USDT" % exchange, 5,
+                            offsets[exchange])
+        fleet.snapshot(exchange, "SOL/USDT:USDT", after=start, where=lambda b: b["funding_rate"] is not None,
+                       timeout=4 * INTERVAL)
+
+
+# -- the symbol set from the controller ------------------------------------------------------------
+def publish_symbol_set(rabbit, symbol_set: SymbolSet):
+    import pika
+    conn = pika.BlockingConnection(rabbit.params())
+    ch = conn.channel()
+    for exchange in EXCHANGES:  # as the controller does, so that a worker not yet started gets the set too
+        declare_symbols_queue(ch, exchange)
+    ch.basic_publish(SYMBOLS_EXCHANGE, "", symbol_set.model_dump_json().encode())
+    conn.close()
+
+
+def test_symbol_set_broadcast_changes_collection_without_restart(fleet):
+    publish_symbol_set(fleet.rabbit, SymbolSet(version=7, symbols=["BTC/USDT:USDT", "XRP/USDT:USDT"]))
+    changed = time.time()
+    for exchange in EXCHANGES:
+        fleet.snapshot(exchange, "XRP/USDT:USDT", after=changed, timeout=2 * INTERVAL + 2)
+    settled = time.time() + INTERVAL + 1
+    fleet.snapshot("bybit", "XRP/USDT:USDT", after=settled, timeout=2 * INTERVAL)  # the cycle's last symbol
+    keys = {k for k, _ in fleet.consumer.since(settled)}
+    assert "futures.bybit.ETHUSDT" not in keys and "futures.bybit.BTCUSDT" in keys
+    pids = {ex: w.proc.pid for ex, w in fleet.workers.items()}
+    assert all(w.proc.poll() is None for w in fleet.workers.values()), pids
+
+
+def test_restarted_worker_collects_the_current_set_not_the_config(fleet):
+    fleet.workers["bybit"].kill()
+    restarted = time.time()
+    fleet.workers["bybit"] = fleet.start("bybit")
+    first = fleet.snapshot("bybit", "XRP/USDT:USDT", after=restarted, timeout=3 * INTERVAL)
+    assert first["symbol"] == "XRP/USDT:USDT"
+    keys = {k for k, _ in fleet.consumer.since(restarted) if k.startswith("futures.bybit.")}
+    assert keys <= {"futures.bybit.BTCUSDT", "futures.bybit.XRPUSDT"}
+    assert "Symbol set v7" in fleet.workers["bybit"].log_text()
+
+
+# -- the broker going away -------------------------------------------------------------------------
+def test_broker_outage_and_late_broker_at_start(fleet):
+    offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
+    fleet.rabbit.stop_app()
+    try:
+        for exchange, worker in fleet.workers.items():
+            worker.wait_for_log(r"Lost the RabbitMQ connection|Cannot connect to RabbitMQ", 2 * INTERVAL,
+                                offsets[exchange])
+        late = fleet.start("gateio")  # a second gateio worker that starts while the broker is down
+        late.wait_for_log(r"Cannot connect to RabbitMQ", 10)
+        time.sleep(INTERVAL)  # let the outage last through a full cycle of every worker
+    finally:
+        fleet.rabbit.start_app()
+    back = time.time()
+    for exchange in EXCHANGES:
+        fleet.snapshot(exchange, "BTC/USDT:USDT", after=back, timeout=40)
+    late.wait_for_log(r"Reconnected to RabbitMQ", 40)
+    assert late.terminate() == 0
+    assert all(w.proc.poll() is None for w in fleet.workers.values())
+    for exchange, worker in fleet.workers.items():
+        worker.wait_for_log(r"RabbitMQ: \d+ published, [1-9]\d* failed", 3 * 10, offsets[exchange])
+
+
+# -- stopping --------------------------------------------------------------------------------------
+def test_sigterm_mid_retry_exits_zero_with_final_statistics(fleet):
+    worker = fleet.workers["htx"]
+    offset = len(worker.log_text())
+    fleet.sim.inject_fault("htx", "hang", endpoint=BOOK_PATH["htx"], seconds=60, hang_seconds=60)
+    worker.wait_for_log(r"Failed to fetch orderbook .*\(retry 1/3\)", 20, offset)
+    asked = time.monotonic()
+    assert worker.terminate(timeout=10) == 0
+    assert time.monotonic() - asked < 4
+    log = worker.log_text()[offset:]
+    assert "Received SIGTERM, stopping" in log and "Final statistics" in log
+    assert "HTX:" in log.split("Final statistics")[1]
+    fleet.sim.clear_faults("htx")
+
+
+def test_no_secret_in_any_log(fleet):
+    for worker in fleet.workers.values():
+        assert fleet.rabbit.password not in worker.log_text()
+        assert "[DEBUG]" in worker.log_text()
+
+
+def test_api_keys_never_logged(simulator, rabbit, tmp_path):
+    keys = {"bybit": {"apiKey": "KEY-visible-nowhere-123", "secret": "SECRET-visible-nowhere-456"}}
+    (tmp_path / "keys.json").write_text(json.dumps(keys))
+    config = write_config(tmp_path / "config.json", rabbit, simulator, exchanges=["bybit"],
+                          api_keys_file=str(tmp_path / "keys.json"))
+    consumer = Consumer(rabbit, "futures_data", "futures.bybit.#")
+    worker = Process(["worker.py", "bybit", "--config", str(config)], tmp_path / "bybit.log")
+    try:
+        consumer.wait_for(lambda k, b: True, 3 * INTERVAL)
+        assert worker.terminate() == 0
+    finally:
+        worker.kill()
+        consumer.close()
+    log = worker.log_text()
+    assert "Published message to futures.bybit.BTCUSDT" in log
+    for secret in (*keys["bybit"].values(), rabbit.password):
+        assert secret not in log
