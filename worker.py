@@ -7,11 +7,9 @@ statistics, close, exit 0. Single-threaded and synchronous; supervisord isolates
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 
@@ -23,6 +21,7 @@ from common.config import Config, ConfigError, load_config, load_credentials
 from common.exchanges import Venue, create_exchange, venue_for
 from common.logs import secret_mask, setup_logging
 from common.models import FuturesData, OrderbookData, TickerData
+from common.shutdown import Shutdown, StopSignal
 from common.stats import Counters, WorkerStatistics, format_block
 from common.symbols import SymbolSet, routing_key
 
@@ -31,40 +30,6 @@ UNLISTED_RELOAD_SECONDS = 60          # sooner when a new symbol set names a sym
 # Errors that a retry cannot fix: the request itself is wrong.
 NOT_RETRYABLE = (ccxt.BadSymbol, ccxt.BadRequest, ccxt.NotSupported, ccxt.AuthenticationError,
                  ccxt.PermissionDenied, ccxt.ArgumentsRequired)
-
-
-class Shutdown(BaseException):
-    """Raised to abandon whatever is in progress (a request, a retry wait) once a stop is asked for.
-    A BaseException, so that no `except Exception` in ccxt or requests swallows it."""
-
-
-class StopSignal:
-    """SIGTERM/SIGINT set a flag; inside `interruptible()` (a blocking HTTP request) they also raise."""
-
-    def __init__(self, log: logging.Logger):
-        self.log = log
-        self.requested = False
-        self._interruptible = False
-
-    def install(self) -> None:
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, _frame) -> None:
-        self.log.info("Received %s, stopping", signal.Signals(signum).name)
-        self.requested = True
-        if self._interruptible:
-            raise Shutdown
-
-    @contextlib.contextmanager
-    def interruptible(self):
-        if self.requested:
-            raise Shutdown
-        self._interruptible = True
-        try:
-            yield
-        finally:
-            self._interruptible = False
 
 
 class Worker:

@@ -61,12 +61,14 @@ class Rabbit:
     """The test session's vhost on the local server, with a user whose password is a known secret."""
 
     def __init__(self):
-        self.vhost = f"futures_scan_test_{uuid.uuid4().hex[:8]}"
-        self.user, self.password = "futures_scan_test", f"pw-{uuid.uuid4().hex}"
+        session = uuid.uuid4().hex[:8]  # concurrent test sessions must not share a vhost or a user
+        self.vhost, self.user = f"futures_scan_test_{session}", f"futures_scan_test_{session}"
+        self.password = f"pw-{uuid.uuid4().hex}"
         rabbitmqctl("add_vhost", self.vhost)
         rabbitmqctl("add_user", self.user, self.password, check=False)
         rabbitmqctl("change_password", self.user, self.password)
         rabbitmqctl("set_permissions", "-p", self.vhost, self.user, ".*", ".*", ".*")
+        rabbitmqctl("set_user_tags", self.user, "management")  # rabbitmqadmin goes through the HTTP API
 
     def params(self) -> pika.ConnectionParameters:
         return pika.ConnectionParameters(RABBIT_HOST, RABBIT_PORT, self.vhost,

@@ -1,0 +1,261 @@
+"""controller.py: owns the symbol set, answers the control API, aggregates the workers' statistics.
+
+Lifecycle: load config -> load the persisted symbol set (or start from the config's list) -> connect
+(with backoff) -> consume commands one at a time, persist before answering, broadcast every change ->
+on SIGTERM/SIGINT: final statistics, close, exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pika
+from pydantic import ValidationError
+
+from common.broker import (CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE, Broker,
+                           declare_symbols_queue)
+from common.config import Config, ConfigError, load_config
+from common.control import Request, RequestError, failure, parse_request, response_key, success
+from common.logs import secret_mask, setup_logging
+from common.shutdown import StopSignal
+from common.stats import Counters, format_block
+from common.symbols import SymbolSet
+
+BROADCAST_SECONDS = 60  # the set is also re-sent periodically, in case a worker's queue was purged
+
+log = logging.getLogger("controller")
+
+
+class SymbolStore:
+    """The symbol set on disk. Written atomically (temp file, fsync, rename, fsync of the folder), so a
+    crash at any instant leaves the old file or the new one, never a torn one."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self, initial: list[str]) -> SymbolSet:
+        try:
+            return SymbolSet.model_validate_json(self.path.read_bytes())
+        except FileNotFoundError:
+            symbol_set = SymbolSet(version=1, symbols=initial, timestamp=_now_ms())
+            self.save(symbol_set)
+            log.info("No saved symbol set at %s; starting from the config's %d symbols", self.path, len(initial))
+            return symbol_set
+        except (OSError, ValidationError) as e:
+            # Keep the unreadable file for inspection; never silently overwrite what an operator had.
+            aside = self.path.with_suffix(f".unreadable-{int(time.time())}")
+            self.path.replace(aside)
+            log.error("Saved symbol set %s is unreadable (%s); moved to %s, starting from the config",
+                      self.path, type(e).__name__, aside)
+            return self.load(initial)
+
+    def save(self, symbol_set: SymbolSet) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(symbol_set.model_dump_json().encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+class WorkerTotals:
+    """Totals per exchange from the workers' reports. Each worker process reports totals since it
+    started; keeping the latest report of every process (pid + start time) and summing them makes the
+    totals survive worker restarts."""
+
+    def __init__(self):
+        self.processes: dict[str, dict[tuple, Counters]] = {}
+        self.latest: dict[str, dict] = {}
+
+    def record(self, report: dict) -> None:
+        exchange = str(report["exchange"])
+        process = (report["pid"], report["started_at"])
+        self.processes.setdefault(exchange, {})[process] = Counters(**report["totals"])
+        self.latest[exchange] = report
+
+    def per_exchange(self) -> dict[str, Counters]:
+        out = {}
+        for exchange, processes in self.processes.items():
+            total = Counters()
+            for c in processes.values():
+                total = Counters(total.success + c.success, total.errors + c.errors,
+                                 total.published + c.published, total.publish_failed + c.publish_failed)
+            out[exchange] = total
+        return out
+
+    def response_data(self) -> dict:
+        totals = self.per_exchange()
+        return {
+            "exchange_success": {ex: c.success for ex, c in totals.items()},
+            "exchange_errors": {ex: c.errors for ex, c in totals.items()},
+            "rabbitmq_published": sum(c.published for c in totals.values()),
+            "rabbitmq_failed": sum(c.publish_failed for c in totals.values()),
+            "workers": {ex: {"pid": r["pid"], "cycles": r["cycles"], "last_report": int(r["timestamp"]),
+                             "symbols_version": r["symbols_version"], "unlisted_symbols": r["unlisted_symbols"]}
+                        for ex, r in self.latest.items()},
+        }
+
+
+class Controller:
+    def __init__(self, config: Config, stop: StopSignal):
+        self.config = config
+        self.stop = stop
+        self.store = SymbolStore(config.path(config.state_file))
+        self.symbol_set = self.store.load(config.symbols)
+        self.workers = WorkerTotals()
+        self.broker = Broker(config.rabbitmq, on_connect=self._declare)
+        self._last_broadcast = 0.0
+        self._window_start, self._window_base = time.monotonic(), {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("Starting with symbol set v%d: %s", self.symbol_set.version, ", ".join(self.symbol_set.symbols))
+        while not self.stop.requested:
+            if self.broker.ensure_connected() and time.monotonic() - self._last_broadcast > BROADCAST_SECONDS:
+                self.broadcast()
+            self.broker.pump(0.2)
+            if time.monotonic() - self._window_start >= self.config.collection.statistics_interval_seconds:
+                self.print_statistics()
+
+    def shutdown(self) -> None:
+        self.print_statistics(final=True)
+        self.broker.close()
+        log.info("Stopped")
+
+    def _declare(self, channel) -> None:
+        channel.exchange_declare(RESPONSES_EXCHANGE, exchange_type="topic", durable=True)
+        channel.exchange_declare(STATS_EXCHANGE, exchange_type="topic", durable=True)
+        for entry in self.config.exchanges:  # so that a worker not started yet still gets the current set
+            declare_symbols_queue(channel, entry.name)
+        stats_queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(stats_queue, STATS_EXCHANGE, "stats.#")
+        channel.basic_consume(stats_queue, self._on_worker_report, auto_ack=True)
+        channel.queue_declare(CONTROL_QUEUE, durable=True)
+        channel.basic_qos(prefetch_count=1)  # one command at a time, in order
+        channel.basic_consume(CONTROL_QUEUE, self._on_request)
+        self._last_broadcast = 0.0  # re-send the set on every (re)connection
+
+    # -- the control API ---------------------------------------------------------------------------
+    def _on_request(self, channel, method, properties, body: bytes) -> None:
+        try:
+            request = parse_request(body, properties.correlation_id)
+            log.info("Command %s%s", request.command, f" {request.symbol}" if request.symbol else "")
+            response = self.execute(request)
+        except RequestError as e:
+            log.warning("Rejected request: %s (%s)", e.message, e.code)
+            response = failure(e)
+        except Exception as e:  # noqa: BLE001 - no request may take the controller down
+            log.exception("Command failed")
+            response = failure(RequestError("internal_error", f"internal error: {type(e).__name__}",
+                                            correlation_id=properties.correlation_id))
+        self.respond(response, properties)
+        channel.basic_ack(method.delivery_tag)
+
+    def execute(self, request: Request) -> dict:
+        current = self.symbol_set.symbols
+        if request.command == "get_symbols":
+            return success(request, "Symbols retrieved successfully", {"symbols": current, "count": len(current)})
+        if request.command == "get_statistics":
+            return success(request, "Statistics retrieved successfully", self.workers.response_data())
+        if request.command == "add_symbol":
+            if request.symbol in current:
+                raise RequestError("duplicate_symbol", f"Symbol {request.symbol} already exists", request.command,
+                                   request.correlation_id)
+            self.change(current + [request.symbol])
+            return success(request, f"Symbol {request.symbol} added successfully",
+                           {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
+        if request.command == "remove_symbol":
+            if request.symbol not in current:
+                raise RequestError("symbol_not_found", f"Symbol {request.symbol} not found", request.command,
+                                   request.correlation_id)
+            self.change([s for s in current if s != request.symbol])
+            return success(request, f"Symbol {request.symbol} removed successfully",
+                           {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
+        self.change(request.symbols)  # set_symbols
+        return success(request, f"Symbol list replaced ({len(request.symbols)} symbols)",
+                       {"symbols": self.symbol_set.symbols, "count": len(self.symbol_set.symbols)})
+
+    def change(self, symbols: list[str]) -> None:
+        """Persist, then adopt and broadcast: an answer never reports a set that is not on disk."""
+        new = SymbolSet(version=self.symbol_set.version + 1, symbols=symbols, timestamp=_now_ms())
+        self.store.save(new)
+        self.symbol_set = new
+        log.info("Symbol set v%d: %s", new.version, ", ".join(new.symbols) or "(empty)")
+        self.broadcast()
+
+    def respond(self, response: dict, request_properties: pika.BasicProperties) -> None:
+        body = json.dumps(response).encode()
+        key = response_key(response["command"])
+        if not self.broker.publish(RESPONSES_EXCHANGE, key, body, correlation_id=request_properties.correlation_id):
+            log.error("Could not publish the response to %s", key)
+        if request_properties.reply_to:
+            self.broker.publish("", request_properties.reply_to, body,
+                                correlation_id=request_properties.correlation_id)
+
+    def broadcast(self) -> None:
+        if self.broker.publish(SYMBOLS_EXCHANGE, "", self.symbol_set.model_dump_json().encode()):
+            self._last_broadcast = time.monotonic()
+
+    # -- statistics --------------------------------------------------------------------------------
+    def _on_worker_report(self, _channel, _method, _properties, body: bytes) -> None:
+        try:
+            self.workers.record(json.loads(body))
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("Ignoring a malformed worker report: %s", type(e).__name__)
+
+    def print_statistics(self, final: bool = False) -> None:
+        totals = self.workers.per_exchange()
+        names = [e.name for e in self.config.exchanges]
+        window = {ex: totals.get(ex, Counters()).minus(self._window_base.get(ex, Counters())) for ex in names}
+        if final:
+            window = {ex: totals.get(ex, Counters()) for ex in names}
+        seconds = time.monotonic() - self._window_start
+        block = format_block(seconds, window, sum(c.published for c in window.values()),
+                             sum(c.publish_failed for c in window.values()))
+        print(("Final statistics (totals)\n" if final else "") + block, flush=True)
+        self._window_start, self._window_base = time.monotonic(), totals
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="futures_scan controller: symbol set and control API")
+    parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"Configuration error: {e}", file=sys.stderr, flush=True)
+        return 2
+    setup_logging(config.logging.level)
+    secret_mask.add(config.rabbitmq.password.get_secret_value())
+    stop = StopSignal(log)
+    stop.install()
+    controller = Controller(config, stop)
+    try:
+        controller.run()
+    finally:
+        controller.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
