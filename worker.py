@@ -7,18 +7,23 @@ statistics, close, exit 0. Single-threaded and synchronous; supervisord isolates
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 import time
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 
 import ccxt
 from pydantic import ValidationError
 
 from common.broker import STATS_EXCHANGE, Broker, declare_symbols_queue
-from common.config import Config, ConfigError, load_config, load_credentials
-from common.exchanges import Venue, create_exchange, venue_for
+from common.config import Config, ConfigError, ExchangeEntry, load_config, load_credentials
+from common.exchanges import SharedThrottle, Venue, create_exchange, venue_for
 from common.logs import secret_mask, setup_logging
 from common.models import FuturesData, OrderbookData, TickerData
 from common.shutdown import Shutdown, StopSignal
@@ -33,16 +38,23 @@ NOT_RETRYABLE = (ccxt.BadSymbol, ccxt.BadRequest, ccxt.NotSupported, ccxt.Authen
 
 
 class Worker:
-    def __init__(self, config: Config, name: str, exchange: ccxt.Exchange, venue: Venue, stop: StopSignal):
+    def __init__(self, config: Config, entry: ExchangeEntry, clients: list[ccxt.Exchange], venue: Venue,
+                 stop: StopSignal):
         self.config = config
-        self.name = name
-        self.exchange = exchange
+        self.name = entry.name
+        self.exchange = clients[0]  # bulk calls and markets; all clients fetch books
         self.venue = venue
+        self.book_limit = entry.depth or venue.book_limit
+        self.book_clients: queue.SimpleQueue = queue.SimpleQueue()
+        for client in clients:
+            self.book_clients.put(client)
+        self.clients = clients
+        self.pool = ThreadPoolExecutor(len(clients), thread_name_prefix="book") if len(clients) > 1 else None
         self.stop = stop
-        self.log = logging.getLogger(name)
+        self.log = logging.getLogger(self.name)
         self.broker = Broker(config.rabbitmq, on_connect=self._declare)
         self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
-        self.stats = WorkerStatistics(exchange=name, pid=os.getpid())
+        self.stats = WorkerStatistics(exchange=self.name, pid=os.getpid())
         self._window_start, self._window_base = time.monotonic(), Counters()
         self._held_symbols_tag = None
         self._markets_loaded_at = 0.0
@@ -93,6 +105,8 @@ class Worker:
         if markets is None:
             return False
         self._markets_loaded_at = time.monotonic()
+        for client in self.clients[1:]:
+            client.set_markets(self.exchange.markets)
         self.log.info("Loaded %d markets", len(markets))
         if "funding_intervals" in self.venue.bulk_calls:
             # Lists only the symbols off the default schedule; changes rarely, so once per market load.
@@ -121,15 +135,15 @@ class Worker:
         started = time.monotonic()
         self._refresh_markets_if_due()
         symbols, _ = self.listed_symbols()
-        if symbols:
-            bulk = self.fetch_bulk(symbols)
-            if bulk is None:
-                self.log.error("Skipping this cycle: no tickers")
-                self.stats.totals.errors += len(symbols)
-            else:
-                for symbol in symbols:
-                    if symbol in self.symbol_set.symbols:  # a set may arrive mid-cycle
-                        self.collect_and_publish(symbol, *bulk)
+        bulk = self.fetch_bulk(symbols) if symbols else None
+        if symbols and bulk is None:
+            self.log.error("Skipping this cycle: no tickers")
+            self.stats.totals.errors += len(symbols)
+        elif bulk is not None:
+            tickers, funding = bulk
+            for symbol, book in self.fetch_books(symbols):
+                if symbol in self.symbol_set.symbols:  # a set may arrive mid-cycle
+                    self.publish_collected(symbol, tickers.get(symbol) or {}, book, funding.get(symbol) or {})
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
         self.publish_statistics()
@@ -165,26 +179,50 @@ class Worker:
         path, api = self.venue.extra[endpoint]
         return self.exchange.request(path, api, "GET", {}).get("data") or []
 
-    def collect_and_publish(self, symbol: str, tickers: dict, funding: dict) -> None:
-        self.broker.pump()  # keep heartbeats flowing through long cycles
-        book = self.call(f"orderbook {symbol}", self.fetch_book, symbol)
-        if book is None:
-            self.stats.totals.errors += 1
+    def fetch_books(self, symbols: list[str]):
+        """(symbol, book or None) for every symbol, as they arrive. With several clients the books are
+        fetched concurrently (the shared throttle keeps the budget); the broker is served from this
+        thread only, between arrivals."""
+        if self.pool is None:
+            for symbol in symbols:
+                self.broker.pump()  # keep heartbeats flowing through long cycles
+                yield symbol, self.call(f"orderbook {symbol}", self.fetch_book, self.exchange, symbol)
             return
-        snapshot = self.build_snapshot(symbol, tickers.get(symbol) or {}, book, funding.get(symbol) or {})
+        pending = {self.pool.submit(self._fetch_book_pooled, symbol) for symbol in symbols}
+        try:
+            while pending:
+                done, pending = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                if self.stop.requested:
+                    raise Shutdown
+                self.broker.pump()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _fetch_book_pooled(self, symbol: str) -> tuple[str, dict | None]:
+        client = self.book_clients.get()
+        try:
+            return symbol, self.call(f"orderbook {symbol}", self.fetch_book, client, symbol, client=client)
+        finally:
+            self.book_clients.put(client)
+
+    def fetch_book(self, client: ccxt.Exchange, symbol: str) -> dict:
+        book = client.fetch_order_book(symbol, self.book_limit, self.venue.book_params)
+        if not book["bids"] or not book["asks"]:
+            # ccxt parses some malformed bodies into an empty book instead of raising.
+            raise ccxt.BadResponse(f"order book without {'bids' if not book['bids'] else 'asks'}")
+        return book
+
+    def publish_collected(self, symbol: str, ticker: dict, book: dict | None, funding: dict) -> None:
+        snapshot = None if book is None else self.build_snapshot(symbol, ticker, book, funding)
         if snapshot is None:
             self.stats.totals.errors += 1
             return
         self.stats.totals.success += 1
         self.log.debug("Collected %s", symbol)
         self.publish_snapshot(snapshot)
-
-    def fetch_book(self, symbol: str) -> dict:
-        book = self.exchange.fetch_order_book(symbol, self.venue.book_limit, self.venue.book_params)
-        if not book["bids"] or not book["asks"]:
-            # ccxt parses some malformed bodies into an empty book instead of raising.
-            raise ccxt.BadResponse(f"order book without {'bids' if not book['bids'] else 'asks'}")
-        return book
 
     def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict) -> FuturesData | None:
         market = self.exchange.market(symbol)
@@ -240,13 +278,15 @@ class Worker:
             self.stats.totals.publish_failed += 1
 
     # -- requests with retries ---------------------------------------------------------------------
-    def call(self, what: str, fn, *args):
+    def call(self, what: str, fn, *args, client: ccxt.Exchange | None = None):
         """fn(*args), retried on the configured schedule; None once the retries are spent.
-        An empty answer counts as a failure: ccxt turns some malformed bodies into {} instead of raising."""
+        An empty answer counts as a failure: ccxt turns some malformed bodies into {} instead of raising.
+        Runs in the main thread (bulk calls) or a book thread, which must not touch the broker."""
+        in_main = threading.current_thread() is threading.main_thread()
         retries = self.config.collection.retry_attempts
         for attempt in range(retries + 1):
             try:
-                with self.stop.interruptible():
+                with self.stop.interruptible() if in_main else contextlib.nullcontext():
                     result = fn(*args)
                 if not result:
                     raise ccxt.BadResponse("empty response")
@@ -259,16 +299,17 @@ class Worker:
                     self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, _describe(e), retries)
                     return None
                 self.log.error("Failed to fetch %s: %s (retry %d/%d)", what, _describe(e), attempt + 1, retries)
-                self.wait(max(self.config.collection.retry_delay(attempt + 1), self._retry_after()))
+                delay = max(self.config.collection.retry_delay(attempt + 1), _retry_after(client or self.exchange))
+                self.wait(delay) if in_main else self._pause(delay)
         return None
 
-    def _retry_after(self) -> float:
-        """Seconds the exchange asked us to back off (Retry-After of a 429/418), or 0."""
-        headers = self.exchange.last_response_headers or {}
-        try:
-            return float(headers.get("Retry-After") or 0)
-        except (TypeError, ValueError):
-            return 0.0
+    def _pause(self, seconds: float) -> None:
+        """A book thread's wait: no broker, but stops as soon as a stop is asked for."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stop.requested:
+                raise Shutdown
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     # -- broker side -------------------------------------------------------------------------------
     def _declare(self, channel) -> None:
@@ -321,6 +362,15 @@ class Worker:
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
 
 
+def _retry_after(client) -> float:
+    """Seconds the exchange asked a client to back off (Retry-After of a 429/418), or 0."""
+    headers = getattr(client, "last_response_headers", None) or {}
+    try:
+        return float(headers.get("Retry-After") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _levels(levels: list, contract_size: float) -> list[tuple[float, float]]:
     """ccxt's [price, amount, ...] levels as (price, base amount)."""
     if contract_size == 1:
@@ -358,11 +408,14 @@ def main(argv=None) -> int:
         return 2
     setup_logging(config.logging.level)
     secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values())
-    exchange = create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
-                               timeout_ms=int(config.collection.request_timeout_seconds * 1000))
+    venue = venue_for(entry.name)
+    throttle = SharedThrottle(venue.rate_limit_ms)
+    clients = [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
+                               timeout_ms=int(config.collection.request_timeout_seconds * 1000), throttle=throttle)
+               for _ in range(max(1, venue.book_threads))]
     stop = StopSignal(logging.getLogger(entry.name))
     stop.install()
-    worker = Worker(config, entry.name, exchange, venue_for(entry.name), stop)
+    worker = Worker(config, entry, clients, venue, stop)
     try:
         worker.run()
     except Shutdown:
@@ -370,7 +423,10 @@ def main(argv=None) -> int:
     finally:
         stop.requested = True
         worker.shutdown()
-    return 0
+    # A book thread may still sit in a request (up to the request timeout); nothing it could still do
+    # matters now, and waiting for it would break "stops within a few seconds".
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

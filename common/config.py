@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -42,6 +42,8 @@ class ExchangeEntry(_Strict):
     api_url: str | None = Field(None, pattern=r"^https?://[^/\s]+(/\S*)?$")
     sandbox: bool = False
     options: dict = Field(default_factory=dict)
+    # Order-book levels to ask for; default: the deepest the exchange's REST API gives.
+    depth: Annotated[int, Field(gt=0)] | Literal["max"] | None = None
 
     @field_validator("name")
     @classmethod

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 
 import ccxt
@@ -19,8 +21,6 @@ class Venue:
     # ccxt's rateLimit in ms per unit of cost, tuned to the exchange's published budget (SPEC section 8):
     # ccxt's own defaults are more cautious than the exchange requires.
     rate_limit_ms: float
-    funding_bulk: bool = True       # fetch_funding_rates answers for all symbols in one call
-    contracts_quoted: bool = False  # book and volume in contracts; multiply by contractSize
     extra: dict = field(default_factory=dict)
     # The bulk calls of one cycle, in order: "tickers" (fetch_tickers), "bids_asks" (fetch_bids_asks, when
     # the tickers lack bid/ask), then funding from "funding_rates" (fetch_funding_rates),
@@ -34,6 +34,9 @@ class Venue:
     # With "funding_intervals" in bulk_calls: fetch_funding_intervals at each market load (binance lists
     # only symbols off this default schedule).
     default_funding_hours: float | None = None
+    # Order books in flight at once. A synchronous client sending one request at a time is bound by the
+    # round trip (N <= interval / RTT); several clients sharing one throttle stay inside the same budget.
+    book_threads: int = 4
 
 
 VENUES: dict[str, Venue] = {
@@ -65,7 +68,7 @@ VENUES: dict[str, Venue] = {
     # in extra. HTX's funding_time is the upcoming settlement: ccxt puts it in fundingTimestamp.
     "htx": Venue("htx", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
                          "defaultType": "swap", "defaultSubType": "linear"}, None,
-                 rate_limit_ms=1000 / 800 * 1.05, funding_bulk=False, contracts_quoted=True,
+                 rate_limit_ms=1000 / 800 * 1.05,
                  extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
                         "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
                  bulk_calls=("tickers", "funding_raw", "index_raw"), next_funding_field="fundingTimestamp"),
@@ -73,7 +76,7 @@ VENUES: dict[str, Venue] = {
                              "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
                     # 200 requests / 10 s per endpoint = 50 ms; ccxt's sync throttle spaces all calls, +5% margin.
                     # Tickers have no next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
-                    rate_limit_ms=50.0 * 1.05, contracts_quoted=True, next_funding_field="fundingTimestamp"),
+                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp"),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
@@ -98,8 +101,28 @@ def redirect_urls(urls, api_url: str):
     return urls
 
 
+class SharedThrottle:
+    """ccxt's throttle (request starts spaced by rateLimit x cost) made thread-safe and shared, so that
+    several clients of one exchange together keep to one budget."""
+
+    def __init__(self, rate_limit_ms: float):
+        self.rate_limit_ms = rate_limit_ms
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def __call__(self, cost=None) -> None:
+        spacing = self.rate_limit_ms * (1 if cost is None else cost) / 1000
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + spacing
+        if start > now:
+            time.sleep(start - now)
+
+
 def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False, options: dict | None = None,
-                    credentials: dict | None = None, timeout_ms: int = 10_000) -> ccxt.Exchange:
+                    credentials: dict | None = None, timeout_ms: int = 10_000,
+                    throttle: SharedThrottle | None = None) -> ccxt.Exchange:
     venue = venue_for(name)
     params = {"enableRateLimit": True, "timeout": timeout_ms, "options": _merge(venue.options, options or {})}
     if venue.rate_limit_ms:
@@ -112,6 +135,9 @@ def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False
         exchange.set_sandbox_mode(True)
     if api_url:
         exchange.urls["api"] = redirect_urls(exchange.urls["api"], api_url)
+    if throttle is not None:
+        throttle.rate_limit_ms = throttle.rate_limit_ms or exchange.rateLimit  # ccxt's own for other ids
+        exchange.throttle = throttle  # ccxt's fetch2 calls self.throttle(cost) before every request
     return exchange
 
 

@@ -143,6 +143,10 @@ def test_snapshot_message_format(fleet):
 
 
 # -- faults ----------------------------------------------------------------------------------------
+BTC_BOOK = {"binance": "symbol=BTCUSDT", "bybit": "symbol=BTCUSDT", "bitget": "symbol=BTCUSDT",
+            "htx": "contract_code=BTC-USDT", "gateio": "order_book?contract=BTC_USDT"}
+
+
 def test_failed_book_requests_are_retried_and_the_symbol_still_published(fleet):
     """Three different faults in a row on one book request: retries 1/3, 2/3, 3/3, then success."""
     plan = {"binance": ["http418", "http429", "empty"], "bybit": ["http500", "reset", "bad_json"],
@@ -151,15 +155,16 @@ def test_failed_book_requests_are_retried_and_the_symbol_still_published(fleet):
     offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
     for exchange, kinds in plan.items():
         for kind in kinds:
-            fleet.sim.inject_fault(exchange, kind, endpoint=BOOK_PATH[exchange], count=1, hang_seconds=5)
+            fleet.sim.inject_fault(exchange, kind, endpoint=BTC_BOOK[exchange], count=1, hang_seconds=5)
     injected = time.time()
     for exchange, worker in fleet.workers.items():
-        match = worker.wait_for_log(r"Failed to fetch orderbook (\S+): .*\(retry 3/3\)", 30, offsets[exchange])
-        symbol = match.group(1)
+        match = worker.wait_for_log(r"Failed to fetch orderbook BTC/USDT:USDT: .*\(retry 3/3\)", 30,
+                                    offsets[exchange])
         retries = worker.log_text()[offsets[exchange]:match.end()]
-        assert "(retry 1/3)" in retries and "(retry 2/3)" in retries
-        fleet.snapshot(exchange, symbol, after=injected, timeout=20)
+        assert "orderbook BTC/USDT:USDT: " in retries and "(retry 1/3)" in retries and "(retry 2/3)" in retries
+        fleet.snapshot(exchange, "BTC/USDT:USDT", after=injected, timeout=20)
         assert "giving up" not in worker.log_text()[offsets[exchange]:]
+        assert "Failed to fetch orderbook ETH" not in worker.log_text()[offsets[exchange]:]
 
 
 def test_tickers_down_skips_the_cycle_then_recovers(fleet):

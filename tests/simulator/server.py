@@ -49,7 +49,7 @@ class Budget:
 class Fault:
     exchange: str
     kind: str
-    endpoint: str | None = None    # substring of the path; None matches every path
+    endpoint: str | None = None    # substring of "path?query"; None matches every request
     count: int | None = None       # requests left to hit; None = until `until`
     until: float | None = None     # time.time() when it expires; None = until count runs out
     fields: tuple = ()             # for drop_fields
@@ -213,7 +213,7 @@ class Simulator:
             return Reply(404, {"error": f"no exchange at /{prefix}/; known: {', '.join(self.dialects)}"})
         path = "/" + rest
         now = time.time()
-        fault = self._take_fault(prefix, path, now)
+        fault = self._take_fault(prefix, f"{path}?{parts.query}", now)
         req = Request(prefix, method, path, dict(parse_qsl(parts.query)), body, self.market, self.market.tick,
                       frozenset(fault.fields) if fault and fault.kind == "drop_fields" else frozenset())
         if self._latency.get(prefix):
