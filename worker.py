@@ -331,10 +331,9 @@ class Worker:
             self.log.error("Ignoring an invalid symbol set: %s", e.errors()[0]["msg"])
             channel.basic_ack(method.delivery_tag)
             return
-        if update.version < self.symbol_set.version:
-            channel.basic_ack(method.delivery_tag)
-            return
-        # Keep the newest set unacknowledged: if this process dies, the broker hands it to the next one.
+        # The queue holds only the latest set and delivers in order, so the last delivery is the current set
+        # (whatever its version: a controller that lost its state file starts again at v1).
+        # Keep it unacknowledged: if this process dies, the broker hands it to the next one.
         if self._held_symbols_tag is not None:
             channel.basic_ack(self._held_symbols_tag)
         self._held_symbols_tag = method.delivery_tag

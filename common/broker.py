@@ -37,12 +37,19 @@ def declare_symbols_queue(channel, exchange: str) -> str:
     return queue
 
 
+def connection_parameters(config: RabbitMQConfig, timeout: float = 5.0, **extra) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(
+        host=config.host, port=config.port, virtual_host=config.vhost,
+        credentials=pika.PlainCredentials(config.user, config.password.get_secret_value()),
+        connection_attempts=1, socket_timeout=timeout, stack_timeout=timeout * 2, **extra)
+
+
 class Broker:
     """One BlockingConnection with publisher confirms. `on_connect(channel)` declares what the caller
     needs each time a connection is made (topology, consumers)."""
 
     def __init__(self, config: RabbitMQConfig, on_connect: Callable | None = None,
-                 max_backoff: float = 30.0, connect_timeout: float = 3.0):
+                 max_backoff: float = 5.0, connect_timeout: float = 3.0):
         self.config = config
         self.on_connect = on_connect
         self.max_backoff = max_backoff
@@ -80,13 +87,9 @@ class Broker:
         return True
 
     def _connect(self) -> None:
-        c = self.config
-        params = pika.ConnectionParameters(
-            host=c.host, port=c.port, virtual_host=c.vhost,
-            credentials=pika.PlainCredentials(c.user, c.password.get_secret_value()),
-            heartbeat=c.heartbeat_seconds, blocked_connection_timeout=30,
-            socket_timeout=self.connect_timeout, stack_timeout=self.connect_timeout * 2,
-            connection_attempts=1, client_properties={"connection_name": "futures_scan"})
+        params = connection_parameters(self.config, self.connect_timeout, heartbeat=self.config.heartbeat_seconds,
+                                       blocked_connection_timeout=30,
+                                       client_properties={"connection_name": "futures_scan"})
         self.connection = pika.BlockingConnection(params)
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()

@@ -6,7 +6,9 @@ import sys
 
 FORMAT = "%(asctime)s [%(levelname)s] [%(name)s] %(message)s"
 # Libraries that log request headers or connection URLs at DEBUG: keep them quiet whatever the level.
-_NOISY = ("ccxt", "urllib3", "requests", "pika")
+_NOISY = ("ccxt", "urllib3", "requests")
+# pika logs every failed connection attempt as a dozen ERROR lines; common.broker says it in one.
+_SILENT = ("pika",)
 
 
 class SecretMask(logging.Filter):
@@ -41,3 +43,5 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in _SILENT:
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from common.broker import CONTROL_QUEUE  # noqa: E402
+from common.broker import CONTROL_QUEUE, connection_parameters  # noqa: E402
 from common.config import ConfigError, load_config  # noqa: E402
 from common.control import COMMANDS  # noqa: E402
 
@@ -76,8 +76,7 @@ def main(argv=None) -> int:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2
     r = config.rabbitmq
-    params = pika.ConnectionParameters(r.host, r.port, r.vhost, pika.PlainCredentials(
-        r.user, r.password.get_secret_value()), connection_attempts=1, socket_timeout=5)
+    params = connection_parameters(r)
     request = build_request(args.command, args.argument)
     try:
         response = send(params, request, args.timeout)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from common.broker import symbols_queue
 from common.exchanges import create_exchange
 from tests.simulator import Simulator
 
@@ -77,6 +78,15 @@ class Rabbit:
     def config(self, exchange: str = "futures_data") -> dict:
         return {"host": RABBIT_HOST, "port": RABBIT_PORT, "user": self.user, "password": self.password,
                 "vhost": self.vhost, "exchange": exchange}
+
+    def forget_symbol_sets(self, exchanges=EXCHANGES) -> None:
+        """Delete the workers' symbol-set queues, so that workers start from their config's list and not
+        from a set an earlier test's controller left there."""
+        conn = pika.BlockingConnection(self.params())
+        channel = conn.channel()
+        for exchange in exchanges:
+            channel.queue_delete(symbols_queue(exchange))
+        conn.close()
 
     def stop_app(self) -> None:
         rabbitmqctl("stop_app")

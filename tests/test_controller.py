@@ -71,6 +71,7 @@ class Control:
 
 @pytest.fixture(scope="module")
 def control(rabbit, simulator, tmp_path_factory):
+    rabbit.forget_symbol_sets()
     c = Control(rabbit, simulator, tmp_path_factory.mktemp("control"))
     yield c
     c.close()

@@ -51,6 +51,7 @@ class Fleet:
 def fleet(simulator, rabbit, tmp_path_factory):
     simulator.reset()
     simulator.market.freeze()
+    rabbit.forget_symbol_sets()
     consumer = Consumer(rabbit, "futures_data", "futures.#")
     stats = Consumer(rabbit, STATS_EXCHANGE, "stats.#")
     fleet = Fleet(simulator, rabbit, tmp_path_factory.mktemp("fleet"), consumer, stats)
@@ -214,7 +215,7 @@ def test_symbol_set_broadcast_changes_collection_without_restart(fleet):
     for exchange in EXCHANGES:
         fleet.snapshot(exchange, "XRP/USDT:USDT", after=changed, timeout=2 * INTERVAL + 2)
     settled = time.time() + INTERVAL + 1
-    fleet.snapshot("bybit", "XRP/USDT:USDT", after=settled, timeout=2 * INTERVAL)  # the cycle's last symbol
+    fleet.snapshot("bybit", "XRP/USDT:USDT", after=settled, timeout=3 * INTERVAL)  # a whole cycle after it
     keys = {k for k, _ in fleet.consumer.since(settled)}
     assert "futures.bybit.ETHUSDT" not in keys and "futures.bybit.BTCUSDT" in keys
     pids = {ex: w.proc.pid for ex, w in fleet.workers.items()}

@@ -1,0 +1,126 @@
+"""Print one line per futures_scan snapshot, as they arrive.
+
+    python scripts/watch_snapshots.py                          every snapshot (topic futures.#)
+    python scripts/watch_snapshots.py 'futures.*.BTCUSDT'      BTC on every exchange
+    python scripts/watch_snapshots.py 'futures.bybit.#' 'futures.gateio.ETHUSDT'
+    python scripts/watch_snapshots.py --config config/config.demo.json --count 20
+
+The broker address and exchange come from the config (--config, $FUTURES_SCAN_CONFIG or config/config.json;
+RABBITMQ_* in the environment override it, as for the workers). A private queue that disappears on exit,
+so watching never disturbs other consumers. Reconnects when the broker goes away; Ctrl+C stops it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pika  # noqa: E402
+import pika.exceptions  # noqa: E402
+
+from common.broker import connection_parameters  # noqa: E402
+from common.config import ConfigError, load_config  # noqa: E402
+
+
+def _num(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _time(ms) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_line(body: dict) -> str:
+    """exchange, symbol, bid/ask/last, book depth, funding rate, next funding time: one line."""
+    ticker = body.get("ticker") or {}
+    book = body.get("orderbook") or {}
+    rate = body.get("funding_rate")
+    received = datetime.fromtimestamp(body.get("timestamp", time.time() * 1000) / 1000).strftime("%H:%M:%S")
+    return (f"{received} {body.get('exchange', '?'):<8} {body.get('symbol', '?'):<16} "
+            f"bid {_num(ticker.get('bid'))} ask {_num(ticker.get('ask'))} last {_num(ticker.get('last'))}  "
+            f"book {len(book.get('bids') or [])}x{len(book.get('asks') or [])}  "
+            f"funding {'-' if rate is None else f'{rate * 100:.4f}%'}  next {_time(body.get('next_funding_time'))}")
+
+
+class _Stop(BaseException):  # like KeyboardInterrupt: nothing in pika swallows it
+    pass
+
+
+def _raise_stop(*_):
+    raise _Stop
+
+
+def watch(params: pika.ConnectionParameters, exchange: str, topics: list[str], count: int | None) -> int:
+    seen = 0
+    warned = False
+    while True:
+        connection = None
+        try:
+            connection = pika.BlockingConnection(params)
+            channel = connection.channel()
+            channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            for topic in topics:
+                channel.queue_bind(queue, exchange, topic)
+            if warned:
+                print("(reconnected)", file=sys.stderr, flush=True)
+            else:
+                print(f"watching {exchange} {' '.join(topics)} at {params.host}:{params.port} "
+                      f"vhost {params.virtual_host} (Ctrl+C stops)", file=sys.stderr, flush=True)
+            warned = False
+            for _method, _props, body in channel.consume(queue, auto_ack=True, inactivity_timeout=1):
+                if body is None:
+                    continue
+                try:
+                    line = format_line(json.loads(body))
+                except (ValueError, TypeError, AttributeError) as e:
+                    line = f"(unreadable message: {type(e).__name__})"
+                print(line, flush=True)
+                seen += 1
+                if count and seen >= count:
+                    return 0
+        except (pika.exceptions.AMQPError, OSError) as e:
+            if not warned:
+                print(f"RabbitMQ at {params.host}:{params.port} unreachable ({type(e).__name__}); retrying",
+                      file=sys.stderr, flush=True)
+                warned = True
+            time.sleep(2)
+        finally:
+            if connection is not None and connection.is_open:
+                try:
+                    connection.close()
+                except (pika.exceptions.AMQPError, OSError):
+                    pass
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Print one line per futures_scan snapshot")
+    parser.add_argument("topics", nargs="*", default=["futures.#"],
+                        help="routing-key filters, e.g. 'futures.*.BTCUSDT' (default: futures.#)")
+    parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
+    parser.add_argument("--count", type=int, help="exit after this many snapshots")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"Configuration error: {e}", file=sys.stderr)
+        return 2
+    r = config.rabbitmq
+    params = connection_parameters(r)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        return watch(params, r.exchange, args.topics, args.count)
+    except (KeyboardInterrupt, _Stop):
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
