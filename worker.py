@@ -2,7 +2,9 @@
 
 Lifecycle: load config -> connect (broker lazily, with backoff) -> load markets -> every interval:
 bulk calls, one order book per symbol, publish one snapshot per symbol -> on SIGTERM/SIGINT: final
-statistics, close, exit 0. Single-threaded and synchronous; supervisord isolates and restarts it.
+statistics, close, exit 0. Synchronous ccxt and blocking pika: the main thread owns the broker connection;
+order books come from a few ccxt clients in threads sharing one throttle, because one request at a time is
+bound by the round trip. One process per exchange: supervisord isolates and restarts it.
 """
 from __future__ import annotations
 
@@ -120,7 +122,8 @@ class Worker:
             self._unknown_symbols_asked = False
             self._load_markets(reload=True)
 
-    def listed_symbols(self) -> tuple[list[str], list[str]]:
+    def listed_symbols(self) -> list[str]:
+        """The current symbols this exchange lists; the others are reported in the statistics."""
         listed, unlisted = [], []
         for symbol in self.symbol_set.symbols:
             (listed if symbol in self.exchange.markets else unlisted).append(symbol)
@@ -128,13 +131,13 @@ class Worker:
             for symbol in set(unlisted) - set(self.stats.unlisted_symbols):
                 self.log.debug("Symbol %s not available on exchange", symbol)
             self.stats.unlisted_symbols = unlisted
-        return listed, unlisted
+        return listed
 
     # -- one cycle ---------------------------------------------------------------------------------
     def collect_cycle(self) -> None:
         started = time.monotonic()
         self._refresh_markets_if_due()
-        symbols, _ = self.listed_symbols()
+        symbols = self.listed_symbols()
         bulk = self.fetch_bulk(symbols) if symbols else None
         if symbols and bulk is None:
             self.log.error("Skipping this cycle: no tickers")
