@@ -45,12 +45,13 @@ def connection_parameters(config: RabbitMQConfig, timeout: float = 5.0, **extra)
 
 
 class Broker:
-    """One BlockingConnection with publisher confirms. `on_connect(channel)` declares what the caller
-    needs each time a connection is made (topology, consumers)."""
+    """One BlockingConnection. `on_connect(channel)` declares what the caller needs each time a connection
+    is made (topology, consumers). With `confirm`, each publish waits for the broker's acknowledgement."""
 
-    def __init__(self, config: RabbitMQConfig, on_connect: Callable | None = None,
+    def __init__(self, config: RabbitMQConfig, on_connect: Callable | None = None, confirm: bool = True,
                  max_backoff: float = 5.0, connect_timeout: float = 3.0):
         self.config = config
+        self.confirm = confirm
         self.on_connect = on_connect
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
@@ -92,12 +93,13 @@ class Broker:
                                        client_properties={"connection_name": "futures_scan"})
         self.connection = pika.BlockingConnection(params)
         self.channel = self.connection.channel()
-        self.channel.confirm_delivery()
+        if self.confirm:
+            self.channel.confirm_delivery()
         if self.on_connect:
             self.on_connect(self.channel)
 
     def publish(self, exchange: str, routing_key: str, body: bytes, **properties) -> bool:
-        """Publish with a broker confirm. False (and a reconnect scheduled) if the broker is not there."""
+        """Publish (confirmed, if so built). False, and a reconnect scheduled, if the broker is not there."""
         if not self.ensure_connected():
             return False
         props = pika.BasicProperties(content_type=JSON, content_encoding="utf-8", **properties)

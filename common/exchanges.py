@@ -46,7 +46,7 @@ VENUES: dict[str, Venue] = {
     # 24hr has no bid/ask (bookTicker) nor funding (premiumIndex, next funding in fundingTimestamp). The
     # interval comes from fetch_funding_intervals (/fapi/v1/fundingInfo, weight 0), listing only non-8 h symbols.
     "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
-                                     "defaultSubType": "linear"}, 1000, rate_limit_ms=25.0 * 1.05,
+                                     "defaultSubType": "linear"}, 1000, rate_limit_ms=25.0 * 1.05, book_threads=2,
                      bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
                      next_funding_field="fundingTimestamp", default_funding_hours=8.0),
     # 600 requests / 5 s per IP = 120/s. ccxt charges every bybit public call cost 5 (rateLimit 20 ms x 5 =
@@ -61,7 +61,7 @@ VENUES: dict[str, Venue] = {
     # fetch_funding_rates -> /current-fund-rate: rate, next funding time and interval for all symbols.
     "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "defaultSubType": "linear",
                                "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}}, "max",
-                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp"),
+                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp", book_threads=2),
     # 800 market-data requests / s per IP; ccxt costs 1 per public contract call (v5 funding: 0.125). Depth is
     # 150 levels fixed (type=step0; ccxt ignores `limit`). ccxt's fetch_funding_rates raises NotSupported for
     # linear swaps: funding per symbol (fetch_funding_rate, /v5/market/funding_rate) or the raw batch endpoint
@@ -76,7 +76,7 @@ VENUES: dict[str, Venue] = {
                              "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
                     # 200 requests / 10 s per endpoint = 50 ms; ccxt's sync throttle spaces all calls, +5% margin.
                     # Tickers have no next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
-                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp"),
+                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp", book_threads=2),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
@@ -112,12 +112,16 @@ class SharedThrottle:
 
     def __call__(self, cost=None) -> None:
         spacing = self.rate_limit_ms * (1 if cost is None else cost) / 1000
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + spacing
-        if start > now:
-            time.sleep(start - now)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._next:
+                    # Spaced from the moment a request really goes out, not from its planned slot: a thread
+                    # that wakes late must not let the next one follow it closer than the spacing.
+                    self._next = now + spacing
+                    return
+                wait = self._next - now
+            time.sleep(wait)
 
 
 def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False, options: dict | None = None,

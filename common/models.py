@@ -17,7 +17,8 @@ class TickerData(BaseModel):
 
 
 class OrderbookData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: ccxt hands over floats already, and lax coercion of 2 x 1000 levels costs ~20% more CPU.
+    model_config = ConfigDict(extra="forbid", strict=True)
     bids: list[Level]
     asks: list[Level]
     timestamp: int  # ms
