@@ -29,8 +29,9 @@ class Venue:
     # from extra["index_batch"]).
     bulk_calls: tuple = ("tickers", "funding_rates")
     book_params: dict = field(default_factory=dict)  # extra params of fetch_order_book
-    # ccxt's field for the next funding time (binance puts it in fundingTimestamp).
-    next_funding_field: str = "nextFundingTimestamp"
+    # ccxt's field for the next funding time: on all five (ccxt 4.5.90) it is fundingTimestamp, the time of
+    # the upcoming settlement; nextFundingTimestamp is empty (binance, bybit, bitget, gate) or the one after.
+    next_funding_field: str = "fundingTimestamp"
     # With "funding_intervals" in bulk_calls: fetch_funding_intervals at each market load (binance lists
     # only symbols off this default schedule).
     default_funding_hours: float | None = None
@@ -48,20 +49,20 @@ VENUES: dict[str, Venue] = {
     "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
                                      "defaultSubType": "linear"}, 1000, rate_limit_ms=25.0 * 1.05, book_threads=2,
                      bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
-                     next_funding_field="fundingTimestamp", default_funding_hours=8.0),
+                     default_funding_hours=8.0),
     # 600 requests / 5 s per IP = 120/s. ccxt charges every bybit public call cost 5 (rateLimit 20 ms x 5 =
     # 100 ms by default), so rateLimit = 1000 / 120 / 5 ms, +5% margin = 1.75 ms -> one request per 8.75 ms.
     # /v5/market/tickers?category=linear carries bid, ask, last, volume, mark, index, funding rate and next
     # funding time: one bulk request per cycle; ccxt's parse_funding_rate puts nextFundingTime in fundingTimestamp.
     "bybit": Venue("bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
                              "defaultSubType": "linear"}, 1000, rate_limit_ms=1000 / 120 / 5 * 1.05,
-                   bulk_calls=("tickers", "funding_from_tickers"), next_funding_field="fundingTimestamp"),
+                   bulk_calls=("tickers", "funding_from_tickers")),
     # 20 requests / s per endpoint; ccxt's throttle is one global queue at cost 1, so 50 ms (+5%) keeps every
     # endpoint (merge-depth is the busy one) under 20/s. Book depth is a gear: "max" (not a number).
     # fetch_funding_rates -> /current-fund-rate: rate, next funding time and interval for all symbols.
     "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "defaultSubType": "linear",
                                "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}}, "max",
-                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp", book_threads=2),
+                    rate_limit_ms=50.0 * 1.05, book_threads=2),
     # 800 market-data requests / s per IP; ccxt costs 1 per public contract call (v5 funding: 0.125). Depth is
     # 150 levels fixed (type=step0; ccxt ignores `limit`). ccxt's fetch_funding_rates raises NotSupported for
     # linear swaps: funding per symbol (fetch_funding_rate, /v5/market/funding_rate) or the raw batch endpoint
@@ -71,12 +72,12 @@ VENUES: dict[str, Venue] = {
                  rate_limit_ms=1000 / 800 * 1.05,
                  extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
                         "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
-                 bulk_calls=("tickers", "funding_raw", "index_raw"), next_funding_field="fundingTimestamp"),
+                 bulk_calls=("tickers", "funding_raw", "index_raw")),
     "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
                              "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
                     # 200 requests / 10 s per endpoint = 50 ms; ccxt's sync throttle spaces all calls, +5% margin.
                     # Tickers have no next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
-                    rate_limit_ms=50.0 * 1.05, next_funding_field="fundingTimestamp", book_threads=2),
+                    rate_limit_ms=50.0 * 1.05, book_threads=2),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")

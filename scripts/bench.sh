@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The benchmark command: prepares the machine (scripts/setup.sh: venv, requirements, local RabbitMQ), adds the
+# plot's requirements (bench/requirements.txt), then runs the benchmark. The full run takes ~15 minutes on 2 cores
+# and writes docs/benchmarks.md and docs/benchmarks.png; `scripts/bench.sh --quick` is a < 2 minute smoke run.
+# Arguments go to `python -m bench.run` (see bench/run.py). Needs rabbitmqctl (root or sudo) for a private vhost.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+stamp=.venv/.bench-requirements.sha
+want=$(sha256sum bench/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bench: installing bench/requirements.txt"
+  .venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+  echo "$want" > "$stamp"
+fi
+exec .venv/bin/python -m bench.run "$@"
