@@ -865,8 +865,8 @@ def write_report(results: dict, out: Path) -> Path:
         add("Mean thread CPU time per call, in one worker built as `worker.main()` builds it (`bench/inproc.py cpu`). "
             "ccxt: `fetch_order_book` on a recorded book answer with the network replaced by that body (JSON decode + "
             "ccxt's request building and parsing); decode is `json.loads` of the body alone. Product: `build_snapshot` "
-            "(levels to base units, pydantic validation), `model_dump_json`, `broker.publish` (with publisher confirms; "
-            "CPU only, the confirm's wait is not CPU).")
+            "(levels to base units, pydantic validation), `model_dump_json`, `broker.publish` (the worker's broker: "
+            "no per-message confirms; CPU only).")
         add("")
         add("| exchange | levels | answer, KB | ccxt decode, ms | ccxt parse, ms | ccxt total, ms | build, ms | JSON, ms | publish, ms | product, ms | product / ccxt | target <= 30% |")
         add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -887,7 +887,7 @@ def write_report(results: dict, out: Path) -> Path:
                 pubs = [x["publish_ms"] for x in results["cpu"].values()]
                 if big[0] == "publish":
                     text += (f" Publishing costs about the same on every exchange ({min(pubs):.2f}-{max(pubs):.2f} ms: "
-                             f"pika's framing and the publisher confirm), whatever the book's size; with "
+                             f"pika's pure-Python AMQP framing; the worker publishes without per-message confirms), whatever the book's size; with "
                              f"{r['levels']} levels ({r['raw_bytes'] / 1024:.0f} KB) ccxt's own work is small, and "
                              f"publish alone is {100 * r['publish_ms'] / r['ccxt_total_ms']:.0f}% of it. Build + JSON "
                              f"are {100 * (r['build_ms'] + r['serialize_ms']) / r['ccxt_total_ms']:.0f}%.")
