@@ -13,7 +13,7 @@ from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from common.exchanges import venue_for
-from common.symbols import symbol_problem
+from common.symbols import valid_symbols
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "config.json"
@@ -94,11 +94,7 @@ class Config(_Strict):
     @field_validator("symbols")
     @classmethod
     def _valid_symbols(cls, symbols: list[str]) -> list[str]:
-        for symbol in symbols:
-            problem = symbol_problem(symbol)
-            if problem:
-                raise ValueError(problem)
-        return list(dict.fromkeys(symbols))
+        return valid_symbols(symbols)
 
     @model_validator(mode="after")
     def _unique_exchanges(self):

@@ -44,8 +44,13 @@ class SymbolSet(BaseModel):
     @field_validator("symbols")
     @classmethod
     def _valid_and_unique(cls, symbols: list[str]) -> list[str]:
-        for symbol in symbols:
-            problem = symbol_problem(symbol)
-            if problem:
-                raise ValueError(problem)
-        return list(dict.fromkeys(symbols))
+        return valid_symbols(symbols)
+
+
+def valid_symbols(symbols: list[str]) -> list[str]:
+    """The symbols without duplicates, in order; ValueError naming the first bad one."""
+    for symbol in symbols:
+        problem = symbol_problem(symbol)
+        if problem:
+            raise ValueError(problem)
+    return list(dict.fromkeys(symbols))
