@@ -100,7 +100,9 @@ def test_snapshots_track_the_market_every_interval(fleet):
                                where=lambda b, t=truth: b["ticker"]["bid"] == t["bid"])
         second = fleet.snapshot(exchange, "BTC/USDT:USDT", after=first["timestamp"] / 1000 + 1)
         assert_matches_truth(second, truth, MAX_DEPTH[exchange])
-        assert INTERVAL - 0.5 <= (second["timestamp"] - first["timestamp"]) / 1000 <= INTERVAL + 1.5
+        # Cycles start at a fixed rate; a symbol's place within its cycle moves by up to a book spacing
+        # or two, because books arrive concurrently (binance: 0.5 s per book).
+        assert INTERVAL - 1.2 <= (second["timestamp"] - first["timestamp"]) / 1000 <= INTERVAL + 1.5
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
