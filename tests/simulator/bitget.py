@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from tests.simulator.server import Budget, Reply
+from tests.simulator.server import Budget, Rejected, Reply
 
 BUDGETS = [Budget(20, 1.0, per_endpoint=True)]
 BAN_AFTER_429S = None
@@ -97,13 +97,13 @@ def _place_and_step(step: str) -> tuple[str, str]:
 
 
 # -- request checks ----------------------------------------------------------------------------------------
-def _product_type(req) -> str | Reply:
+def _product_type(req) -> str:
     pt = req.query.get("productType")
     if not pt:
-        return _error(400, "40019", "Parameter productType cannot be empty")
+        raise Rejected(_error(400, "40019", "Parameter productType cannot be empty"))
     pt = pt.upper()
     if pt not in PRODUCT_TYPES:
-        return _error(400, "40020", "Parameter productType error")
+        raise Rejected(_error(400, "40020", "Parameter productType error"))
     return pt
 
 
@@ -112,21 +112,20 @@ def _usdt_coins(req) -> dict:
 
 
 def _one_coin(req, product_type: str):
-    """The Coin named by `symbol` (USDT-M only), or the error Bitget gives."""
+    """The Coin named by `symbol` (USDT-M only); else Rejected with the error Bitget gives."""
     symbol = req.query.get("symbol")
     if not symbol:
-        return _error(400, "40019", "Parameter symbol cannot be empty")
+        raise Rejected(_error(400, "40019", "Parameter symbol cannot be empty"))
     coin = _usdt_coins(req).get(symbol.upper()) if product_type == "USDT-FUTURES" else None
     if coin is None:
-        return _error(400, "40034", f"Parameter {symbol} does not exist")
+        raise Rejected(_error(400, "40034", f"Parameter {symbol} does not exist"))
     return coin
 
 
 def _selected_coins(req, product_type: str):
     """Bulk endpoints: every listed coin, or the one `symbol` when given."""
     if req.query.get("symbol"):
-        coin = _one_coin(req, product_type)
-        return coin if isinstance(coin, Reply) else [coin]
+        return [_one_coin(req, product_type)]
     return list(_usdt_coins(req).values()) if product_type == "USDT-FUTURES" else []
 
 
@@ -149,8 +148,6 @@ def _contract(symbol, base, quote, margin_coin, price_tick, amount_step, hours, 
 
 def contracts(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     if pt == "USDT-FUTURES":
         rows = [_contract(f"{c.base}USDT", c.base, "USDT", "USDT", c.price_tick, c.amount_step,
                           c.funding_hours.get("bitget", 8)) for c in req.listed()]
@@ -235,21 +232,13 @@ def _mix_ticker(q) -> dict:
 
 def mix_tickers(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     coins = _selected_coins(req, pt)
-    if isinstance(coins, Reply):
-        return coins
     return _envelope([_mix_ticker(req.quote(c.base)) for c in coins])
 
 
 def mix_ticker(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     coin = _one_coin(req, pt)
-    if isinstance(coin, Reply):
-        return coin
     return _envelope([_mix_ticker(req.quote(coin.base))])
 
 
@@ -280,11 +269,7 @@ def _numeric_levels(book, side: str, depth: int) -> str:
 
 def merge_depth(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     coin = _one_coin(req, pt)
-    if isinstance(coin, Reply):
-        return coin
     limit = req.query.get("limit")
     if limit is None:
         depth = DEFAULT_DEPTH
@@ -318,11 +303,7 @@ def spot_orderbook(req):
 # -- funding -----------------------------------------------------------------------------------------------
 def current_fund_rate(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     coins = _selected_coins(req, pt)
-    if isinstance(coins, Reply):
-        return coins
     rows = []
     for c in coins:
         q = req.quote(c.base)
@@ -334,11 +315,7 @@ def current_fund_rate(req):
 
 def funding_time(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     coin = _one_coin(req, pt)
-    if isinstance(coin, Reply):
-        return coin
     q = req.quote(coin.base)
     return _envelope([{"symbol": f"{coin.base}USDT", "nextFundingTime": _s(q.next_funding_time),
                        "ratePeriod": str(q.funding_interval_hours)}])
@@ -346,11 +323,7 @@ def funding_time(req):
 
 def symbol_price(req):
     pt = _product_type(req)
-    if isinstance(pt, Reply):
-        return pt
     coin = _one_coin(req, pt)
-    if isinstance(coin, Reply):
-        return coin
     q = req.quote(coin.base)
     return _envelope([{"symbol": f"{coin.base}USDT", "price": _s(q.last), "indexPrice": _s(q.index_price),
                        "markPrice": _s(q.mark_price), "ts": str(q.timestamp)}])

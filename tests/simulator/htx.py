@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 
-from tests.simulator.server import Budget, Reply
+from tests.simulator.server import Budget, Rejected, Reply
 
 BUDGETS = [Budget(800, 1.0)]
 BAN_AFTER_429S = None
@@ -77,6 +77,17 @@ def _lookup(req, code: str | None):
     return _coins_by_code(req).get(code.upper())
 
 
+def _selected(req, error) -> list:
+    """Every listed coin, or the one named by contract_code; an unknown code answers with error()."""
+    code = req.query.get("contract_code")
+    if code is None:
+        return req.listed()
+    coin = _lookup(req, code)
+    if coin is None:
+        raise Rejected(Reply(200, error()))
+    return [coin]
+
+
 def _market_error(msg: str = "invalid contract code") -> dict:
     # Market-data endpoints answer HTTP 200 with a hyphenated error body.
     return {"status": "error", "err-code": "invalid-parameter", "err-msg": msg, "ts": _ms()}
@@ -96,13 +107,7 @@ def linear_contract_info(req):
     business_type = req.query.get("business_type", "swap")
     if business_type not in ("swap", "futures", "all"):
         return _api_error(1067, "Illegal parameter business_type.")
-    code = req.query.get("contract_code")
-    coins = req.listed()
-    if code is not None:
-        coin = _lookup(req, code)
-        if coin is None:
-            return _api_error()
-        coins = [coin]
+    coins = _selected(req, _api_error)
     if business_type == "futures":  # no linear futures in the simulated market
         coins = []
     data = []
@@ -186,13 +191,7 @@ def _tick(q, ts: int) -> dict:
 
 def batch_merged(req):
     business_type = req.query.get("business_type")
-    code = req.query.get("contract_code")
-    coins = req.listed()
-    if code is not None:
-        coin = _lookup(req, code)
-        if coin is None:
-            return _market_error()
-        coins = [coin]
+    coins = _selected(req, _market_error)
     if business_type == "futures":
         coins = []
     ts = _ms()
@@ -269,24 +268,12 @@ def v5_funding_rate(req):
 
 
 def batch_funding_rate(req):
-    code = req.query.get("contract_code")
-    coins = req.listed()
-    if code is not None:
-        coin = _lookup(req, code)
-        if coin is None:
-            return _api_error()
-        coins = [coin]
+    coins = _selected(req, _api_error)
     return {"status": "ok", "data": [_funding_entry(req.quote(c.base), c, True) for c in coins], "ts": _ms()}
 
 
 def swap_index(req):
-    code = req.query.get("contract_code")
-    coins = req.listed()
-    if code is not None:
-        coin = _lookup(req, code)
-        if coin is None:
-            return _api_error()
-        coins = [coin]
+    coins = _selected(req, _api_error)
     data = []
     for c in coins:
         q = req.quote(c.base)

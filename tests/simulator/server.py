@@ -38,6 +38,14 @@ class Reply:
     headers: dict = field(default_factory=dict)
 
 
+class Rejected(Exception):
+    """Raised by a dialect's request checks: the core answers with `reply` (the exchange's own error)."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(reply.status)
+        self.reply = reply
+
+
 @dataclass(frozen=True)
 class Budget:
     limit: int                     # weight allowed per window
@@ -235,6 +243,8 @@ class Simulator:
             return Reply(404, dialect.error_body(404, f"simulator: no route {req.method} {req.path}"))
         try:
             result = handler(req)
+        except Rejected as e:
+            return e.reply
         except KeyError as e:  # an unknown symbol in the query
             return Reply(400, dialect.error_body(400, f"unknown symbol {e}"))
         return result if isinstance(result, Reply) else Reply(200, result)
