@@ -45,7 +45,14 @@ $SUDO rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
 if ! $SUDO rabbitmqctl -q status >/dev/null 2>&1; then
   $SUDO rabbitmq-server -detached
 fi
-$SUDO rabbitmqctl -q await_startup --timeout 120 >/dev/null
+# -detached returns before the Erlang node registers, and await_startup fails at once (exit 69) on a node
+# it cannot reach yet: poll until the node answers, then wait for the boot to finish.
+for _ in $(seq 1 120); do $SUDO rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 1; done
+if ! $SUDO rabbitmqctl -q await_startup --timeout 120 >/dev/null; then
+  echo "setup: RabbitMQ did not start; the end of its log:" >&2
+  tail -n 40 /var/log/rabbitmq/rabbit@*.log >&2 2>/dev/null || true
+  exit 1
+fi
 $SUDO rabbitmqctl -q start_app >/dev/null 2>&1 || true
 for _ in $(seq 1 60); do answers && break; sleep 1; done
 answers || { echo "setup: RabbitMQ did not start" >&2; exit 1; }
