@@ -394,6 +394,15 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
+def create_clients(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> list[ccxt.Exchange]:
+    """One ccxt client per book thread, all sharing one throttle and so one rate budget."""
+    throttle = SharedThrottle(venue.budget) if venue.budget else None
+    timeout_ms = int(config.collection.request_timeout_seconds * 1000)
+    return [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
+                            timeout_ms=timeout_ms, throttle=throttle)
+            for _ in range(venue.book_threads if throttle else 1)]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Collect one exchange's futures snapshots into RabbitMQ")
     parser.add_argument("exchange", help="exchange name from the config, e.g. bybit")
@@ -413,13 +422,9 @@ def main(argv=None) -> int:
     setup_logging(config.logging.level)
     secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values())
     venue = venue_for(entry.name)
-    throttle = SharedThrottle(venue.rate_limit_ms)
-    clients = [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
-                               timeout_ms=int(config.collection.request_timeout_seconds * 1000), throttle=throttle)
-               for _ in range(max(1, venue.book_threads))]
     stop = StopSignal(logging.getLogger(entry.name))
     stop.install()
-    worker = Worker(config, entry, clients, venue, stop)
+    worker = Worker(config, entry, create_clients(config, entry, venue, credentials), venue, stop)
     try:
         worker.run()
     except Shutdown:

@@ -17,7 +17,6 @@ soak: `collect_cycle()` back to back, `--cycles` times, against the simulator (t
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import statistics
@@ -25,7 +24,7 @@ import sys
 import time
 
 from common.config import load_config
-from common.exchanges import create_exchange, venue_for
+from common.exchanges import venue_for
 from common.shutdown import StopSignal
 from common.symbols import routing_key
 
@@ -40,30 +39,17 @@ def rss_mb(pid: str | int = "self") -> float:
 
 def make_worker(config_path: str, name: str):
     """A Worker as worker.main() builds it (without signal handlers), connected, markets loaded. Follows
-    worker.main's construction: one client, or (since book_threads) a pool of clients sharing one throttle."""
+    worker.main's construction: a pool of clients sharing one throttle."""
     import worker as worker_module
     config = load_config(config_path)
     entry = config.exchange(name)
     venue = venue_for(entry.name)
-    timeout_ms = int(config.collection.request_timeout_seconds * 1000)
     stop = StopSignal(logging.getLogger(name))
-    if "clients" in inspect.signature(worker_module.Worker).parameters:
-        from common.exchanges import SharedThrottle
-        throttle = SharedThrottle(venue.rate_limit_ms)
-        clients = [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, {}, timeout_ms=timeout_ms,
-                                   throttle=throttle) for _ in range(max(1, getattr(venue, "book_threads", 1)))]
-        w = worker_module.Worker(config, entry, clients, venue, stop)
-    else:
-        exchange = create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, {}, timeout_ms=timeout_ms)
-        w = worker_module.Worker(config, entry.name, exchange, venue, stop)
+    w = worker_module.Worker(config, entry, worker_module.create_clients(config, entry, venue, {}), venue, stop)
     w.broker.ensure_connected()
     if not w._load_markets():
         raise SystemExit(f"{name}: could not load markets")
     return w
-
-
-def clients_of(w) -> list:
-    return list(getattr(w, "clients", None) or [w.exchange])
 
 
 def _mean_ms(samples_ns: list[int]) -> float:
@@ -127,7 +113,7 @@ def measure_cpu(w, repeats: int) -> dict:
 
 
 def soak(w, cycles: int, warmup: int) -> dict:
-    for client in clients_of(w):
+    for client in w.clients:
         client.enableRateLimit = False
     t0 = time.perf_counter()
     for _ in range(warmup):

@@ -7,9 +7,34 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import ccxt
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """An exchange's published rate limit: at most `limit` units of weight in any `window` seconds, per IP
+    or per endpoint (bitget, gate count each endpoint apart)."""
+    limit: float
+    window: float
+    per_endpoint: bool = False
+    # The exchange counts requests when they arrive, the throttle when they leave: a request may leave the
+    # window at our end while the exchange still counts it. Holding each one `guard` seconds longer keeps the
+    # count right as long as the time from throttle to the exchange varies by less than that.
+    guard: float = 0.05
+    # Binance counts request weight, and ccxt's cost of a call is that weight, except where `bulk_weights`
+    # (path -> weight of the call without a symbol) corrects it. Elsewhere every request weighs 1.
+    ccxt_cost_is_weight: bool = False
+    bulk_weights: dict = field(default_factory=dict)
+
+    def weigh(self, path: str, params: dict, ccxt_cost: float) -> float:
+        if not self.ccxt_cost_is_weight:
+            return 1.0
+        if "symbol" not in params and path in self.bulk_weights:
+            return self.bulk_weights[path]
+        return ccxt_cost
 
 
 @dataclass(frozen=True)
@@ -18,9 +43,8 @@ class Venue:
     # Restrict load_markets to USDT-margined swaps: fewer start-up requests, smaller process.
     options: dict
     book_limit: int | None          # the `limit` asked of fetch_order_book: the REST maximum
-    # ccxt's rateLimit in ms per unit of cost, tuned to the exchange's published budget (SPEC section 8):
-    # ccxt's own defaults are more cautious than the exchange requires.
-    rate_limit_ms: float
+    # The published budget of SPEC section 8. None: ccxt's own throttle (rateLimit x cost), one client.
+    budget: RateBudget | None
     extra: dict = field(default_factory=dict)
     # The bulk calls of one cycle, in order: "tickers" (fetch_tickers), "bids_asks" (fetch_bids_asks, when
     # the tickers lack bid/ask), then funding from "funding_rates" (fetch_funding_rates),
@@ -41,43 +65,42 @@ class Venue:
 
 
 VENUES: dict[str, Venue] = {
-    # 2400 weight / min = 40 weight/s = 25 ms per weight; ccxt charges binance costs in weight units, +5%.
-    # Cycle: 24hr 40 + bookTicker 5 + premiumIndex 10 (ccxt charges it 1) + depth@1000 20 per symbol:
-    # ccxt spaces 46 + 20*7 = 186 units x 26.25 ms = 4.9 s, real weight 195 / 5 s = 2340 / min < 2400.
-    # 24hr has no bid/ask (bookTicker) nor funding (premiumIndex, next funding in fundingTimestamp). The
-    # interval comes from fetch_funding_intervals (/fapi/v1/fundingInfo, weight 0), listing only non-8 h symbols.
+    # 2400 weight / min, kept as 200 per 5 s so that a restarted worker cannot add a minute's burst to what
+    # its predecessor just spent. Cycle: 24hr 40 + bookTicker 5 + premiumIndex 10 (ccxt charges it
+    # 1) + depth 20 per symbol at 1000 levels (10 at 500, 5 at 100). 24hr has no bid/ask (bookTicker) nor
+    # funding (premiumIndex, next funding in fundingTimestamp). The interval comes from fetch_funding_intervals
+    # (/fapi/v1/fundingInfo, its own limit), listing only non-8 h symbols.
     "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
-                                     "defaultSubType": "linear"}, 1000, rate_limit_ms=25.0 * 1.05, book_threads=2,
-                     bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
+                                     "defaultSubType": "linear"}, 1000,
+                     RateBudget(200, 5.0, ccxt_cost_is_weight=True, bulk_weights={"premiumIndex": 10}),
+                     book_threads=2, bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
                      default_funding_hours=8.0),
-    # 600 requests / 5 s per IP = 120/s. ccxt charges every bybit public call cost 5 (rateLimit 20 ms x 5 =
-    # 100 ms by default), so rateLimit = 1000 / 120 / 5 ms, +5% margin = 1.75 ms -> one request per 8.75 ms.
-    # /v5/market/tickers?category=linear carries bid, ask, last, volume, mark, index, funding rate and next
-    # funding time: one bulk request per cycle; ccxt's parse_funding_rate puts nextFundingTime in fundingTimestamp.
+    # 600 requests / 5 s per IP. /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
+    # index, funding rate and next funding time: one bulk request per cycle; ccxt's parse_funding_rate puts
+    # nextFundingTime in fundingTimestamp.
     "bybit": Venue("bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
-                             "defaultSubType": "linear"}, 1000, rate_limit_ms=1000 / 120 / 5 * 1.05,
+                             "defaultSubType": "linear"}, 1000, RateBudget(600, 5.0),
                    bulk_calls=("tickers", "funding_from_tickers")),
-    # 20 requests / s per endpoint; ccxt's throttle is one global queue at cost 1, so 50 ms (+5%) keeps every
-    # endpoint (merge-depth is the busy one) under 20/s. Book depth is a gear: "max" (not a number).
-    # fetch_funding_rates -> /current-fund-rate: rate, next funding time and interval for all symbols.
+    # 20 requests / s per endpoint: the books (merge-depth) have the budget to themselves. Book depth is a
+    # gear: "max" (not a number). fetch_funding_rates -> /current-fund-rate: rate, next funding time and
+    # interval for all symbols.
     "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "defaultSubType": "linear",
                                "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}}, "max",
-                    rate_limit_ms=50.0 * 1.05, book_threads=2),
-    # 800 market-data requests / s per IP; ccxt costs 1 per public contract call (v5 funding: 0.125). Depth is
-    # 150 levels fixed (type=step0; ccxt ignores `limit`). ccxt's fetch_funding_rates raises NotSupported for
-    # linear swaps: funding per symbol (fetch_funding_rate, /v5/market/funding_rate) or the raw batch endpoint
-    # in extra. HTX's funding_time is the upcoming settlement: ccxt puts it in fundingTimestamp.
+                    RateBudget(20, 1.0, per_endpoint=True), book_threads=2),
+    # 800 market-data requests / s per IP. Depth is 150 levels fixed (type=step0; ccxt ignores `limit`).
+    # ccxt's fetch_funding_rates raises NotSupported for linear swaps: funding per symbol (fetch_funding_rate,
+    # /v5/market/funding_rate) or the raw batch endpoint in extra. HTX's funding_time is the upcoming
+    # settlement: ccxt puts it in fundingTimestamp.
     "htx": Venue("htx", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
-                         "defaultType": "swap", "defaultSubType": "linear"}, None,
-                 rate_limit_ms=1000 / 800 * 1.05,
+                         "defaultType": "swap", "defaultSubType": "linear"}, None, RateBudget(800, 1.0),
                  extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
                         "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
                  bulk_calls=("tickers", "funding_raw", "index_raw")),
+    # 200 requests / 10 s per endpoint: the books (order_book) have the budget to themselves. Tickers have no
+    # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
     "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
                              "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
-                    # 200 requests / 10 s per endpoint = 50 ms; ccxt's sync throttle spaces all calls, +5% margin.
-                    # Tickers have no next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
-                    rate_limit_ms=50.0 * 1.05, book_threads=2),
+                    RateBudget(200, 10.0, per_endpoint=True), book_threads=2),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
@@ -89,7 +112,7 @@ def venue_for(name: str) -> Venue:
         return VENUES[name]
     if name not in ccxt.exchanges:
         raise ValueError(f"unknown exchange {name!r}: not one of {sorted(VENUES)} nor a ccxt exchange id")
-    return Venue(name, {"defaultType": "swap"}, None, rate_limit_ms=0.0)
+    return Venue(name, {"defaultType": "swap"}, None, budget=None, book_threads=1)
 
 
 def redirect_urls(urls, api_url: str):
@@ -103,35 +126,52 @@ def redirect_urls(urls, api_url: str):
 
 
 class SharedThrottle:
-    """ccxt's throttle (request starts spaced by rateLimit x cost) made thread-safe and shared, so that
-    several clients of one exchange together keep to one budget."""
+    """Keeps every ccxt client of one exchange inside its RateBudget: a request waits until the weight sent
+    in the last `window` seconds (on its endpoint, where the exchange counts per endpoint) leaves room for it.
+    Thread-safe, so several clients fetching books at once share one budget. ccxt's fetch2 calls it with
+    the cost from `calculate_rate_limiter_cost`, which create_exchange makes an (endpoint, weight) pair."""
 
-    def __init__(self, rate_limit_ms: float):
-        self.rate_limit_ms = rate_limit_ms
+    def __init__(self, budget: RateBudget):
+        self.budget = budget
         self._lock = threading.Lock()
-        self._next = 0.0
+        self._sent: dict[str, deque] = defaultdict(deque)   # endpoint -> (monotonic time, weight), oldest first
+        self._used: dict[str, float] = defaultdict(float)
 
     def __call__(self, cost=None) -> None:
-        spacing = self.rate_limit_ms * (1 if cost is None else cost) / 1000
+        endpoint, weight = cost if isinstance(cost, tuple) else ("", 1.0)
+        key = endpoint if self.budget.per_endpoint else ""
+        weight = min(weight, self.budget.limit)  # a call heavier than the whole budget would wait forever
         while True:
             with self._lock:
-                now = time.monotonic()
-                if now >= self._next:
-                    # Spaced from the moment a request really goes out, not from its planned slot: a thread
-                    # that wakes late must not let the next one follow it closer than the spacing.
-                    self._next = now + spacing
-                    return
-                wait = self._next - now
+                wait = self._reserve(key, weight, time.monotonic())
+            if wait <= 0:
+                return
             time.sleep(wait)
+
+    def _reserve(self, key: str, weight: float, now: float) -> float:
+        """Record the request and return 0 when it fits now; else the seconds until enough weight expires."""
+        sent, window = self._sent[key], self.budget.window + self.budget.guard
+        while sent and sent[0][0] <= now - window:
+            self._used[key] -= sent.popleft()[1]
+        excess = self._used[key] + weight - self.budget.limit
+        if excess <= 1e-9:
+            sent.append((now, weight))
+            self._used[key] += weight
+            return 0.0
+        for sent_at, old_weight in sent:
+            excess -= old_weight
+            if excess <= 1e-9:
+                return max(sent_at + window - now, 0.0005)
+        return 0.0005  # unreachable while weight <= limit
 
 
 def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False, options: dict | None = None,
                     credentials: dict | None = None, timeout_ms: int = 10_000,
                     throttle: SharedThrottle | None = None) -> ccxt.Exchange:
+    """A sync ccxt client for a config name. Its requests keep to the venue's RateBudget through `throttle`
+    (shared by all clients of one worker), or a throttle of its own when none is given."""
     venue = venue_for(name)
     params = {"enableRateLimit": True, "timeout": timeout_ms, "options": _merge(venue.options, options or {})}
-    if venue.rate_limit_ms:
-        params["rateLimit"] = venue.rate_limit_ms
     params.update(credentials or {})
     exchange = getattr(ccxt, venue.ccxt_id)(params)
     # Public market data needs no currency list; skipping it saves requests at start-up.
@@ -140,10 +180,22 @@ def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False
         exchange.set_sandbox_mode(True)
     if api_url:
         exchange.urls["api"] = redirect_urls(exchange.urls["api"], api_url)
-    if throttle is not None:
-        throttle.rate_limit_ms = throttle.rate_limit_ms or exchange.rateLimit  # ccxt's own for other ids
-        exchange.throttle = throttle  # ccxt's fetch2 calls self.throttle(cost) before every request
+    if venue.budget is not None:
+        _throttle_by_budget(exchange, throttle or SharedThrottle(venue.budget))
     return exchange
+
+
+def _throttle_by_budget(exchange: ccxt.Exchange, throttle: SharedThrottle) -> None:
+    """Replace ccxt's throttle (one queue, rateLimit x cost) with the budget's: fetch2 passes whatever
+    calculate_rate_limiter_cost returns to throttle(), so the cost becomes an (endpoint, weight) pair."""
+    ccxt_cost = exchange.calculate_rate_limiter_cost
+    budget = throttle.budget
+
+    def endpoint_and_weight(api, method, path, params, config={}):  # noqa: B006 - ccxt's signature
+        return f"{api}:{path}", budget.weigh(path, params, ccxt_cost(api, method, path, params, config))
+
+    exchange.calculate_rate_limiter_cost = endpoint_and_weight
+    exchange.throttle = throttle
 
 
 def _merge(base: dict, override: dict) -> dict:

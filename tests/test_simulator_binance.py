@@ -1,11 +1,12 @@
 """The binance (USDⓈ-M futures) dialect of the simulator, driven through the real ccxt binanceusdm class."""
+import dataclasses
 import time
 import types
 
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, create_exchange, redirect_urls
+from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
 from tests.simulator import Simulator
 from tests.simulator import binance as dialect
 from tests.simulator.server import Budget, Request
@@ -207,28 +208,45 @@ def _scaled_simulator(window: float) -> Simulator:
     return sim.start()
 
 
-def test_throttled_burst_with_venue_rate_limit_stays_inside_budget():
+def test_budget_throttle_keeps_the_weight_of_a_burst_inside_the_window():
     sim = _scaled_simulator(window=2.0)  # 80 weight per 2 s
+    budget = dataclasses.replace(VENUES[EX].budget, limit=78, window=2.0)
     try:
-        c = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000)
-        assert c.enableRateLimit and c.rateLimit == VENUES[EX].rate_limit_ms
+        c = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(budget))
         c.load_markets()
-        start = time.time()
+        start = time.monotonic()
         for _ in range(10):  # 200 weight: two and a half windows
             c.fetch_order_book(BTC, 1000)
-        assert time.time() - start > 2 * 2.0
+        assert time.monotonic() - start > 2 * 2.0
         assert sim.statuses(EX) == {200: 11}
+        assert sim.peak_share(EX) <= 78 / 80
 
-        # The same burst paced 40 % faster than the budget does get a 429: the check above can fail.
+        # The same burst with a budget 40 % over the exchange's does get a 429: the check above can fail.
         sim.reset()
-        fast = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000)
-        fast.rateLimit = VENUES[EX].rate_limit_ms / 1.4
+        fast = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000,
+                               throttle=SharedThrottle(dataclasses.replace(budget, limit=112)))
         fast.load_markets()
         with pytest.raises(ccxt.DDoSProtection, match=" 429 "):
             for _ in range(10):
                 fast.fetch_order_book(BTC, 1000)
     finally:
         sim.stop()
+
+
+def test_budget_weighs_premium_index_without_symbol_as_binance_does(sim, make_client):
+    # ccxt charges /fapi/v1/premiumIndex 1 with or without a symbol; Binance charges 10 without one.
+    loader = make_client(EX)
+    loader.load_markets()
+    c = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000,
+                        throttle=SharedThrottle(dataclasses.replace(VENUES[EX].budget, limit=11, window=1.5)))
+    c.set_markets(loader.markets)
+    start = time.monotonic()
+    for _ in range(10):  # with a symbol: weight 1 each
+        c.fetch_funding_rate(BTC)
+    assert time.monotonic() - start < 1.5
+    c.fetch_funding_rates()  # weighed 1 it would fit (11); weighed 10 it waits for the ten to leave the window
+    assert time.monotonic() - start >= 1.5
+    assert len(sim.requests(EX, path="/fapi/v1/premiumIndex")) == 11
 
 
 # -- faults ---------------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """The bitget dialect of the exchange simulator, exercised through the real ccxt `bitget` class."""
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, redirect_urls
+from common.exchanges import VENUES, SharedThrottle, redirect_urls
 from tests.simulator import bitget as dialect
 
 SWAP = "BTC/USDT:USDT"
@@ -196,12 +197,24 @@ def test_burst_without_throttle_gets_429_per_endpoint(sim, client):
     assert client.fetch_tickers()[SWAP]["bid"] is not None
 
 
-def test_burst_with_venue_throttle_stays_inside_budget(sim, client):
-    since = time.time()
-    for i in range(45):                      # more than two windows' worth of one endpoint
-        client.fetch_order_book(listed(sim)[i % 5].base + "/USDT:USDT", 1)
-    assert time.time() - since > 2.0
-    assert sim.statuses("bitget", since) == {200: 45}
+def test_clients_sharing_the_venue_throttle_stay_inside_each_endpoints_budget(sim, client, make_client):
+    """The worker's set-up: book threads, one client each, one throttle. Books queue for the merge-depth
+    budget; the tickers endpoint has its own and does not wait behind them."""
+    throttle = SharedThrottle(VENUES["bitget"].budget)
+    clients = [make_client("bitget", throttle=throttle) for _ in range(4)]
+    for c in clients:
+        c.set_markets(client.markets)
+    since, logged_since = time.monotonic(), time.time()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        books = [pool.submit(c.fetch_order_book, sym(listed(sim)[i % 5]), 1) for i, c in enumerate(clients * 12)]
+        started = time.monotonic()
+        assert clients[0].fetch_tickers([SWAP])[SWAP]["bid"] is not None
+        tickers_wait = time.monotonic() - started
+        assert all(len(b.result()["bids"]) == 1 for b in books)
+    assert time.monotonic() - since > 2.0        # 48 books: more than two windows of 20
+    assert tickers_wait < 0.5
+    assert sim.statuses("bitget", logged_since) == {200: 49}
+    assert sim.peak_share("bitget") == 1.0       # bursts use the whole budget, no more
 
 
 # -- faults --------------------------------------------------------------------------------------------------

@@ -199,16 +199,15 @@ def test_burst_without_throttle_gets_429(sim, client):
 
 
 def test_throttled_burst_stays_in_budget(sim, make_client):
-    c = make_client(EX)  # VENUES rate_limit_ms, throttle on
+    c = make_client(EX)  # the worker's throttle and budget
     c.load_markets()
-    assert c.enableRateLimit and c.rateLimit == pytest.approx(1.75)
-    n = 660  # more than one 5 s window's budget
+    n = 660  # more than one 5 s window of 600
     start = time.monotonic()
     for _ in range(n):
         c.fetch_order_book("ETH/USDT:USDT", 1)
     elapsed = time.monotonic() - start
     assert sim.statuses(EX) == {200: n + 2}
-    assert elapsed >= n * c.rateLimit * 5 / 1000 * 0.95  # the throttle, not luck, kept it under budget
+    assert elapsed >= VENUES[EX].budget.window  # the throttle, not luck, kept it under budget
     times = [e.time for e in sim.requests(EX)]
     assert max(sum(1 for u in times[i:] if u < t + 5.0) for i, t in enumerate(times)) <= 600
 

@@ -241,7 +241,6 @@ def test_burst_without_throttle_gets_429(sim, make_client, monkeypatch):
 def test_throttled_burst_over_one_window_gets_no_429(sim):
     c = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000)
     c.load_markets()
-    assert c.enableRateLimit and c.rateLimit == VENUE.rate_limit_ms
     n_books, n_index = 300, 700  # 1000 requests > the 800 of one 1 s window
     started = time.monotonic()
     for i in range(n_books):
@@ -250,7 +249,7 @@ def test_throttled_burst_over_one_window_gets_no_429(sim):
         c.contractPublicGetLinearSwapApiV1SwapIndex({"contract_code": "BTC-USDT"})
     elapsed = time.monotonic() - started
     assert sim.statuses(EX) == {200: 1 + n_books + n_index}
-    assert elapsed >= (n_books + n_index - 1) * VENUE.rate_limit_ms / 1000
+    assert elapsed >= VENUE.budget.window  # the throttle, not luck, kept the burst inside the budget
     assert elapsed < 15
 
 

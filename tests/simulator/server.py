@@ -115,6 +115,7 @@ class Simulator:
         self._latency: dict[str, float] = defaultdict(float)
         self._windows: dict[tuple, deque] = defaultdict(deque)
         self._window_sums: dict[tuple, float] = defaultdict(float)
+        self._peaks: dict[tuple, float] = defaultdict(float)   # the most weight ever inside one window
         self._strikes: dict[str, list] = defaultdict(list)
         self._banned_until: dict[str, float] = defaultdict(float)
         self._stopping = threading.Event()
@@ -156,6 +157,7 @@ class Simulator:
             self._latency.clear()
             self._windows.clear()
             self._window_sums.clear()
+            self._peaks.clear()
             self._strikes.clear()
             self._banned_until.clear()
         self.market.unfreeze()
@@ -197,6 +199,12 @@ class Simulator:
         for e in self.requests(exchange, since):
             out[e.exchange][e.path] += 1
         return {ex: dict(paths) for ex, paths in out.items()}
+
+    def peak_share(self, exchange: str) -> float:
+        """The largest share of a published budget the exchange's answered requests ever took inside one
+        window (1.0 = the whole budget), over every budget and endpoint since the last reset."""
+        with self._lock:
+            return max((v for k, v in self._peaks.items() if k[0] == exchange), default=0.0)
 
     def statuses(self, exchange: str | None = None, since: float = 0.0) -> dict:
         """{status: n} over the log, e.g. to assert that no 429 was ever answered."""
@@ -287,9 +295,10 @@ class Simulator:
                 if self._window_sums[key] + weight > budget.limit:
                     retry = int(window[0][0] + budget.window - now) + 1 if window else 1
                     return self._too_many(dialect, ex, now, retry, budget)
-            for key in keys:
+            for key, budget in zip(keys, dialect.BUDGETS):
                 self._windows[key].append((now, weight))
                 self._window_sums[key] += weight
+                self._peaks[key] = max(self._peaks[key], self._window_sums[key] / budget.limit)
         return None
 
     def _too_many(self, dialect, exchange: str, now: float, retry: int, budget: Budget) -> Reply:
@@ -320,6 +329,8 @@ class Simulator:
             entries = self.requests(q.get("exchange"), since, q.get("path"))
             out = {"counts": self.counts(q.get("exchange"), since),
                    "statuses": self.statuses(q.get("exchange"), since), "total": len(entries)}
+            if q.get("exchange"):
+                out["peak_share"] = self.peak_share(q["exchange"])
             if q.get("entries"):
                 out["entries"] = [dataclasses.asdict(e) for e in entries]
             return out
