@@ -232,8 +232,7 @@ class Worker:
     def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict) -> FuturesData | None:
         market = self.exchange.market(symbol)
         size = market.get("contractSize") or 1
-        bids = _levels(book["bids"], size)
-        asks = _levels(book["asks"], size)
+        bids, asks = _base_levels(book["bids"], size), _base_levels(book["asks"], size)
         bid = ticker.get("bid") or (bids[0][0] if bids else None)
         ask = ticker.get("ask") or (asks[0][0] if asks else None)
         last = ticker.get("last")
@@ -375,11 +374,12 @@ def _retry_after(client) -> float:
         return 0.0
 
 
-def _levels(levels: list, contract_size: float) -> list[tuple[float, float]]:
-    """ccxt's [price, amount, ...] levels as (price, base amount)."""
-    if contract_size == 1:
-        return [(level[0], level[1]) for level in levels]
-    return [(level[0], level[1] * contract_size) for level in levels]
+def _base_levels(levels: list, contract_size: float) -> list[list[float]]:
+    """ccxt's levels as [price, base amount]: as they are where they already are (validation copies them),
+    else converted from contracts, or cut to two entries where ccxt adds an order count."""
+    if contract_size == 1 and (not levels or len(levels[0]) == 2):
+        return levels
+    return [[level[0], level[1] * contract_size] for level in levels]
 
 
 def _hours(interval) -> float | None:

@@ -16,6 +16,7 @@ RESPONSES_EXCHANGE = "futures_collector_responses"
 SYMBOLS_EXCHANGE = "futures_collector_symbols"      # fanout: the full symbol set, versioned
 STATS_EXCHANGE = "futures_collector_stats"          # topic: stats.{exchange}, each worker's totals
 JSON = "application/json"
+_JSON_PROPERTIES = pika.BasicProperties(content_type=JSON, content_encoding="utf-8")  # built once: reused per publish
 
 log = logging.getLogger("rabbitmq")
 
@@ -102,7 +103,8 @@ class Broker:
         """Publish (confirmed, if so built). False, and a reconnect scheduled, if the broker is not there."""
         if not self.ensure_connected():
             return False
-        props = pika.BasicProperties(content_type=JSON, content_encoding="utf-8", **properties)
+        props = pika.BasicProperties(content_type=JSON, content_encoding="utf-8", **properties) if properties \
+            else _JSON_PROPERTIES
         try:
             self.channel.basic_publish(exchange, routing_key, body, props)
             return True
