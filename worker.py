@@ -374,12 +374,12 @@ def _retry_after(client) -> float:
         return 0.0
 
 
-def _base_levels(levels: list, contract_size: float) -> list[list[float]]:
-    """ccxt's levels as [price, base amount]: as they are where they already are (validation copies them),
-    else converted from contracts, or cut to two entries where ccxt adds an order count."""
+def _base_levels(levels: list, contract_size: float) -> list:
+    """ccxt's levels as (price, base amount): as they are where they already are (validation makes the
+    snapshot's own tuples), else converted from contracts, or cut to two entries where ccxt adds a count."""
     if contract_size == 1 and (not levels or len(levels[0]) == 2):
         return levels
-    return [[level[0], level[1] * contract_size] for level in levels]
+    return [(level[0], level[1] * contract_size) for level in levels]
 
 
 def _hours(interval) -> float | None:
