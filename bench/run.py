@@ -515,6 +515,16 @@ class Bench:
         return {"largest": lo, "smallest_failing": hi, "capped": hi is None and lo == cap,
                 "exact": hi is None or hi - lo == 1}
 
+    def around_sustained(self, ex: str, depth: int | None = None) -> dict[int, dict]:
+        """Runs at the largest N the throttle's sustained rate allows on paper, and one more: they settle the
+        search at once when the budget is the limit (bybit and htx never reach it with the simulator's list)."""
+        known = {}
+        n = sustained_n(ex, depth)
+        for m in (n, n + 1):
+            if 0 < m <= len(SYMBOLS):
+                known[m] = self.trial(ex, m, "search", depth, measured=1)
+        return known
+
     # -- the naive loop ----------------------------------------------------------------------------------
     def naive(self, ex: str, n: int, cycles: int) -> dict:
         self.sim.fresh()
@@ -574,18 +584,14 @@ class Bench:
             log(f"{ex}: worker runs")
             known = {n: self.trial(ex, n, "cost", measured=measured) for n in sizes}
             if not quick:
-                seeds = dict(known)
-                if ex == "binance":  # the budget's floor and one more settle the search at once
-                    floor = rate_floor(ex)
-                    seeds.update({n: self.trial(ex, n, "search", measured=1) for n in (floor, floor + 1)})
+                seeds = {**known, **self.around_sustained(ex)}
                 search = self.search_max_n(ex, seeds, budget=4)
                 self.results.setdefault("max_n", {})[ex] = {"1000" if ex == "binance" else "max": search}
                 log(f"  {ex}: largest N at 5 s = {search['largest']} (smallest failing {search['smallest_failing']})")
                 if ex == "binance" and self.depth_field:
                     for depth in (500, 100):
-                        floor = rate_floor(ex, depth)
-                        kn = {n: self.trial(ex, n, "search", depth, measured=1) for n in (floor, floor + 1)}
-                        self.results["max_n"][ex][str(depth)] = self.search_max_n(ex, kn, 2, depth)
+                        self.results["max_n"][ex][str(depth)] = self.search_max_n(ex, self.around_sustained(ex, depth),
+                                                                                 2, depth)
         naive_n = 3 if quick else 20
         log(f"naive loop at N={naive_n}")
         for ex in self.exchanges:
@@ -662,6 +668,14 @@ def sustained_load(ex: str) -> float:
     window, each request held in the window `guard` seconds longer than the exchange holds it."""
     budget = VENUES[ex].budget
     return budget.limit * INTERVAL / (budget.window + budget.guard)
+
+
+def sustained_n(ex: str, depth: int | None = None) -> int:
+    """The most symbols whose cycle fits sustained_load: the bulk calls drawing on the same budget, then books."""
+    budget = VENUES[ex].budget
+    bulk = 0 if budget.per_endpoint else sum(w for _, w in FLOOR_BULK[ex])
+    book = BINANCE_BOOK_WEIGHT[depth or 1000] if ex == "binance" else 1
+    return int((sustained_load(ex) - bulk) // book)
 
 
 def budget_load(ex: str, cycle: dict) -> float:
