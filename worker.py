@@ -395,8 +395,9 @@ def _describe(error: Exception) -> str:
 
 
 def create_clients(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> list[ccxt.Exchange]:
-    """One ccxt client per book thread, all sharing one throttle and so one rate budget."""
-    throttle = SharedThrottle(venue.budget) if venue.budget else None
+    """One ccxt client per book thread, all sharing one throttle and so one rate budget (the config entry's
+    share of it)."""
+    throttle = SharedThrottle(venue.budget.share(entry.rate_share)) if venue.budget else None
     timeout_ms = int(config.collection.request_timeout_seconds * 1000)
     return [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
                             timeout_ms=timeout_ms, throttle=throttle)

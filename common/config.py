@@ -44,6 +44,9 @@ class ExchangeEntry(_Strict):
     options: dict = Field(default_factory=dict)
     # Order-book levels to ask for; default: the deepest the exchange's REST API gives.
     depth: Annotated[int, Field(gt=0)] | Literal["max"] | None = None
+    # The share of the exchange's published rate budget this worker may use: less than 1 where other programs
+    # (a trading bot, say) send requests from the same IP and need their part of it.
+    rate_share: float = Field(1.0, gt=0, le=1)
 
     @field_validator("name")
     @classmethod

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ccxt
 
@@ -28,6 +28,10 @@ class RateBudget:
     # (path -> weight of the call without a symbol) corrects it. Elsewhere every request weighs 1.
     ccxt_cost_is_weight: bool = False
     bulk_weights: dict = field(default_factory=dict)
+
+    def share(self, fraction: float) -> RateBudget:
+        """The part of this budget one worker may use when other programs share the IP."""
+        return self if fraction == 1 else replace(self, limit=self.limit * fraction)
 
     def weigh(self, path: str, params: dict, ccxt_cost: float) -> float:
         if not self.ccxt_cost_is_weight:

@@ -64,6 +64,8 @@ def test_exchange_entries_accept_names_and_objects(tmp_path):
     ("rabbitmq.port", 70000, r"rabbitmq\.port: Input should be less than or equal to 65535"),
     ("logging.level", "LOUD", r"logging\.level: Input should be 'DEBUG'"),
     ("rabbitmq.hots", "x", r"rabbitmq\.hots: Extra inputs are not permitted"),
+    ("exchanges", [{"name": "binance", "rate_share": 1.5}], r"exchanges\.0\.rate_share: Input should be less than or equal to 1"),
+    ("exchanges", [{"name": "binance", "rate_share": 0}], r"exchanges\.0\.rate_share: Input should be greater than 0"),
 ])
 def test_bad_field_is_named(tmp_path, field, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -6,8 +6,10 @@ from decimal import Decimal
 import ccxt
 import pytest
 
+from common.config import Config
 from common.exchanges import VENUES, SharedThrottle, redirect_urls
 from tests.simulator import bitget as dialect
+from worker import create_clients
 
 SWAP = "BTC/USDT:USDT"
 
@@ -215,6 +217,23 @@ def test_clients_sharing_the_venue_throttle_stay_inside_each_endpoints_budget(si
     assert tickers_wait < 0.5
     assert sim.statuses("bitget", logged_since) == {200: 49}
     assert sim.peak_share("bitget") == 1.0       # bursts use the whole budget, no more
+
+
+def test_rate_share_in_the_config_caps_the_workers_budget(sim, client, tmp_path):
+    """An operator leaves half of the budget to other programs on the IP: the worker's clients, built from the
+    config as worker.main builds them, never take more than half of a window."""
+    config = Config.model_validate({"exchanges": [{"name": "bitget", "api_url": sim.api_url("bitget"),
+                                                   "rate_share": 0.5}], "symbols": [SWAP], "api_keys_file": None})
+    entry = config.exchange("bitget")
+    clients = create_clients(config, entry, VENUES["bitget"], {})
+    for c in clients:
+        c.set_markets(client.markets)
+    since = time.monotonic()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        books = [pool.submit(c.fetch_order_book, SWAP, 1) for c in clients * 10]  # 20 books: two half-windows
+        assert all(len(b.result()["bids"]) == 1 for b in books)
+    assert time.monotonic() - since > 1.0
+    assert sim.peak_share("bitget") == 0.5
 
 
 # -- faults --------------------------------------------------------------------------------------------------
