@@ -66,6 +66,17 @@ class Venue:
     # Order books in flight at once. A synchronous client sending one request at a time is bound by the
     # round trip (N <= interval / RTT); several clients sharing one throttle stay inside the same budget.
     book_threads: int = 4
+    # Book depths the exchange's REST API accepts (a `depth` in the config outside them is a configuration
+    # error at start, not a BadRequest every cycle); None: not checked (ccxt's generic row).
+    depths: tuple | range | None = None
+
+    def depth_problem(self, depth) -> str | None:
+        """Why the exchange would reject a `depth` from the config, or None when it accepts it."""
+        if self.depths is None or depth is None or depth in self.depths:
+            return None
+        shown = (f"{self.depths.start}..{self.depths.stop - 1}" if isinstance(self.depths, range)
+                 else ", ".join(map(str, self.depths)))
+        return f"depth {depth!r} is not one the exchange accepts ({shown})"
 
 
 VENUES: dict[str, Venue] = {
@@ -78,19 +89,19 @@ VENUES: dict[str, Venue] = {
                                      "defaultSubType": "linear"}, 1000,
                      RateBudget(200, 5.0, ccxt_cost_is_weight=True, bulk_weights={"premiumIndex": 10}),
                      book_threads=2, bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
-                     default_funding_hours=8.0),
+                     default_funding_hours=8.0, depths=(5, 10, 20, 50, 100, 500, 1000)),
     # 600 requests / 5 s per IP. /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
     # index, funding rate and next funding time: one bulk request per cycle; ccxt's parse_funding_rate puts
     # nextFundingTime in fundingTimestamp.
     "bybit": Venue("bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
                              "defaultSubType": "linear"}, 1000, RateBudget(600, 5.0),
-                   bulk_calls=("tickers", "funding_from_tickers")),
+                   bulk_calls=("tickers", "funding_from_tickers"), depths=range(1, 1001)),
     # 20 requests / s per endpoint: the books (merge-depth) have the budget to themselves. Book depth is a
     # gear: "max" (not a number). fetch_funding_rates -> /current-fund-rate: rate, next funding time and
     # interval for all symbols.
     "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "defaultSubType": "linear",
                                "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}}, "max",
-                    RateBudget(20, 1.0, per_endpoint=True), book_threads=2),
+                    RateBudget(20, 1.0, per_endpoint=True), book_threads=2, depths=(1, 5, 15, 50, "max")),
     # 800 market-data requests / s per IP. Depth is 150 levels fixed (type=step0; ccxt ignores `limit`).
     # ccxt's fetch_funding_rates raises NotSupported for linear swaps: funding per symbol (fetch_funding_rate,
     # /v5/market/funding_rate) or the raw batch endpoint in extra. HTX's funding_time is the upcoming
@@ -99,12 +110,12 @@ VENUES: dict[str, Venue] = {
                          "defaultType": "swap", "defaultSubType": "linear"}, None, RateBudget(800, 1.0),
                  extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
                         "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
-                 bulk_calls=("tickers", "funding_raw", "index_raw")),
+                 bulk_calls=("tickers", "funding_raw", "index_raw"), depths=(150,)),
     # 200 requests / 10 s per endpoint: the books (order_book) have the budget to themselves. Tickers have no
     # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
     "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
                              "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
-                    RateBudget(200, 10.0, per_endpoint=True), book_threads=2),
+                    RateBudget(200, 10.0, per_endpoint=True), book_threads=2, depths=range(1, 301)),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")

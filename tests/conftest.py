@@ -59,17 +59,26 @@ def rabbitmqctl(*args: str, check: bool = True) -> str:
 
 
 class Rabbit:
-    """The test session's vhost on the local server, with a user whose password is a known secret."""
+    """A vhost of its own on the local server, with a user whose password is a known secret. The session's
+    Rabbit makes the user; `isolated()` gives a fixture or a test a fresh vhost for the same user, so that
+    no test sees another's messages, queues or held symbol sets."""
 
-    def __init__(self):
-        session = uuid.uuid4().hex[:8]  # concurrent test sessions must not share a vhost or a user
-        self.vhost, self.user = f"futures_scan_test_{session}", f"futures_scan_test_{session}"
-        self.password = f"pw-{uuid.uuid4().hex}"
+    def __init__(self, user: str | None = None, password: str | None = None):
+        tag = uuid.uuid4().hex[:8]  # concurrent test sessions must not share a vhost or a user
+        self.vhost = f"futures_scan_test_{tag}"
+        self.owns_user = user is None
+        self.user = user or f"futures_scan_test_{tag}"
+        self.password = password or f"pw-{uuid.uuid4().hex}"
         rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("add_user", self.user, self.password, check=False)
-        rabbitmqctl("change_password", self.user, self.password)
+        if self.owns_user:
+            rabbitmqctl("add_user", self.user, self.password, check=False)
+            rabbitmqctl("change_password", self.user, self.password)
+            rabbitmqctl("set_user_tags", self.user, "management")  # rabbitmqadmin goes through the HTTP API
         rabbitmqctl("set_permissions", "-p", self.vhost, self.user, ".*", ".*", ".*")
-        rabbitmqctl("set_user_tags", self.user, "management")  # rabbitmqadmin goes through the HTTP API
+
+    def isolated(self) -> "Rabbit":
+        """A fresh vhost for the same user; close() deletes it."""
+        return Rabbit(self.user, self.password)
 
     def params(self) -> pika.ConnectionParameters:
         return pika.ConnectionParameters(RABBIT_HOST, RABBIT_PORT, self.vhost,
@@ -98,12 +107,21 @@ class Rabbit:
     def close(self) -> None:
         rabbitmqctl("start_app", check=False)
         rabbitmqctl("delete_vhost", self.vhost, check=False)
-        rabbitmqctl("delete_user", self.user, check=False)
+        if self.owns_user:
+            rabbitmqctl("delete_user", self.user, check=False)
 
 
 @pytest.fixture(scope="session")
 def rabbit():
     r = Rabbit()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def own_rabbit(rabbit):
+    """A vhost of this test's own (same user and password as `rabbit`)."""
+    r = rabbit.isolated()
     yield r
     r.close()
 
