@@ -6,7 +6,7 @@ import time
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, create_exchange
+from common.exchanges import VENUES, create_exchange, redirect_urls
 from tests.simulator import server as sim_server
 
 EX = "htx"
@@ -37,11 +37,12 @@ def approx_levels(levels):
 
 # -- markets ---------------------------------------------------------------------------------------
 
-def test_load_markets_with_ccxt_default_options(sim, make_client):
-    c = make_client(EX)
-    c.options["fetchMarkets"] = ccxt.htx().options["fetchMarkets"]  # spot, linear and inverse: ccxt's default
+def test_load_markets_with_ccxt_default_options(sim):
+    c = ccxt.htx({"timeout": 3000})  # ccxt's defaults: currencies, then spot, linear and inverse markets
+    c.urls["api"] = redirect_urls(c.urls["api"], sim.api_url(EX))
     c.load_markets()
-    assert sim.counts(EX)[EX] == {"/v1/common/symbols": 1, "/linear-swap-api/v1/swap_contract_info": 1,
+    assert sim.counts(EX)[EX] == {"/v2/reference/currencies": 1, "/v1/common/symbols": 1,
+                                  "/linear-swap-api/v1/swap_contract_info": 1,
                                   "/swap-api/v1/swap_contract_info": 1, "/api/v1/contract_contract_info": 1}
     swaps = {s for s, m in c.markets.items() if m["swap"] and m["linear"]}
     assert swaps == listed_symbols(sim)

@@ -142,6 +142,25 @@ def spot_symbols(req):
     ]}
 
 
+def currencies(req):
+    """/v2/reference/currencies: fetch_currencies, part of a default load_markets (``fetchCurrencies`` on).
+    USDT on two chains and the spot bases, in the shape of ccxt's htx.fetch_currencies example."""
+    def chain(name, base_chain, protocol):
+        return {"chain": name, "displayName": protocol or base_chain, "baseChain": base_chain,
+                "baseChainProtocol": protocol, "isDynamic": True, "numOfConfirmations": "12",
+                "numOfFastConfirmations": "12", "depositStatus": "allowed", "minDepositAmt": "1",
+                "withdrawStatus": "allowed", "minWithdrawAmt": "2", "withdrawPrecision": "6",
+                "maxWithdrawAmt": "1000000.000000000000000000", "withdrawQuotaPerDay": "1000000.000000000000000000",
+                "withdrawQuotaPerYear": None, "withdrawQuotaTotal": None, "withdrawFeeType": "fixed",
+                "transactFeeWithdraw": "1", "addrWithTag": False, "addrDepositTag": False}
+    return {"code": 200, "data": [
+        {"currency": "usdt", "assetType": "1", "instStatus": "normal",
+         "chains": [chain("usdterc20", "ETH", "ERC20"), chain("trc20usdt", "TRX", "TRC20")]},
+        {"currency": "btc", "assetType": "1", "instStatus": "normal", "chains": [chain("btc", "BTC", None)]},
+        {"currency": "eth", "assetType": "1", "instStatus": "normal", "chains": [chain("eth", "ETH", None)]},
+    ]}
+
+
 def inverse_swap_contract_info(req):
     return {"status": "ok", "data": [
         {"symbol": "BTC", "contract_code": "BTC-USD", "contract_size": 100, "price_tick": 0.1,
@@ -319,6 +338,7 @@ ROUTES = {
     # markets
     "/linear-swap-api/v1/swap_contract_info": linear_contract_info,
     "/v1/common/symbols": spot_symbols,
+    "/v2/reference/currencies": currencies,
     "/swap-api/v1/swap_contract_info": inverse_swap_contract_info,
     "/api/v1/contract_contract_info": inverse_future_contract_info,
     # tickers
