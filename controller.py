@@ -24,10 +24,12 @@ from common.config import Config, ConfigError, load_config
 from common.control import Request, RequestError, failure, parse_request, response_key, success
 from common.logs import secret_mask, setup_logging
 from common.shutdown import StopSignal
-from common.stats import Counters, format_block
-from common.symbols import SymbolSet
+from common.stats import Counters, ReportError, WorkerTotals, format_block, parse_report
+from common.symbols import MAX_SYMBOLS, SymbolSet
 
 BROADCAST_SECONDS = 60  # the set is also re-sent periodically, in case a worker's queue was purged
+# A worker reports every cycle; one silent this many intervals while a newer one of its exchange reports is gone.
+STALE_REPORT_INTERVALS = 5
 
 log = logging.getLogger("controller")
 
@@ -74,58 +76,25 @@ class SymbolStore:
             os.close(folder)
 
 
-class WorkerTotals:
-    """Totals per exchange from the workers' reports. Each worker process reports totals since it
-    started; keeping the latest report of every process (pid + start time) and summing them makes the
-    totals survive worker restarts."""
-
-    def __init__(self):
-        self.processes: dict[str, dict[tuple, Counters]] = {}
-        self.latest: dict[str, dict] = {}
-
-    def record(self, report: dict) -> None:
-        exchange = str(report["exchange"])
-        process = (report["pid"], report["started_at"])
-        self.processes.setdefault(exchange, {})[process] = Counters(**report["totals"])
-        self.latest[exchange] = report
-
-    def per_exchange(self) -> dict[str, Counters]:
-        out = {}
-        for exchange, processes in self.processes.items():
-            total = Counters()
-            for c in processes.values():
-                total = Counters(total.success + c.success, total.errors + c.errors,
-                                 total.published + c.published, total.publish_failed + c.publish_failed)
-            out[exchange] = total
-        return out
-
-    def response_data(self) -> dict:
-        totals = self.per_exchange()
-        return {
-            "exchange_success": {ex: c.success for ex, c in totals.items()},
-            "exchange_errors": {ex: c.errors for ex, c in totals.items()},
-            "rabbitmq_published": sum(c.published for c in totals.values()),
-            "rabbitmq_failed": sum(c.publish_failed for c in totals.values()),
-            "workers": {ex: {"pid": r["pid"], "cycles": r["cycles"], "last_report": int(r["timestamp"]),
-                             "symbols_version": r["symbols_version"], "unlisted_symbols": r["unlisted_symbols"]}
-                        for ex, r in self.latest.items()},
-        }
-
-
 class Controller:
     def __init__(self, config: Config, stop: StopSignal):
         self.config = config
         self.stop = stop
         self.store = SymbolStore(config.path(config.state_file))
         self.symbol_set = self.store.load(config.symbols)
-        self.workers = WorkerTotals()
+        self.workers = WorkerTotals([e.name for e in config.exchanges],
+                                    stale_after=STALE_REPORT_INTERVALS * config.collection.interval_seconds)
         self.broker = Broker(config.rabbitmq, on_connect=self._declare)
         self._last_broadcast = 0.0
         self._window_start, self._window_base = time.monotonic(), {}
+        self._handlers = {"get_symbols": self._get_symbols, "get_statistics": self._get_statistics,
+                          "add_symbol": self._add_symbol, "remove_symbol": self._remove_symbol,
+                          "set_symbols": self._set_symbols}
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
-        log.info("Starting with symbol set v%d: %s", self.symbol_set.version, ", ".join(self.symbol_set.symbols))
+        log.info("Starting with symbol set v%d: %s", self.symbol_set.version,
+                 ", ".join(self.symbol_set.symbols) or "(empty)")
         while not self.stop.requested:
             if self.broker.ensure_connected() and time.monotonic() - self._last_broadcast > BROADCAST_SECONDS:
                 self.broadcast()
@@ -168,26 +137,43 @@ class Controller:
         channel.basic_ack(method.delivery_tag)
 
     def execute(self, request: Request) -> dict:
+        """Run one parsed request; RequestError for what the request asks that cannot be done."""
+        handler = self._handlers.get(request.command)
+        if handler is None:  # parse_request admits only known commands; whatever else comes is refused
+            raise RequestError("unknown_command", f"unknown command {str(request.command)[:60]!r}", None,
+                               request.correlation_id)
+        return handler(request)
+
+    def _get_symbols(self, request: Request) -> dict:
         current = self.symbol_set.symbols
-        if request.command == "get_symbols":
-            return success(request, "Symbols retrieved successfully", {"symbols": current, "count": len(current)})
-        if request.command == "get_statistics":
-            return success(request, "Statistics retrieved successfully", self.workers.response_data())
-        if request.command == "add_symbol":
-            if request.symbol in current:
-                raise RequestError("duplicate_symbol", f"Symbol {request.symbol} already exists", request.command,
-                                   request.correlation_id)
-            self.change(current + [request.symbol])
-            return success(request, f"Symbol {request.symbol} added successfully",
-                           {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
-        if request.command == "remove_symbol":
-            if request.symbol not in current:
-                raise RequestError("symbol_not_found", f"Symbol {request.symbol} not found", request.command,
-                                   request.correlation_id)
-            self.change([s for s in current if s != request.symbol])
-            return success(request, f"Symbol {request.symbol} removed successfully",
-                           {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
-        self.change(request.symbols)  # set_symbols
+        return success(request, "Symbols retrieved successfully", {"symbols": current, "count": len(current)})
+
+    def _get_statistics(self, request: Request) -> dict:
+        return success(request, "Statistics retrieved successfully", self.workers.response_data())
+
+    def _add_symbol(self, request: Request) -> dict:
+        current = self.symbol_set.symbols
+        if request.symbol in current:
+            raise RequestError("duplicate_symbol", f"Symbol {request.symbol} already exists", request.command,
+                               request.correlation_id)
+        if len(current) >= MAX_SYMBOLS:
+            raise RequestError("invalid_command", f"the set already holds {len(current)} symbols, the limit of "
+                               f"{MAX_SYMBOLS}; remove one first", request.command, request.correlation_id)
+        self.change(current + [request.symbol])
+        return success(request, f"Symbol {request.symbol} added successfully",
+                       {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
+
+    def _remove_symbol(self, request: Request) -> dict:
+        current = self.symbol_set.symbols
+        if request.symbol not in current:
+            raise RequestError("symbol_not_found", f"Symbol {request.symbol} not found", request.command,
+                               request.correlation_id)
+        self.change([s for s in current if s != request.symbol])  # the last one may go: an empty set is valid
+        return success(request, f"Symbol {request.symbol} removed successfully",
+                       {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
+
+    def _set_symbols(self, request: Request) -> dict:
+        self.change(request.symbols)
         return success(request, f"Symbol list replaced ({len(request.symbols)} symbols)",
                        {"symbols": self.symbol_set.symbols, "count": len(self.symbol_set.symbols)})
 
@@ -213,11 +199,15 @@ class Controller:
             self._last_broadcast = time.monotonic()
 
     # -- statistics --------------------------------------------------------------------------------
-    def _on_worker_report(self, _channel, _method, _properties, body: bytes) -> None:
+    def _on_worker_report(self, _channel, method, _properties, body: bytes) -> None:
+        """Record one report; an invalid one is logged and dropped, and changes nothing."""
         try:
-            self.workers.record(json.loads(body))
-        except (ValueError, KeyError, TypeError) as e:
-            log.warning("Ignoring a malformed worker report: %s", type(e).__name__)
+            self.workers.record(parse_report(body), time.monotonic())
+        except ReportError as e:
+            log.warning("Ignoring an invalid worker report (routing key %r): %s", method.routing_key[:100], e)
+        except Exception:  # noqa: BLE001 - a bug: named as one, and no report may take the controller down
+            log.exception("Bug while recording a worker report (routing key %r); report dropped",
+                          method.routing_key[:100])
 
     def print_statistics(self, final: bool = False) -> None:
         totals = self.workers.per_exchange()

@@ -3,11 +3,13 @@ broker outages (publish never raises; reconnects happen with backoff, never bloc
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Callable
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from common.config import RabbitMQConfig
 
@@ -20,8 +22,15 @@ _JSON_PROPERTIES = pika.BasicProperties(content_type=JSON, content_encoding="utf
 
 log = logging.getLogger("rabbitmq")
 
-# What a lost or refused connection looks like from pika's side.
-CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError, AttributeError)
+# What a lost, refused or broken connection looks like from pika 1.4's side, and nothing else: a bug in a
+# callback (AttributeError, KeyError, ...) must surface as itself, not as "Cannot connect". BlockingConnection()
+# raises AMQPConnectionError subclasses, OSError, or, when the connection workflow itself fails (e.g. a broker
+# that accepts TCP but never completes the handshake: AMQPConnectorStackTimeout), an AMQPConnectorException;
+# a dead connection or channel raises AMQPConnectionError/AMQPChannelError subclasses (StreamLostError,
+# ConnectionWrongStateError, ChannelClosedByBroker, ChannelWrongStateError, NackError...); a corrupt
+# stream from the broker raises a ProtocolSyntaxError.
+CONNECTION_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError,
+                     pika.exceptions.ProtocolSyntaxError, AMQPConnectorException, OSError)
 
 
 def symbols_queue(exchange: str) -> str:
@@ -47,7 +56,15 @@ def connection_parameters(config: RabbitMQConfig, timeout: float = 5.0, **extra)
 
 class Broker:
     """One BlockingConnection. `on_connect(channel)` declares what the caller needs each time a connection
-    is made (topology, consumers). With `confirm`, each publish waits for the broker's acknowledgement."""
+    is made (topology, consumers). With `confirm`, each publish waits for the broker's acknowledgement.
+
+    Broker-side trouble never ends the process: a lost or refused connection (CONNECTION_ERRORS), and a
+    declaration the broker refuses (e.g. 406 PRECONDITION_FAILED: a queue exists with other arguments; the
+    log says which and how to fix it), are logged and retried with backoff. Anything else raised by
+    `on_connect` or by a consumer callback (delivered inside `pump`) is a bug and propagates to the caller
+    unchanged, with the connection left as it was (closed if `on_connect` failed): a callback that must
+    survive bad input catches what it expects and logs the rest with log.exception; what escapes ends the
+    process with its traceback, and supervisord restarts it."""
 
     def __init__(self, config: RabbitMQConfig, on_connect: Callable | None = None, confirm: bool = True,
                  max_backoff: float = 5.0, connect_timeout: float = 3.0):
@@ -78,8 +95,12 @@ class Broker:
             self._failures += 1
             delay = min(self.max_backoff, 2 ** (self._failures - 1))
             self._next_attempt = time.monotonic() + delay
-            log.warning("Cannot connect to RabbitMQ at %s:%s (%s); next attempt in %.0fs",
-                        self.config.host, self.config.port, _describe(e), delay)
+            refusal = _refusal(e, self.config.vhost)
+            if refusal:
+                log.error("%s; next attempt in %.0fs", refusal, delay)
+            else:
+                log.warning("Cannot connect to RabbitMQ at %s:%s (%s); next attempt in %.0fs",
+                            self.config.host, self.config.port, _describe(e), delay)
             return False
         if self._failures:
             log.info("Reconnected to RabbitMQ at %s:%s", self.config.host, self.config.port)
@@ -97,7 +118,11 @@ class Broker:
         if self.confirm:
             self.channel.confirm_delivery()
         if self.on_connect:
-            self.on_connect(self.channel)
+            try:
+                self.on_connect(self.channel)
+            except Exception:
+                self._drop()  # half-declared: the next attempt starts from a fresh connection
+                raise
 
     def publish(self, exchange: str, routing_key: str, body: bytes, **properties) -> bool:
         """Publish (confirmed, if so built). False, and a reconnect scheduled, if the broker is not there."""
@@ -139,6 +164,25 @@ class Broker:
 
     def close(self) -> None:
         self._drop()
+
+
+_INEQUIVALENT = re.compile(r"inequivalent arg '([^']*)' for (queue|exchange) '([^']*)' in vhost '[^']*': (.*)")
+
+
+def _refusal(error: Exception, vhost: str) -> str | None:
+    """What the broker refused while declaring, and what to do about it, in words; None for anything that
+    is not a refusal by the broker (an outage is not news worth more than a warning)."""
+    if not isinstance(error, pika.exceptions.ChannelClosedByBroker):
+        return None
+    text = str(error.reply_text)[:500]
+    match = _INEQUIVALENT.search(text)
+    if error.reply_code == 406 and match:
+        arg, kind, name, difference = match.groups()
+        return (f"RabbitMQ refused to declare {kind} '{name}' in vhost '{vhost}': it already exists with a different "
+                f"'{arg}' (the broker says: {difference}). Another program or an older version made it; delete it "
+                f"and it is declared anew (its messages are lost): rabbitmqadmin -V '{vhost}' delete {kind} "
+                f"name='{name}'")
+    return f"RabbitMQ refused a declaration in vhost '{vhost}' ({error.reply_code} {text})"
 
 
 def _describe(error: Exception) -> str:

@@ -1,8 +1,15 @@
-"""Counters and the vision's statistics block, shared by the workers and the controller."""
+"""Counters and the vision's statistics block, shared by the workers and the controller; the workers'
+statistics reports as the controller accepts them, and their totals summed across worker processes."""
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from typing import Annotated, Iterable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from common.symbols import MAX_SYMBOLS
 
 DISPLAY_NAMES = {"binance": "Binance", "bybit": "Bybit", "bitget": "Bitget", "htx": "HTX", "gateio": "Gate.io"}
 
@@ -16,6 +23,9 @@ class Counters:
 
     def minus(self, other: "Counters") -> "Counters":
         return Counters(*(a - b for a, b in zip(asdict(self).values(), asdict(other).values())))
+
+    def plus(self, other: "Counters") -> "Counters":
+        return Counters(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values())))
 
     def copy(self) -> "Counters":
         return Counters(**asdict(self))
@@ -44,3 +54,156 @@ def format_block(window_seconds: float, per_exchange: dict[str, Counters], publi
     lines.append(f"RabbitMQ: {published} published, {failed} failed")
     lines.append("=============================")
     return "\n".join(lines)
+
+
+# -- reports as the controller accepts them ----------------------------------------------------------
+# Anyone who may publish to the stats exchange can send anything: every field is typed strictly (no "5" for
+# 5, no true for 1), counters are non-negative and bounded, strings and lists have a maximum length.
+MAX_REPORT_BYTES = 256 * 1024
+MAX_COUNT = 10 ** 15  # far above any real total, far below where sums lose meaning
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Seconds = Annotated[float, Field(ge=0, le=10 ** 11)]
+
+
+class ReportError(ValueError):
+    """A worker report the controller does not accept; the message names the problem."""
+
+
+class ReportTotals(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    success: Count
+    errors: Count
+    published: Count
+    publish_failed: Count
+
+    def counters(self) -> Counters:
+        return Counters(self.success, self.errors, self.published, self.publish_failed)
+
+
+class WorkerReport(BaseModel):
+    """A worker's statistics message (WorkerStatistics.to_message(), plus `final` on the last one a
+    process sends). Unknown fields are ignored, so that workers may report more than the controller reads."""
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+    exchange: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    pid: int = Field(ge=1, le=2 ** 31)
+    started_at: Seconds
+    totals: ReportTotals
+    cycles: Count
+    last_cycle_seconds: Seconds
+    unlisted_symbols: list[Annotated[str, Field(max_length=100)]] = Field(max_length=MAX_SYMBOLS)
+    symbols_version: Count
+    timestamp: Seconds
+    final: bool = False
+
+    @property
+    def process(self) -> tuple[int, float]:
+        """A worker process: pids are reused, pid and start time together are not."""
+        return self.pid, self.started_at
+
+
+def parse_report(body: bytes) -> WorkerReport:
+    """Validate one raw report; ReportError naming the first problem."""
+    if len(body) > MAX_REPORT_BYTES:
+        raise ReportError(f"report of {len(body)} bytes exceeds {MAX_REPORT_BYTES}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ReportError(f"report is not UTF-8: {e.reason} at byte {e.start}") from None
+    try:
+        return WorkerReport.model_validate_json(text)
+    except ValidationError as e:  # also invalid or too deeply nested JSON: pydantic's parser has a depth limit
+        errors = e.errors(include_url=False, include_input=False)
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ReportError(f"{where + ': ' if where else ''}{first['msg'][:200]}{more}") from None
+
+
+# -- totals across worker processes ------------------------------------------------------------------
+@dataclass
+class _LiveProcess:
+    totals: Counters
+    started_at: float
+    last_seen: float  # the receiver's clock, not the report's: reports may come from anywhere
+
+
+class ExchangeTotals:
+    """One exchange's totals: the sum of the latest totals of every worker process that ever reported.
+
+    Each process reports totals since it started, and several run at once (shards), so the latest report
+    of each live process is kept, and a process that is gone is folded into `base` (its last totals added
+    once, the process forgotten). A process is folded when its final report arrives, when a newer process
+    has reported and it has been silent for `stale_after` seconds, or when more than `max_live` processes
+    are live (the least recently heard of first). Folding is exact even when wrong: a folded process that
+    reports again has its folded totals taken back out of `base` (for the last `max_folded` folded ones)."""
+
+    def __init__(self, stale_after: float, max_live: int = 32, max_folded: int = 256):
+        self.stale_after, self.max_live, self.max_folded = stale_after, max_live, max_folded
+        self.base = Counters()
+        self.live: dict[tuple, _LiveProcess] = {}
+        self.folded: OrderedDict[tuple, Counters] = OrderedDict()
+
+    def record(self, report: WorkerReport, now: float) -> None:
+        key = report.process
+        if key in self.folded:
+            self.base = self.base.minus(self.folded.pop(key))
+        self.live[key] = _LiveProcess(report.totals.counters(), report.started_at, now)
+        if report.final:
+            self._fold(key)
+        self._fold_superseded(now)
+        while len(self.live) > self.max_live:
+            self._fold(min(self.live, key=lambda k: self.live[k].last_seen))
+
+    def total(self) -> Counters:
+        total = self.base
+        for process in self.live.values():
+            total = total.plus(process.totals)
+        return total
+
+    def _fold_superseded(self, now: float) -> None:
+        if not self.live:
+            return
+        newest = max(p.started_at for p in self.live.values())
+        for key, process in list(self.live.items()):
+            if process.started_at < newest and now - process.last_seen > self.stale_after:
+                self._fold(key)
+
+    def _fold(self, key: tuple) -> None:
+        process = self.live.pop(key)
+        self.base = self.base.plus(process.totals)
+        self.folded[key] = process.totals
+        while len(self.folded) > self.max_folded:
+            self.folded.popitem(last=False)
+
+
+class WorkerTotals:
+    """Totals per exchange from the workers' reports, for the exchanges the controller knows (a report
+    for any other is refused: a stranger must not grow the controller's memory or its answers)."""
+
+    def __init__(self, exchanges: Iterable[str], stale_after: float):
+        self.exchanges = {name: ExchangeTotals(stale_after) for name in exchanges}
+        self.latest: dict[str, WorkerReport] = {}
+
+    def record(self, report: WorkerReport, now: float) -> None:
+        if report.exchange not in self.exchanges:
+            raise ReportError(f"exchange {report.exchange!r} is not in the controller's configuration "
+                              f"({', '.join(self.exchanges)})")
+        self.exchanges[report.exchange].record(report, now)
+        self.latest[report.exchange] = report
+
+    def per_exchange(self) -> dict[str, Counters]:
+        """Totals of every exchange that has reported."""
+        return {name: self.exchanges[name].total() for name in self.latest}
+
+    def response_data(self) -> dict:
+        totals = self.per_exchange()
+        return {
+            "exchange_success": {ex: c.success for ex, c in totals.items()},
+            "exchange_errors": {ex: c.errors for ex, c in totals.items()},
+            "rabbitmq_published": sum(c.published for c in totals.values()),
+            "rabbitmq_failed": sum(c.publish_failed for c in totals.values()),
+            "workers": {ex: {"pid": r.pid, "cycles": r.cycles, "last_report": int(r.timestamp),
+                             "symbols_version": r.symbols_version, "unlisted_symbols": r.unlisted_symbols,
+                             "live_processes": len(self.exchanges[ex].live)}
+                        for ex, r in self.latest.items()},
+        }
