@@ -108,6 +108,7 @@ class Simulator:
         self.dialects = {name: importlib.import_module(f"tests.simulator.{name}") for name in EXCHANGES
                          if importlib.util.find_spec(f"tests.simulator.{name}")}
         self.rate_limits = rate_limits
+        self._rate_limits_default = rate_limits   # what reset() restores
         self.ban_seconds = ban_seconds
         self._lock = threading.Lock()
         self._log: deque[LogEntry] = deque(maxlen=500_000)
@@ -150,7 +151,9 @@ class Simulator:
 
     # -- controls ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the log, faults, latencies and rate-limit state; unfreeze the clock."""
+        """Forget the log, faults, latencies and rate-limit state; rate limits on or off as built; unfreeze
+        the clock. A test that starts from reset() sees nothing an earlier test did."""
+        self.rate_limits = self._rate_limits_default
         with self._lock:
             self._log.clear()
             self._faults.clear()
@@ -229,22 +232,25 @@ class Simulator:
             return Reply(404, {"error": f"no exchange at /{prefix}/; known: {', '.join(self.dialects)}"})
         path = "/" + rest
         now = time.time()
-        fault = self._take_fault(prefix, f"{path}?{parts.query}", now)
-        req = Request(prefix, method, path, dict(parse_qsl(parts.query)), body, self.market, self.market.tick,
-                      frozenset(fault.fields) if fault and fault.kind == "drop_fields" else frozenset())
+        req = Request(prefix, method, path, dict(parse_qsl(parts.query)), body, self.market, self.market.tick)
         if self._latency.get(prefix):
             time.sleep(self._latency[prefix])
-        reply = self._answer(dialect, req, fault, now)
+        reply = self._answer(dialect, req, f"{path}?{parts.query}", now)
         status = reply.status if isinstance(reply, Reply) else 0
         with self._lock:
             self._log.append(LogEntry(now, prefix, method, path, parts.query, status))
         return reply
 
-    def _answer(self, dialect, req: Request, fault: Fault | None, now: float) -> Reply | str:
+    def _answer(self, dialect, req: Request, target: str, now: float) -> Reply | str:
         limited = self._rate_limit(dialect, req, now)
         if limited:
             return limited
-        if fault and fault.kind != "drop_fields":
+        # Only a request the exchange would have served takes a fault: a count-limited fault must not be
+        # spent on a request that the rate limit answered 429/418 anyway.
+        fault = self._take_fault(req.exchange, target, now)
+        if fault and fault.kind == "drop_fields":
+            req.dropped = frozenset(fault.fields)
+        elif fault:
             return self._fault_reply(dialect, fault)
         handler = dialect.ROUTES.get(req.path)
         if handler is None:
