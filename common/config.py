@@ -10,13 +10,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from dotenv import load_dotenv
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from common.exchanges import venue_for
-from common.symbols import valid_symbols
+from common.symbols import MAX_SYMBOLS, valid_symbols
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "config.json"
+# scripts/run.sh and scripts/demo.sh write here the path of the config the supervisord they start runs with;
+# scripts/stop.sh removes it. The operator's tools (control client, snapshot watcher) default to it.
+RUNNING_CONFIG_RECORD = ROOT / "run" / "config.path"
+SUPERVISORD_PID = ROOT / "run" / "supervisord.pid"
 
 
 class ConfigError(Exception):
@@ -47,12 +52,30 @@ class ExchangeEntry(_Strict):
     # The share of the exchange's published rate budget this worker may use: less than 1 where other programs
     # (a trading bot, say) send requests from the same IP and need their part of it.
     rate_share: float = Field(1.0, gt=0, le=1)
+    # Per-symbol requests for fields no bulk call carries (HTX's mark price): false saves the requests and
+    # publishes null for those fields.
+    per_symbol_extras: bool = True
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
         venue_for(name)  # raises ValueError naming the problem
         return name
+
+    @field_validator("depth", mode="before")
+    @classmethod
+    def _depth_accepted(cls, depth, info: ValidationInfo):
+        # Checked here rather than by the type alone: the union's error would list one message per branch.
+        if depth is None:
+            return None
+        if depth != "max" and (isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0):
+            raise ValueError(f'depth must be a number of levels above 0 or "max", got {depth!r}')
+        # A depth the exchange rejects would be a BadRequest every cycle: refuse it at start instead.
+        name = info.data.get("name")  # absent when the name itself was invalid (reported on its own)
+        problem = venue_for(name).depth_problem(depth) if name else None
+        if problem:
+            raise ValueError(f"{problem} on {name}")
+        return depth
 
 
 class CollectionConfig(_Strict):
@@ -76,12 +99,16 @@ class CollectionConfig(_Strict):
 
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # One file every process appends its log lines to (beside its own stdout log): `tail -f` on it shows the
+    # whole system. Relative to the repository root.
+    file: str | None = Field(None, min_length=1)
 
 
 class Config(_Strict):
     rabbitmq: RabbitMQConfig = Field(default_factory=RabbitMQConfig)
     exchanges: list[ExchangeEntry] = Field(min_length=1)
-    symbols: list[str] = Field(min_length=1)
+    # May be empty: the workers still publish the whole-market board, and the control API fills the set.
+    symbols: list[str]
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
     api_keys_file: str | None = ".env.keys"
     state_file: str = "state/symbols.json"
@@ -97,7 +124,10 @@ class Config(_Strict):
     @field_validator("symbols")
     @classmethod
     def _valid_symbols(cls, symbols: list[str]) -> list[str]:
-        return valid_symbols(symbols)
+        unique = valid_symbols(symbols)
+        if len(unique) > MAX_SYMBOLS:  # the control API's limit: the controller could not hold more
+            raise ValueError(f"{len(unique)} symbols, at most {MAX_SYMBOLS} allowed")
+        return unique
 
     @model_validator(mode="after")
     def _unique_exchanges(self):
@@ -119,6 +149,11 @@ class Config(_Strict):
         p = Path(relative)
         return p if p.is_absolute() else ROOT / p
 
+    @property
+    def log_file(self) -> Path | None:
+        """The shared log file (logging.file) as a path, or None."""
+        return self.path(self.logging.file) if self.logging.file else None
+
 
 _ENV_OVERRIDES = {"RABBITMQ_HOST": "host", "RABBITMQ_PORT": "port", "RABBITMQ_USER": "user",
                   "RABBITMQ_PASSWORD": "password", "RABBITMQ_VHOST": "vhost"}
@@ -126,6 +161,39 @@ _ENV_OVERRIDES = {"RABBITMQ_HOST": "host", "RABBITMQ_PORT": "port", "RABBITMQ_US
 
 def config_path(cli_path: str | None = None) -> Path:
     return Path(cli_path or os.environ.get("FUTURES_SCAN_CONFIG") or DEFAULT_CONFIG)
+
+
+def operator_config_path(cli_path: str | None = None) -> Path:
+    """The config of the operator's tools: --config, else $FUTURES_SCAN_CONFIG, else the config of the system
+    running from this checkout (started by scripts/run.sh or scripts/demo.sh), else config/config.json.
+    The processes themselves never guess: supervisord hands them their config."""
+    if cli_path or os.environ.get("FUTURES_SCAN_CONFIG"):
+        return config_path(cli_path)
+    return running_config() or DEFAULT_CONFIG
+
+
+def running_config() -> Path | None:
+    """The config recorded by scripts/run.sh or scripts/demo.sh, while the supervisord they started lives."""
+    try:
+        recorded = RUNNING_CONFIG_RECORD.read_text(encoding="utf-8").strip()
+        pid = int(SUPERVISORD_PID.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    if not recorded or not _process_exists(pid):
+        return None  # a record left behind by a supervisord that died without scripts/stop.sh
+    return Path(recorded)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:  # kill(0) and kill(-n) would address process groups
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -1,8 +1,11 @@
 """A bad config ends the process with one message naming the field, before anything connects."""
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +61,7 @@ def test_exchange_entries_accept_names_and_objects(tmp_path):
     ("exchanges", ["bybit", "bybit"], "exchange listed twice: bybit"),
     ("symbols", ["BTC/USDT:USDT", "BTC.USDT"], r"symbols: invalid symbol 'BTC.USDT'"),
     ("symbols", ["BTC/USDT:USDT", "ETH/USDT #"], r"symbols: invalid symbol"),
-    ("symbols", [], r"symbols: List should have at least 1 item"),
+    ("symbols", [f"S{i}/USDT:USDT" for i in range(1001)], r"symbols: 1001 symbols, at most 1000 allowed"),
     ("collection.interval_seconds", 2, r"collection\.interval_seconds: Input should be greater than or equal to 5"),
     ("collection.retry_attempts", "three", r"collection\.retry_attempts: Input should be a valid integer"),
     ("rabbitmq.port", 70000, r"rabbitmq\.port: Input should be less than or equal to 65535"),
@@ -66,6 +69,17 @@ def test_exchange_entries_accept_names_and_objects(tmp_path):
     ("rabbitmq.hots", "x", r"rabbitmq\.hots: Extra inputs are not permitted"),
     ("exchanges", [{"name": "binance", "rate_share": 1.5}], r"exchanges\.0\.rate_share: Input should be less than or equal to 1"),
     ("exchanges", [{"name": "binance", "rate_share": 0}], r"exchanges\.0\.rate_share: Input should be greater than 0"),
+    ("exchanges", ["bybit", {"name": "bitget", "depth": 100}],
+     r"exchanges\.1\.depth: depth 100 is not one the exchange accepts \(1, 5, 15, 50, max\) on bitget"),
+    ("exchanges", [{"name": "bybit", "depth": 2000}],
+     r"exchanges\.0\.depth: depth 2000 is not one the exchange accepts \(1\.\.1000\) on bybit"),
+    ("exchanges", [{"name": "htx", "depth": "max"}], r"exchanges\.0\.depth: depth 'max' is not one the exchange accepts \(150\)"),
+    ("exchanges", [{"name": "binance", "depth": 0}],
+     r"exchanges\.0\.depth: depth must be a number of levels above 0 or \"max\", got 0$"),
+    ("exchanges", [{"name": "okx", "depth": "all"}], r"exchanges\.0\.depth: depth must be .* got 'all'$"),
+    ("exchanges", [{"name": "htx", "per_symbol_extras": "sometimes"}],
+     r"exchanges\.0\.per_symbol_extras: Input should be a valid boolean"),
+    ("logging.file", "", r"logging\.file: String should have at least 1 character"),
 ])
 def test_bad_field_is_named(tmp_path, field, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -130,3 +144,159 @@ def test_symbol_set_deduplicates_and_validates():
     assert SymbolSet(version=3, symbols=["BTC/USDT:USDT", "BTC/USDT:USDT"]).symbols == ["BTC/USDT:USDT"]
     with pytest.raises(ValueError, match="invalid symbol"):
         SymbolSet(version=1, symbols=["BTC.USDT"])
+
+
+# -- the vision's own config (seed, sections 9 and 10), verbatim ----------------------------------------------
+VISION_SECTION_9 = """{
+  "rabbitmq": {
+    "host": "192.168.192.42",
+    "port": 5672,
+    "user": "rmuser",
+    "password": "rmpassword",
+    "exchange": "futures_data"
+  },
+  "exchanges": ["bitget", "bybit", "binance", "htx", "gateio"],
+  "symbols": [
+    "BTC/USDT:USDT",
+    "ETH/USDT:USDT",
+    "SOL/USDT:USDT"
+  ],
+  "collection": {
+    "interval_seconds": 5,
+    "retry_attempts": 3,
+    "retry_delays": [1, 2, 4]
+  },
+  "api_keys_file": ".env.keys"
+}"""
+VISION_SECTION_10 = """{
+  "logging": {
+    "level": "DEBUG",
+    "file": "app.log"
+  }
+}"""
+VISION = Path(ROOT).parent / "shared" / "seed" / "000_2509af42f60ecc26.txt"  # beside the checkout, if at all
+
+
+def test_the_visions_config_loads_unchanged(tmp_path):
+    """Section 9's config.json with section 10's logging "added to config.json" (SPEC section 2)."""
+    merged = {**json.loads(VISION_SECTION_9), **json.loads(VISION_SECTION_10)}
+    config = load_config(write(tmp_path, merged))
+    assert config.logging.level == "DEBUG" and config.logging.file == "app.log"
+    assert config.log_file == ROOT / "app.log"
+    assert [e.name for e in config.exchanges] == ["bitget", "bybit", "binance", "htx", "gateio"]
+    assert config.symbols == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+    assert config.collection.retry_delays == [1, 2, 4] and config.api_keys_file == ".env.keys"
+
+
+@pytest.mark.skipif(not VISION.exists(), reason="the vision's text is not beside this checkout")
+def test_the_visions_config_above_is_its_text_verbatim():
+    text = VISION.read_text(encoding="utf-8")
+    assert f"```json\n{VISION_SECTION_9}\n```" in text
+    assert f"```json\n{VISION_SECTION_10}\n```" in text
+
+
+def test_example_config_logs_to_one_shared_file():
+    config = load_config(ROOT / "config" / "config.example.json")
+    assert config.log_file == ROOT / "logs" / "app.log"
+
+
+# -- symbols: none at all, up to 1000 ------------------------------------------------------------------------
+def test_empty_symbol_list_is_valid(tmp_path):
+    assert load_config(write(tmp_path, with_change("symbols", []))).symbols == []
+
+
+def test_up_to_1000_distinct_symbols_counted_after_duplicates_go(tmp_path):
+    thousand = [f"S{i}/USDT:USDT" for i in range(1000)]
+    assert len(load_config(write(tmp_path, with_change("symbols", thousand))).symbols) == 1000
+    assert len(load_config(write(tmp_path, with_change("symbols", [*thousand, thousand[0]]))).symbols) == 1000
+
+
+@pytest.mark.parametrize("script", [["controller.py"], ["worker.py", "bybit"]])
+def test_too_many_symbols_is_a_configuration_error_in_every_process(tmp_path, script):
+    config = write(tmp_path, with_change("symbols", [f"S{i}/USDT:USDT" for i in range(1001)]))
+    out = subprocess.run([sys.executable, *script, "--config", config], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"Configuration error: {config}: symbols: 1001 symbols, at most 1000 allowed" in out.stderr, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+# -- exchange entries: depth, per-symbol extras -----------------------------------------------------------------
+def test_depths_the_exchanges_accept(tmp_path):
+    config = load_config(write(tmp_path, with_change("exchanges", [
+        {"name": "binance", "depth": 100}, {"name": "bitget", "depth": "max"}, {"name": "htx", "depth": 150},
+        {"name": "gateio", "depth": 300}, {"name": "bybit"}, {"name": "okx", "depth": 7}])))
+    assert [e.depth for e in config.exchanges] == [100, "max", 150, 300, None, 7]  # okx: ccxt's generic row
+
+
+def test_per_symbol_extras_on_unless_turned_off(tmp_path):
+    config = load_config(write(tmp_path, with_change("exchanges", [
+        "bybit", {"name": "htx", "per_symbol_extras": False}])))
+    assert config.exchange("bybit").per_symbol_extras is True
+    assert config.exchange("htx").per_symbol_extras is False
+
+
+# -- .env: secrets from ROOT/.env, the environment first ---------------------------------------------------------
+def load_in_copy(tmp_path, dotenv: str, env: dict) -> dict:
+    """load_config in a copy of the code whose root holds `dotenv` as .env, in a fresh process (load_dotenv
+    changes the process's environment)."""
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "common", root / "common", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".env").write_text(dotenv)
+    config = write(tmp_path, GOOD)
+    code = ("import json; from common.config import load_config; r = load_config(%r).rabbitmq; "
+            "print(json.dumps({'user': r.user, 'password': r.password.get_secret_value(), 'port': r.port, "
+            "'vhost': r.vhost}))" % config)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env={**clean, **env}, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+DOTENV = "RABBITMQ_USER=dotenv-user\nRABBITMQ_PASSWORD=dotenv-secret\nRABBITMQ_PORT=5673\nRABBITMQ_VHOST=prod\n"
+
+
+def test_dotenv_beside_the_code_overrides_the_file(tmp_path):
+    assert load_in_copy(tmp_path, DOTENV, {}) == {"user": "dotenv-user", "password": "dotenv-secret",
+                                                  "port": 5673, "vhost": "prod"}
+
+
+def test_the_environment_wins_over_dotenv(tmp_path):
+    loaded = load_in_copy(tmp_path, DOTENV, {"RABBITMQ_PASSWORD": "env-secret", "RABBITMQ_PORT": "5674"})
+    assert loaded == {"user": "dotenv-user", "password": "env-secret", "port": 5674, "vhost": "prod"}
+
+
+# -- the config of the operator's tools ----------------------------------------------------------------------
+@pytest.fixture
+def running_record(tmp_path, monkeypatch):
+    """common.config's record of the running system's config, moved to tmp_path."""
+    import common.config as config_module
+    record, pid_file = tmp_path / "config.path", tmp_path / "supervisord.pid"
+    monkeypatch.setattr(config_module, "RUNNING_CONFIG_RECORD", record)
+    monkeypatch.setattr(config_module, "SUPERVISORD_PID", pid_file)
+    monkeypatch.delenv("FUTURES_SCAN_CONFIG", raising=False)
+    return record, pid_file
+
+
+def test_operator_tools_use_the_running_systems_config(running_record, monkeypatch):
+    from common.config import DEFAULT_CONFIG, operator_config_path
+    record, pid_file = running_record
+    assert operator_config_path() == DEFAULT_CONFIG  # nothing runs
+    record.write_text("/srv/demo/config.demo.json\n")
+    pid_file.write_text(f"{os.getpid()}\n")  # a process that certainly lives
+    assert operator_config_path() == Path("/srv/demo/config.demo.json")
+    assert operator_config_path("mine.json") == Path("mine.json")
+    monkeypatch.setenv("FUTURES_SCAN_CONFIG", "/etc/fs.json")
+    assert operator_config_path() == Path("/etc/fs.json")
+
+
+def test_a_record_whose_supervisord_is_gone_is_ignored(running_record):
+    from common.config import DEFAULT_CONFIG, operator_config_path
+    record, pid_file = running_record
+    record.write_text("/srv/demo/config.demo.json\n")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid_file.write_text(gone.stdout)
+    assert operator_config_path() == DEFAULT_CONFIG
+    pid_file.write_text("0\n")
+    assert operator_config_path() == DEFAULT_CONFIG
