@@ -163,6 +163,11 @@ def config_path(cli_path: str | None = None) -> Path:
     return Path(cli_path or os.environ.get("FUTURES_SCAN_CONFIG") or DEFAULT_CONFIG)
 
 
+OPERATOR_CONFIG_HELP = ("config file (default: $FUTURES_SCAN_CONFIG; else, while scripts/run.sh or scripts/demo.sh "
+                        "runs the system from this checkout, the config it runs with (recorded in run/config.path); "
+                        "else config/config.json)")
+
+
 def operator_config_path(cli_path: str | None = None) -> Path:
     """The config of the operator's tools: --config, else $FUTURES_SCAN_CONFIG, else the config of the system
     running from this checkout (started by scripts/run.sh or scripts/demo.sh), else config/config.json.

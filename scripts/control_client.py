@@ -8,6 +8,10 @@
 
 Exit status: 0 on success, 1 when the controller answers success: false, 2 on timeout or no broker.
 Uses RabbitMQ's direct reply-to, so no queue is left behind.
+
+The broker comes from the config: --config, else $FUTURES_SCAN_CONFIG, else the config of the system that
+scripts/run.sh or scripts/demo.sh runs from this checkout (so after scripts/demo.sh no --config is needed),
+else config/config.json; RABBITMQ_* in the environment override it.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
 from common.broker import CONTROL_QUEUE, connection_parameters  # noqa: E402
-from common.config import ConfigError, load_config  # noqa: E402
+from common.config import OPERATOR_CONFIG_HELP, ConfigError, load_config, operator_config_path  # noqa: E402
 from common.control import COMMANDS  # noqa: E402
 
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -62,16 +66,17 @@ def send(params: pika.ConnectionParameters, request: dict, timeout: float) -> di
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="futures_scan control client")
+    parser = argparse.ArgumentParser(description="futures_scan control client: sends one command, prints the "
+                                     "response; exit 0 success, 1 refused, 2 timeout or no broker")
     parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("argument", nargs="?", help="a symbol, or comma-separated symbols for set_symbols")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
-    parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
+    parser.add_argument("--config", help=OPERATOR_CONFIG_HELP)
     args = parser.parse_args(argv)
     if args.command in ("add_symbol", "remove_symbol", "set_symbols") and not args.argument:
         parser.error(f"{args.command} needs a symbol argument")
     try:
-        config = load_config(args.config)
+        config = load_config(operator_config_path(args.config))
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2

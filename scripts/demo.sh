@@ -3,7 +3,8 @@
 # exchange simulator (which supervisord runs too, on 127.0.0.1:8900). No internet, no API keys needed.
 # Prepares the machine like scripts/run.sh (virtualenv, requirements, local RabbitMQ).
 #   FUTURES_SCAN_SIM_PORT=8901 scripts/demo.sh     another port for the simulator
-# Stop with scripts/stop.sh.
+# The config's path is recorded in run/config.path while the demo runs, so that scripts/control_client.py and
+# scripts/watch_snapshots.py talk to the demo without --config. Stop with scripts/stop.sh (removes the record).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CTL=(.venv/bin/supervisorctl -c supervisord.conf)
@@ -33,22 +34,25 @@ if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$FUTURES_SCAN_SIM_PORT" 2>/dev/
   echo "demo: port $FUTURES_SCAN_SIM_PORT is taken; choose another: FUTURES_SCAN_SIM_PORT=8901 scripts/demo.sh" >&2
   exit 1
 fi
-.venv/bin/supervisord -c supervisord.demo.conf
+echo "$FUTURES_SCAN_CONFIG" > run/config.path
+.venv/bin/supervisord -c supervisord.demo.conf || { rm -f run/config.path; exit 1; }
 for _ in $(seq 1 50); do
   pid=$("${CTL[@]}" pid 2>/dev/null) && [[ "$pid" =~ ^[0-9]+$ ]] && break
   sleep 0.2
 done
-[[ "${pid:-}" =~ ^[0-9]+$ ]] || { echo "demo: supervisord did not start, see logs/supervisord.log" >&2; exit 1; }
+[[ "${pid:-}" =~ ^[0-9]+$ ]] || { rm -f run/config.path; echo "demo: supervisord did not start, see logs/supervisord.log" >&2; exit 1; }
 echo "demo: supervisord started (pid $pid): simulator on 127.0.0.1:$FUTURES_SCAN_SIM_PORT, config $config"
 sleep 1
 "${CTL[@]}" status || true
 cat <<HELP
 
-Snapshots appear within about 10 seconds. Watch them:
-  .venv/bin/python scripts/watch_snapshots.py --config $config                      everything
-  .venv/bin/python scripts/watch_snapshots.py --config $config 'futures.*.BTCUSDT'  BTC on every exchange
-  .venv/bin/python scripts/watch_snapshots.py --config $config 'futures.bybit.#'    everything from Bybit
+Snapshots appear within about 10 seconds. Watch them (the tools find the demo's config by themselves):
+  .venv/bin/python scripts/watch_snapshots.py                      everything
+  .venv/bin/python scripts/watch_snapshots.py 'futures.*.BTCUSDT'  BTC on every exchange
+  .venv/bin/python scripts/watch_snapshots.py 'futures.bybit.#'    everything from Bybit
 Operate it:
+  .venv/bin/python scripts/control_client.py get_symbols          the symbol set; add_symbol "XRP/USDT:USDT" adds one
+  tail -f logs/app.log                            every process's log in one file
   .venv/bin/supervisorctl status                  process states (run from the repository root)
   .venv/bin/supervisorctl tail -f worker:bybit    one exchange's log; or: tail -f logs/worker-bybit.log
   .venv/bin/supervisorctl restart worker:bybit    restart one exchange

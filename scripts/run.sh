@@ -3,7 +3,9 @@
 # answers at the configured address), copies config/config.example.json to config/config.json when there is
 # none, and starts supervisord with supervisord.conf (the controller and one worker per exchange).
 # Idempotent: when supervisord already runs, it says so and shows the status.
-# FUTURES_SCAN_CONFIG=/path/to/config.json selects another config file.
+# FUTURES_SCAN_CONFIG=/path/to/config.json selects another config file. The config's path is recorded in
+# run/config.path while the system runs, so that scripts/control_client.py and scripts/watch_snapshots.py
+# talk to this system without --config; scripts/stop.sh removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONF=supervisord.conf
@@ -34,12 +36,13 @@ if pid=$("${CTL[@]}" pid 2>/dev/null) && [[ "$pid" =~ ^[0-9]+$ ]]; then
   "${CTL[@]}" status || true
   exit 0
 fi
-.venv/bin/supervisord -c "$CONF"
+readlink -f "$config" > run/config.path
+.venv/bin/supervisord -c "$CONF" || { rm -f run/config.path; exit 1; }
 for _ in $(seq 1 50); do
   pid=$("${CTL[@]}" pid 2>/dev/null) && [[ "$pid" =~ ^[0-9]+$ ]] && break
   sleep 0.2
 done
-[[ "${pid:-}" =~ ^[0-9]+$ ]] || { echo "run: supervisord did not start, see logs/supervisord.log" >&2; exit 1; }
+[[ "${pid:-}" =~ ^[0-9]+$ ]] || { rm -f run/config.path; echo "run: supervisord did not start, see logs/supervisord.log" >&2; exit 1; }
 echo "run: supervisord started (pid $pid), config ${config}"
 sleep 1
 "${CTL[@]}" status || true
@@ -49,5 +52,6 @@ cat <<HELP
   .venv/bin/supervisorctl tail -f worker:bybit    one exchange's log; or: tail -f logs/worker-bybit.log
   .venv/bin/supervisorctl restart worker:bybit    restart one exchange
   .venv/bin/python scripts/watch_snapshots.py 'futures.*.BTCUSDT'    one line per snapshot
+  .venv/bin/python scripts/control_client.py get_symbols            the symbol set (add_symbol, ...)
   scripts/stop.sh                                 stop everything
 HELP

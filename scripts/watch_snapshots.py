@@ -5,8 +5,9 @@
     python scripts/watch_snapshots.py 'futures.bybit.#' 'futures.gateio.ETHUSDT'
     python scripts/watch_snapshots.py --config config/config.demo.json --count 20
 
-The broker address and exchange come from the config (--config, $FUTURES_SCAN_CONFIG or config/config.json;
-RABBITMQ_* in the environment override it, as for the workers). A private queue that disappears on exit,
+The broker address and exchange come from the config: --config, else $FUTURES_SCAN_CONFIG, else the config of
+the system that scripts/run.sh or scripts/demo.sh runs from this checkout (so after scripts/demo.sh no --config
+is needed), else config/config.json; RABBITMQ_* in the environment override it, as for the workers. A private queue that disappears on exit,
 so watching never disturbs other consumers. Reconnects when the broker goes away; Ctrl+C stops it.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
 from common.broker import connection_parameters  # noqa: E402
-from common.config import ConfigError, load_config  # noqa: E402
+from common.config import OPERATOR_CONFIG_HELP, ConfigError, load_config, operator_config_path  # noqa: E402
 
 
 def _num(value) -> str:
@@ -105,11 +106,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Print one line per futures_scan snapshot")
     parser.add_argument("topics", nargs="*", default=["futures.#"],
                         help="routing-key filters, e.g. 'futures.*.BTCUSDT' (default: futures.#)")
-    parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
+    parser.add_argument("--config", help=OPERATOR_CONFIG_HELP)
     parser.add_argument("--count", type=int, help="exit after this many snapshots")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(operator_config_path(args.config))
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2
