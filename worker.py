@@ -8,13 +8,20 @@ bound by the round trip. One process per exchange: supervisord isolates and rest
 """
 from __future__ import annotations
 
-import argparse
+import signal
+import sys
+
+# Until the worker's own handler is installed (importing ccxt takes a second or more), a stop is a clean
+# exit: nothing has been collected yet, so there is nothing to report.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
+import argparse  # noqa: E402 - after the early signal handlers, on purpose
 import contextlib
 import json
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from concurrent import futures
@@ -58,6 +65,12 @@ class Worker:
         # and a snapshot lost with a dying connection is stale five seconds later anyway.
         self.broker = Broker(config.rabbitmq, on_connect=self._declare, confirm=False)
         self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
+        self.watched = frozenset(self.symbol_set.symbols)  # read by book threads: replaced, never mutated
+        self.symbol_extras = venue.symbol_extras if entry.per_symbol_extras else ()
+        throttle = getattr(self.exchange, "throttle", None)  # ccxt's own (a method) on the generic row
+        self.throttle = throttle if isinstance(throttle, SharedThrottle) else None
+        self._problems: dict[str, str] = {}      # symbol -> why it was not published, to log each problem once
+        self._row_problems: dict[str, str] = {}  # bulk row -> why it was left out, likewise
         self.stats = WorkerStatistics(exchange=self.name, pid=os.getpid())
         self._window_start, self._window_base = time.monotonic(), Counters()
         self._held_symbols_tag = None
@@ -87,7 +100,7 @@ class Worker:
 
     def shutdown(self) -> None:
         self.print_statistics(final=True)
-        self.publish_statistics()
+        self.publish_statistics(final=True)
         self.broker.close()
         self.log.info("Stopped")
 
@@ -114,8 +127,8 @@ class Worker:
         self.log.info("Loaded %d markets", len(markets))
         if "funding_intervals" in self.venue.bulk_calls:
             # Lists only the symbols off the default schedule; changes rarely, so once per market load.
-            intervals = self.call("funding intervals", self.exchange.fetch_funding_intervals) or {}
-            self.funding_hours = {s: _hours(row.get("interval")) for s, row in intervals.items()}
+            intervals = self.call("funding intervals", self.exchange.fetch_funding_intervals, empty_ok=True) or {}
+            self.funding_hours = {s: _hours(row.get("interval")) for s, row in _only_maps(intervals).items()}
         return True
 
     def _refresh_markets_if_due(self) -> None:
@@ -146,54 +159,86 @@ class Worker:
             self.stats.totals.errors += len(symbols)
         elif bulk is not None:
             tickers, funding = bulk
-            for symbol, book in self.fetch_books(symbols):
-                if symbol in self.symbol_set.symbols:  # a set may arrive mid-cycle
-                    self.publish_collected(symbol, tickers.get(symbol) or {}, book, funding.get(symbol) or {})
+            for symbol, book, extras in self.fetch_books(symbols):
+                if symbol in self.watched:  # a set may arrive mid-cycle
+                    self.publish_collected(symbol, tickers.get(symbol) or {}, book, funding.get(symbol) or {},
+                                           extras)
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
         self.publish_statistics()
 
     def fetch_bulk(self, symbols: list[str]) -> tuple[dict, dict] | None:
-        """(tickers, funding rates) by symbol, with as few requests as the exchange allows."""
+        """(tickers, funding rates) by symbol, with as few requests as the exchange allows. A malformed row
+        costs its own symbol only: the row is left out, and the symbol skipped or published without it."""
         calls = self.venue.bulk_calls
         tickers = self.call("tickers", self.exchange.fetch_tickers, symbols)
         if tickers is None:
             return None
+        if not isinstance(tickers, dict):
+            self.log.error("Skipping this cycle: tickers answer is a %s, not a map", type(tickers).__name__)
+            return None
+        tickers = {s: t for s, t in tickers.items() if isinstance(t, dict)}
         if "bids_asks" in calls:
-            for symbol, row in (self.call("book tickers", self.exchange.fetch_bids_asks, symbols) or {}).items():
-                if symbol in tickers:
-                    tickers[symbol].update(bid=row.get("bid"), ask=row.get("ask"))
+            rows = self.call("book tickers", self.exchange.fetch_bids_asks, symbols) or {}
+            self._each_row("book ticker", _items(rows), lambda s, row: tickers[s].update(
+                bid=row["bid"], ask=row["ask"]) if s in tickers else None)
         funding = {}
         if "funding_rates" in calls:
-            funding = self.call("funding rates", self.exchange.fetch_funding_rates, symbols) or {}
+            funding = _only_maps(self.call("funding rates", self.exchange.fetch_funding_rates, symbols))
         elif "funding_from_tickers" in calls:
-            funding = {s: self.exchange.parse_funding_rate(t["info"], self.exchange.market(s))
-                       for s, t in tickers.items()}
+            self._each_row("funding", list(tickers.items()), lambda s, t: funding.__setitem__(
+                s, self.exchange.parse_funding_rate(t["info"], self.exchange.market(s))))
         elif "funding_raw" in calls:
             rows = self.call("funding rates", self.fetch_raw, "funding_batch") or []
-            funding = self.exchange.parse_funding_rates(rows)
+            self._each_row("funding", [(None, row) for row in rows], lambda _, row: self._add_funding(funding, row))
         if "index_raw" in calls:
-            for row in self.call("index prices", self.fetch_raw, "index_batch") or []:
-                symbol = self.exchange.safe_symbol(row.get("contract_code"), None, "-", "swap")
-                if symbol in tickers:
-                    tickers[symbol]["indexPrice"] = self.exchange.safe_number(row, "index_price")
+            rows = self.call("index prices", self.fetch_raw, "index_batch") or []
+            self._each_row("index price", [(None, row) for row in rows], lambda _, row: self._add_index(tickers, row))
         return tickers, funding
+
+    def _add_funding(self, funding: dict, row: dict) -> None:
+        parsed = self.exchange.parse_funding_rate(row)
+        funding[parsed["symbol"]] = parsed
+
+    def _add_index(self, tickers: dict, row: dict) -> None:
+        symbol = self.exchange.safe_symbol(row.get("contract_code"), None, "-", "swap")
+        if symbol in tickers:
+            tickers[symbol]["indexPrice"] = self.exchange.safe_number(row, "index_price")
+
+    def _each_row(self, what: str, rows: list, apply) -> None:
+        """apply(symbol, row) for every row of a bulk answer; a row that fails is left out, logged once
+        while it fails the same way."""
+        for symbol, row in rows:
+            try:
+                apply(symbol, row)
+            except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed
+                key, reason = f"{what} {symbol or _row_id(row)}", _describe(e)
+                if self._row_problems.get(key) != reason:
+                    self._row_problems[key] = reason
+                    self.log.warning("Leaving out a malformed %s row (%s): %s", what, symbol or _row_id(row), reason)
+            else:
+                if self._row_problems:
+                    self._row_problems.pop(f"{what} {symbol or _row_id(row)}", None)
 
     def fetch_raw(self, endpoint: str) -> list:
         """The data rows of a bulk endpoint ccxt has no unified method for (venue.extra[endpoint])."""
         path, api = self.venue.extra[endpoint]
-        return self.exchange.request(path, api, "GET", {}).get("data") or []
+        answer = self.exchange.request(path, api, "GET", {})
+        rows = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(rows, list):
+            raise ccxt.BadResponse(f"{path}: no list of rows under 'data'")
+        return rows
 
     def fetch_books(self, symbols: list[str]):
-        """(symbol, book or None) for every symbol, as they arrive. With several clients the books are
-        fetched concurrently (the shared throttle keeps the budget); the broker is served from this
-        thread only, between arrivals."""
+        """(symbol, book or None, extras) for every symbol still watched, as they arrive. With several
+        clients the books are fetched concurrently (the shared throttle keeps the budget); the broker is
+        served from this thread only, between arrivals."""
         if self.pool is None:
             for symbol in symbols:
                 self.broker.pump()  # keep heartbeats flowing through long cycles
-                yield symbol, self.call(f"orderbook {symbol}", self.fetch_book, self.exchange, symbol)
+                yield self.fetch_symbol(self.exchange, symbol)
             return
-        pending = {self.pool.submit(self._fetch_book_pooled, symbol) for symbol in symbols}
+        pending = {self.pool.submit(self._fetch_symbol_pooled, symbol) for symbol in symbols}
         try:
             while pending:
                 done, pending = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
@@ -206,12 +251,33 @@ class Worker:
             for future in pending:
                 future.cancel()
 
-    def _fetch_book_pooled(self, symbol: str) -> tuple[str, dict | None]:
+    def _fetch_symbol_pooled(self, symbol: str) -> tuple[str, dict | None, dict]:
         client = self.book_clients.get()
         try:
-            return symbol, self.call(f"orderbook {symbol}", self.fetch_book, client, symbol, client=client)
+            return self.fetch_symbol(client, symbol)
         finally:
             self.book_clients.put(client)
+
+    def fetch_symbol(self, client: ccxt.Exchange, symbol: str) -> tuple[str, dict | None, dict]:
+        """The book and the per-symbol extras of one symbol; nothing for a symbol no longer watched (a set
+        that arrived mid-cycle: its budget goes to the symbols that are)."""
+        if symbol not in self.watched:
+            return symbol, None, {}
+        book = self.call(f"orderbook {symbol}", self.fetch_book, client, symbol, client=client)
+        extras = {}
+        for fetch_extra in self.symbol_extras if book is not None else ():
+            extras.update(self.fetch_extra(fetch_extra, client, symbol))
+        return symbol, book, extras
+
+    def fetch_extra(self, fetch_extra, client: ccxt.Exchange, symbol: str) -> dict:
+        """One try, no retries: a missing extra publishes null and never holds the snapshot back."""
+        try:
+            with self.stop.interruptible() if threading.current_thread() is threading.main_thread() \
+                    else contextlib.nullcontext():
+                return fetch_extra(client, symbol)
+        except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed
+            self.log.warning("Failed to fetch %s of %s: %s", fetch_extra.__name__, symbol, _describe(e))
+            return {}
 
     def fetch_book(self, client: ccxt.Exchange, symbol: str) -> dict:
         book = client.fetch_order_book(symbol, self.book_limit, self.venue.book_params)
@@ -220,16 +286,29 @@ class Worker:
             raise ccxt.BadResponse(f"order book without {'bids' if not book['bids'] else 'asks'}")
         return book
 
-    def publish_collected(self, symbol: str, ticker: dict, book: dict | None, funding: dict) -> None:
-        snapshot = None if book is None else self.build_snapshot(symbol, ticker, book, funding)
+    def publish_collected(self, symbol: str, ticker: dict, book: dict | None, funding: dict, extras: dict) -> None:
+        snapshot = None
+        if book is not None:
+            try:
+                snapshot = self.build_snapshot(symbol, ticker, book, funding, extras)
+            except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the process
+                self._problem(symbol, f"cannot build the snapshot: {_describe(e)}")
         if snapshot is None:
             self.stats.totals.errors += 1
             return
+        if self._problems.pop(symbol, None):
+            self.log.info("Publishing %s again", symbol)
         self.stats.totals.success += 1
         self.log.debug("Collected %s", symbol)
         self.publish_snapshot(snapshot)
 
-    def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict) -> FuturesData | None:
+    def _problem(self, symbol: str, reason: str) -> None:
+        """Log why a symbol was not published, once while the reason stays the same."""
+        if self._problems.get(symbol) != reason:
+            self._problems[symbol] = reason
+            self.log.error("Not publishing %s: %s", symbol, reason)
+
+    def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict, extras: dict) -> FuturesData | None:
         market = self.exchange.market(symbol)
         size = market.get("contractSize") or 1
         bids, asks = _base_levels(book["bids"], size), _base_levels(book["asks"], size)
@@ -238,7 +317,7 @@ class Worker:
         last = ticker.get("last")
         if bid is None or ask is None or last is None:
             missing = [n for n, v in (("bid", bid), ("ask", ask), ("last", last)) if v is None]
-            self.log.error("Not publishing %s: no %s", symbol, ", ".join(missing))
+            self._problem(symbol, f"no {', '.join(missing)}")
             return None
         rate = funding.get("fundingRate")
         self._note_funding(symbol, rate)
@@ -251,12 +330,14 @@ class Worker:
                 orderbook=OrderbookData(bids=bids, asks=asks, timestamp=book.get("timestamp") or now),
                 funding_rate=rate,
                 next_funding_time=funding.get(self.venue.next_funding_field) or None,  # binance: 0 = none
-                mark_price=funding.get("markPrice") or ticker.get("markPrice"),
+                mark_price=funding.get("markPrice") or ticker.get("markPrice") or extras.get("markPrice"),
                 extra={"contract_size": size,
                        "index_price": funding.get("indexPrice") or ticker.get("indexPrice"),
                        "funding_interval_hours": self._funding_hours(symbol, funding)})
         except ValidationError as e:
-            self.log.error("Not publishing %s: invalid snapshot: %s", symbol, e.errors()[0]["msg"])
+            error = e.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            self._problem(symbol, f"invalid snapshot: {where}: {error['msg']}")
             return None
 
     def _funding_hours(self, symbol: str, funding: dict) -> float | None:
@@ -282,17 +363,20 @@ class Worker:
             self.stats.totals.publish_failed += 1
 
     # -- requests with retries ---------------------------------------------------------------------
-    def call(self, what: str, fn, *args, client: ccxt.Exchange | None = None):
+    def call(self, what: str, fn, *args, client: ccxt.Exchange | None = None, empty_ok: bool = False):
         """fn(*args), retried on the configured schedule; None once the retries are spent.
-        An empty answer counts as a failure: ccxt turns some malformed bodies into {} instead of raising.
-        Runs in the main thread (bulk calls) or a book thread, which must not touch the broker."""
+        An empty answer counts as a failure (ccxt turns some malformed bodies into {} instead of raising),
+        unless `empty_ok`: some answers are legitimately empty. Runs in the main thread (bulk calls) or a
+        book thread, which must not touch the broker."""
         in_main = threading.current_thread() is threading.main_thread()
         retries = self.config.collection.retry_attempts
         for attempt in range(retries + 1):
             try:
+                if in_main and self.throttle is not None and self.throttle.paused_for() > 0:
+                    self.wait(self.throttle.paused_for())  # the pause of a 429/418, serving the broker
                 with self.stop.interruptible() if in_main else contextlib.nullcontext():
                     result = fn(*args)
-                if not result:
+                if not result and not (empty_ok and result is not None):
                     raise ccxt.BadResponse("empty response")
                 return result
             except NOT_RETRYABLE as e:
@@ -303,7 +387,7 @@ class Worker:
                     self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, _describe(e), retries)
                     return None
                 self.log.error("Failed to fetch %s: %s (retry %d/%d)", what, _describe(e), attempt + 1, retries)
-                delay = max(self.config.collection.retry_delay(attempt + 1), _retry_after(client or self.exchange))
+                delay = self.config.collection.retry_delay(attempt + 1)  # a Retry-After: the throttle waits it
                 self.wait(delay) if in_main else self._pause(delay)
         return None
 
@@ -346,10 +430,13 @@ class Worker:
             markets = self.exchange.markets or {}
             self._unknown_symbols_asked = any(s not in markets for s in update.symbols)
         self.symbol_set = update
+        self.watched = frozenset(update.symbols)
         self.stats.symbols_version = update.version
 
-    def publish_statistics(self) -> None:
-        self.broker.publish(STATS_EXCHANGE, f"stats.{self.name}", json.dumps(self.stats.to_message()).encode())
+    def publish_statistics(self, final: bool = False) -> None:
+        """This process's totals for the controller; `final` when it stops, so that they can be folded."""
+        report = {**self.stats.to_message(), "final": final}
+        self.broker.publish(STATS_EXCHANGE, f"stats.{self.name}", json.dumps(report).encode())
 
     def report_statistics_if_due(self) -> None:
         if time.monotonic() - self._window_start >= self.config.collection.statistics_interval_seconds:
@@ -365,13 +452,22 @@ class Worker:
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
 
 
-def _retry_after(client) -> float:
-    """Seconds the exchange asked a client to back off (Retry-After of a 429/418), or 0."""
-    headers = getattr(client, "last_response_headers", None) or {}
-    try:
-        return float(headers.get("Retry-After") or 0)
-    except (TypeError, ValueError):
-        return 0.0
+def _items(rows) -> list[tuple]:
+    """(symbol, row) of a bulk answer by symbol; nothing when it is not a map."""
+    return list(rows.items()) if isinstance(rows, dict) else []
+
+
+def _only_maps(rows) -> dict:
+    return {s: r for s, r in _items(rows) if isinstance(r, dict)}
+
+
+def _row_id(row) -> str:
+    """A bulk row's contract name for the log, or a short excerpt of it."""
+    if isinstance(row, dict):
+        for key in ("contract_code", "symbol", "contract", "name"):
+            if isinstance(row.get(key), str):
+                return row[key][:40]
+    return repr(row)[:40]
 
 
 def _base_levels(levels: list, contract_size: float) -> list:
@@ -397,7 +493,8 @@ def _describe(error: Exception) -> str:
 def create_clients(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> list[ccxt.Exchange]:
     """One ccxt client per book thread, all sharing one throttle and so one rate budget (the config entry's
     share of it)."""
-    throttle = SharedThrottle(venue.budget.share(entry.rate_share)) if venue.budget else None
+    log = logging.getLogger(entry.name)
+    throttle = SharedThrottle(venue.budget.share(entry.rate_share), log) if venue.budget else None
     timeout_ms = int(config.collection.request_timeout_seconds * 1000)
     return [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
                             timeout_ms=timeout_ms, throttle=throttle)

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -28,6 +29,10 @@ class RateBudget:
     # (path -> weight of the call without a symbol) corrects it. Elsewhere every request weighs 1.
     ccxt_cost_is_weight: bool = False
     bulk_weights: dict = field(default_factory=dict)
+    # Binance reports in a response header the weight already used on the IP in the current clock minute,
+    # ours and any other program's (a trading bot, a worker that restarted mid-minute). The throttle never
+    # plans below it: (header, the IP's whole limit per minute).
+    used_weight_header: tuple[str, float] | None = None
 
     def share(self, fraction: float) -> RateBudget:
         """The part of this budget one worker may use when other programs share the IP."""
@@ -39,6 +44,12 @@ class RateBudget:
         if "symbol" not in params and path in self.bulk_weights:
             return self.bulk_weights[path]
         return ccxt_cost
+
+
+def htx_mark_price(client: ccxt.Exchange, symbol: str) -> dict:
+    """HTX has no bulk mark price: the close of the current mark-price candle (one request per symbol)."""
+    candles = client.fetch_ohlcv(symbol, "1m", None, 1, {"price": "mark"})
+    return {"markPrice": candles[-1][4]}
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,9 @@ class Venue:
     # Book depths the exchange's REST API accepts (a `depth` in the config outside them is a configuration
     # error at start, not a BadRequest every cycle); None: not checked (ccxt's generic row).
     depths: tuple | range | None = None
+    # Per-symbol requests beside the book, for fields no bulk call carries: functions (client, symbol) ->
+    # {ccxt field: value}, fetched on the book's client within the same budget (config: per_symbol_extras).
+    symbol_extras: tuple = ()
 
     def depth_problem(self, depth) -> str | None:
         """Why the exchange would reject a `depth` from the config, or None when it accepts it."""
@@ -87,7 +101,8 @@ VENUES: dict[str, Venue] = {
     # (/fapi/v1/fundingInfo, its own limit), listing only non-8 h symbols.
     "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
                                      "defaultSubType": "linear"}, 1000,
-                     RateBudget(200, 5.0, ccxt_cost_is_weight=True, bulk_weights={"premiumIndex": 10}),
+                     RateBudget(200, 5.0, ccxt_cost_is_weight=True, bulk_weights={"premiumIndex": 10},
+                                used_weight_header=("X-MBX-USED-WEIGHT-1M", 2400)),
                      book_threads=2, bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
                      default_funding_hours=8.0, depths=(5, 10, 20, 50, 100, 500, 1000)),
     # 600 requests / 5 s per IP. /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
@@ -110,7 +125,7 @@ VENUES: dict[str, Venue] = {
                          "defaultType": "swap", "defaultSubType": "linear"}, None, RateBudget(800, 1.0),
                  extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
                         "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
-                 bulk_calls=("tickers", "funding_raw", "index_raw"), depths=(150,)),
+                 bulk_calls=("tickers", "funding_raw", "index_raw"), depths=(150,), symbol_extras=(htx_mark_price,)),
     # 200 requests / 10 s per endpoint: the books (order_book) have the budget to themselves. Tickers have no
     # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
     "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
@@ -140,17 +155,30 @@ def redirect_urls(urls, api_url: str):
     return urls
 
 
+# The longest a Retry-After is honoured in one go: a 418 ban can last days, and a worker paused for days
+# helps nobody; after the cap the next answer tells again.
+MAX_PAUSE_SECONDS = 300.0
+
+
 class SharedThrottle:
     """Keeps every ccxt client of one exchange inside its RateBudget: a request waits until the weight sent
-    in the last `window` seconds (on its endpoint, where the exchange counts per endpoint) leaves room for it.
-    Thread-safe, so several clients fetching books at once share one budget. ccxt's fetch2 calls it with
-    the cost from `calculate_rate_limiter_cost`, which create_exchange makes an (endpoint, weight) pair."""
+    in the last `window` seconds (on its endpoint, where the exchange counts per endpoint) leaves room for it,
+    until a Retry-After of a 429/418 is over (every request of the worker waits with it: one thread that
+    kept sending after a 429 is what turns Binance's 429s into IP bans), and, where the exchange reports the
+    weight used on the IP, until the clock minute has room for it. Thread-safe, so several clients fetching
+    books at once share one budget. ccxt's fetch2 calls it with the cost from `calculate_rate_limiter_cost`,
+    which create_exchange makes an (endpoint, weight) pair; `observe` sees every answer's status and headers."""
 
-    def __init__(self, budget: RateBudget):
+    def __init__(self, budget: RateBudget, log: logging.Logger | None = None, clock=time.monotonic,
+                 wall_clock=time.time, sleep=time.sleep):
         self.budget = budget
+        self.log = log or logging.getLogger("throttle")
+        self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
         self._lock = threading.Lock()
         self._sent: dict[str, deque] = defaultdict(deque)   # endpoint -> (monotonic time, weight), oldest first
         self._used: dict[str, float] = defaultdict(float)
+        self._paused_until = 0.0                            # monotonic
+        self._minute, self._minute_used = -1, 0.0           # clock minute, weight used on the IP in it
 
     def __call__(self, cost=None) -> None:
         endpoint, weight = cost if isinstance(cost, tuple) else ("", 1.0)
@@ -158,13 +186,46 @@ class SharedThrottle:
         weight = min(weight, self.budget.limit)  # a call heavier than the whole budget would wait forever
         while True:
             with self._lock:
-                wait = self._reserve(key, weight, time.monotonic())
+                wait = self._reserve(key, weight, self._clock())
             if wait <= 0:
                 return
-            time.sleep(wait)
+            self._sleep(min(wait, 1.0))  # re-check: a pause may have been set meanwhile
+
+    def paused_for(self) -> float:
+        """Seconds left of a Retry-After pause (0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def observe(self, status: int, headers) -> None:
+        """One answer of the exchange: a 429/418's Retry-After pauses every request; a reported used weight
+        raises what this minute counts."""
+        if status in (418, 429):
+            self._pause(status, _seconds(headers.get("Retry-After")))
+        if self.budget.used_weight_header:
+            used = _seconds(headers.get(self.budget.used_weight_header[0]))
+            if used is not None:
+                with self._lock:
+                    self._roll_minute()
+                    self._minute_used = max(self._minute_used, used)
+
+    def _pause(self, status: int, retry_after: float | None) -> None:
+        if retry_after is None:
+            return  # no header: the retry schedule alone applies
+        seconds = min(retry_after, MAX_PAUSE_SECONDS)
+        with self._lock:
+            until = self._clock() + seconds
+            if until <= self._paused_until:
+                return
+            self._paused_until = until
+        capped = f" (Retry-After {retry_after:g}s, capped)" if retry_after > seconds else ""
+        self.log.warning("HTTP %d from the exchange: every request waits %.0fs%s", status, seconds, capped)
 
     def _reserve(self, key: str, weight: float, now: float) -> float:
-        """Record the request and return 0 when it fits now; else the seconds until enough weight expires."""
+        """Record the request and return 0 when it may leave now; else the seconds to wait first."""
+        if self._paused_until > now:
+            return self._paused_until - now
+        minute_wait = self._minute_wait(weight)
+        if minute_wait > 0:
+            return minute_wait
         sent, window = self._sent[key], self.budget.window + self.budget.guard
         while sent and sent[0][0] <= now - window:
             self._used[key] -= sent.popleft()[1]
@@ -172,12 +233,41 @@ class SharedThrottle:
         if excess <= 1e-9:
             sent.append((now, weight))
             self._used[key] += weight
+            if self.budget.used_weight_header:
+                self._minute_used += weight
             return 0.0
         for sent_at, old_weight in sent:
             excess -= old_weight
             if excess <= 1e-9:
                 return max(sent_at + window - now, 0.0005)
         return 0.0005  # unreachable while weight <= limit
+
+    def _minute_wait(self, weight: float) -> float:
+        """Seconds until the clock minute that the exchange counts has room for `weight` (0: it has)."""
+        if not self.budget.used_weight_header:
+            return 0.0
+        self._roll_minute()
+        if self._minute_used + weight <= self.budget.used_weight_header[1]:
+            return 0.0
+        return max(60.0 - self._minute_clock() % 60.0, 0.0005)
+
+    def _minute_clock(self) -> float:
+        """Wall time `guard` late: a new minute starts for us a little after the exchange's clock says so."""
+        return self._wall_clock() - self.budget.guard
+
+    def _roll_minute(self) -> None:
+        minute = int(self._minute_clock() // 60)
+        if minute != self._minute:
+            self._minute, self._minute_used = minute, 0.0
+
+
+def _seconds(value) -> float | None:
+    """A numeric header value (Retry-After in seconds, a used weight), or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 and number == number else None
 
 
 def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False, options: dict | None = None,
@@ -209,8 +299,14 @@ def _throttle_by_budget(exchange: ccxt.Exchange, throttle: SharedThrottle) -> No
     def endpoint_and_weight(api, method, path, params, config={}):  # noqa: B006 - ccxt's signature
         return f"{api}:{path}", budget.weigh(path, params, ccxt_cost(api, method, path, params, config))
 
+    def observed(status, reason, url, method, headers, body, *rest):
+        throttle.observe(status, headers)
+        return on_rest_response(status, reason, url, method, headers, body, *rest)
+
+    on_rest_response = exchange.on_rest_response
     exchange.calculate_rate_limiter_cost = endpoint_and_weight
     exchange.throttle = throttle
+    exchange.on_rest_response = observed  # called by ccxt's fetch with every answer, errors included
 
 
 def _merge(base: dict, override: dict) -> dict:

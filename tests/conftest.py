@@ -25,9 +25,21 @@ RABBIT_HOST, RABBIT_PORT = "127.0.0.1", int(os.environ.get("RABBITMQ_PORT", 5672
 EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "unit: no broker, no network, no processes: `scripts/test.sh -m unit`")
+
+
 # -- exchange simulator ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def simulator():
+    sim = Simulator(extra_markets=5).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def own_sim():
+    """A simulator of this test's own: its faults, clock and rate-limit windows touch no other test."""
     sim = Simulator(extra_markets=5).start()
     yield sim
     sim.stop()

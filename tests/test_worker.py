@@ -1,18 +1,18 @@
 """The worker as a user sees it: five real worker processes, the real broker, the simulator.
 
-One fleet of workers runs for the whole module (starting them costs seconds and a cycle is 5 s), with the
-simulator's clock frozen so that every snapshot can be compared with the exact values behind it.
+One fleet of workers runs for the whole module (starting them costs seconds and a cycle is 5 s), on a vhost
+of its own, with the simulator's clock frozen so that every snapshot can be compared with the exact values
+behind it. Tests that stop a worker or change its symbol set run workers of their own (tests/test_worker_*.py):
+every fleet test leaves the fleet as it found it, so that the tests here run alone and in any order.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from common.broker import STATS_EXCHANGE, SYMBOLS_EXCHANGE, declare_symbols_queue
+from common.broker import STATS_EXCHANGE
 from common.exchanges import VENUES
-from common.symbols import SymbolSet
 from tests.conftest import EXCHANGES, Consumer, Process, write_config
 
 SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT", "WIF/USDT:USDT"]
@@ -51,15 +51,16 @@ class Fleet:
 def fleet(simulator, rabbit, tmp_path_factory):
     simulator.reset()
     simulator.market.freeze()
-    rabbit.forget_symbol_sets()
-    consumer = Consumer(rabbit, "futures_data", "futures.#")
-    stats = Consumer(rabbit, STATS_EXCHANGE, "stats.#")
-    fleet = Fleet(simulator, rabbit, tmp_path_factory.mktemp("fleet"), consumer, stats)
+    vhost = rabbit.isolated()
+    consumer = Consumer(vhost, "futures_data", "futures.#")
+    stats = Consumer(vhost, STATS_EXCHANGE, "stats.#")
+    fleet = Fleet(simulator, vhost, tmp_path_factory.mktemp("fleet"), consumer, stats)
     yield fleet
     for worker in fleet.workers.values():
         worker.kill()
     consumer.close()
     stats.close()
+    vhost.close()
     simulator.reset()
 
 
@@ -73,8 +74,8 @@ def assert_matches_truth(snapshot: dict, truth: dict, depth: int):
     assert book["asks"] == [[p, approx(a)] for p, a in truth["asks"][:depth]]
     assert snapshot["funding_rate"] == approx(truth["funding_rate"])
     assert snapshot["next_funding_time"] == truth["next_funding_time"]
-    # HTX has no bulk mark price, and a request per symbol for it would double the cost of a cycle.
-    assert snapshot["mark_price"] == (None if snapshot["exchange"] == "htx" else truth["mark_price"])
+    # HTX has no bulk mark price: a request per symbol beside the book brings it.
+    assert snapshot["mark_price"] == truth["mark_price"]
     assert extra["index_price"] == truth["index_price"]
     assert extra["contract_size"] == truth["contract_size"]
     assert extra["funding_interval_hours"] == truth["funding_interval_hours"]
@@ -115,8 +116,9 @@ def test_requests_per_cycle_are_bulk_calls_plus_one_book_per_symbol(fleet, excha
     paths = [e.path for e in window]
     per_cycle = ("tickers", "bids_asks", "funding_rates", "funding_raw", "index_raw")
     bulk = [c for c in VENUES[exchange].bulk_calls if c in per_cycle]
+    per_symbol = 1 + len(VENUES[exchange].symbol_extras)  # the book, and e.g. HTX's mark price
     assert paths.count(BOOK_PATH[exchange]) == len(listed(fleet.sim, exchange))
-    assert len(paths) == len(bulk) + len(listed(fleet.sim, exchange)), paths
+    assert len(paths) == len(bulk) + per_symbol * len(listed(fleet.sim, exchange)), paths
     assert paths.count(TICKERS_PATH[exchange]) == 1
 
 
@@ -138,7 +140,8 @@ def test_no_rate_limit_answers(fleet):
 
 
 def test_snapshot_message_format(fleet):
-    _, body, _, props = next(m for m in fleet.consumer.messages if m[0] == "futures.gateio.BTCUSDT")
+    fleet.snapshot("gateio", "BTC/USDT:USDT")
+    _, body, _, props = next(m for m in list(fleet.consumer.messages) if m[0] == "futures.gateio.BTCUSDT")
     assert props.content_type == "application/json" and props.content_encoding == "utf-8"
     assert set(body) == {"exchange", "symbol", "timestamp", "ticker", "orderbook", "funding_rate",
                          "next_funding_time", "mark_price", "extra"}
@@ -200,42 +203,6 @@ def test_missing_funding_publishes_nulls_with_a_warning(fleet):
                        timeout=4 * INTERVAL)
 
 
-# -- the symbol set from the controller ------------------------------------------------------------
-def publish_symbol_set(rabbit, symbol_set: SymbolSet):
-    import pika
-    conn = pika.BlockingConnection(rabbit.params())
-    ch = conn.channel()
-    for exchange in EXCHANGES:  # as the controller does, so that a worker not yet started gets the set too
-        declare_symbols_queue(ch, exchange)
-    ch.basic_publish(SYMBOLS_EXCHANGE, "", symbol_set.model_dump_json().encode())
-    conn.close()
-
-
-def test_symbol_set_broadcast_changes_collection_without_restart(fleet):
-    publish_symbol_set(fleet.rabbit, SymbolSet(version=7, symbols=["BTC/USDT:USDT", "XRP/USDT:USDT"]))
-    changed = time.time()
-    for exchange in EXCHANGES:
-        fleet.snapshot(exchange, "XRP/USDT:USDT", after=changed, timeout=2 * INTERVAL + 2)
-    settled = time.time() + INTERVAL + 1
-    for symbol in ("BTC/USDT:USDT", "XRP/USDT:USDT"):  # a whole cycle after the change
-        fleet.snapshot("bybit", symbol, after=settled, timeout=3 * INTERVAL)
-    keys = {k for k, _ in fleet.consumer.since(settled)}
-    assert "futures.bybit.ETHUSDT" not in keys
-    pids = {ex: w.proc.pid for ex, w in fleet.workers.items()}
-    assert all(w.proc.poll() is None for w in fleet.workers.values()), pids
-
-
-def test_restarted_worker_collects_the_current_set_not_the_config(fleet):
-    fleet.workers["bybit"].kill()
-    restarted = time.time()
-    fleet.workers["bybit"] = fleet.start("bybit")
-    first = fleet.snapshot("bybit", "XRP/USDT:USDT", after=restarted, timeout=3 * INTERVAL)
-    assert first["symbol"] == "XRP/USDT:USDT"
-    keys = {k for k, _ in fleet.consumer.since(restarted) if k.startswith("futures.bybit.")}
-    assert keys <= {"futures.bybit.BTCUSDT", "futures.bybit.XRPUSDT"}
-    assert "Symbol set v7" in fleet.workers["bybit"].log_text()
-
-
 # -- the broker going away -------------------------------------------------------------------------
 def test_broker_outage_and_late_broker_at_start(fleet):
     offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
@@ -259,41 +226,7 @@ def test_broker_outage_and_late_broker_at_start(fleet):
         worker.wait_for_log(r"RabbitMQ: \d+ published, [1-9]\d* failed", 3 * 10, offsets[exchange])
 
 
-# -- stopping --------------------------------------------------------------------------------------
-def test_sigterm_mid_retry_exits_zero_with_final_statistics(fleet):
-    worker = fleet.workers["htx"]
-    offset = len(worker.log_text())
-    fleet.sim.inject_fault("htx", "hang", endpoint=BOOK_PATH["htx"], seconds=60, hang_seconds=60)
-    worker.wait_for_log(r"Failed to fetch orderbook .*\(retry 1/3\)", 20, offset)
-    asked = time.monotonic()
-    assert worker.terminate(timeout=10) == 0
-    assert time.monotonic() - asked < 4
-    log = worker.log_text()[offset:]
-    assert "Received SIGTERM, stopping" in log and "Final statistics" in log
-    assert "HTX:" in log.split("Final statistics")[1]
-    fleet.sim.clear_faults("htx")
-
-
 def test_no_secret_in_any_log(fleet):
     for worker in fleet.workers.values():
         assert fleet.rabbit.password not in worker.log_text()
         assert "[DEBUG]" in worker.log_text()
-
-
-def test_api_keys_never_logged(simulator, rabbit, tmp_path):
-    keys = {"bybit": {"apiKey": "KEY-visible-nowhere-123", "secret": "SECRET-visible-nowhere-456"}}
-    (tmp_path / "keys.json").write_text(json.dumps(keys))
-    config = write_config(tmp_path / "config.json", rabbit, simulator, exchanges=["bybit"],
-                          api_keys_file=str(tmp_path / "keys.json"))
-    consumer = Consumer(rabbit, "futures_data", "futures.bybit.#")
-    worker = Process(["worker.py", "bybit", "--config", str(config)], tmp_path / "bybit.log")
-    try:
-        consumer.wait_for(lambda k, b: k == "futures.bybit.BTCUSDT", 3 * INTERVAL)
-        assert worker.terminate() == 0
-    finally:
-        worker.kill()
-        consumer.close()
-    log = worker.log_text()
-    assert "Published message to futures.bybit.BTCUSDT" in log
-    for secret in (*keys["bybit"].values(), rabbit.password):
-        assert secret not in log
