@@ -1,0 +1,423 @@
+"""The scanner's arithmetic (SPEC section 10): legs from the latest board rows and snapshots, funding
+normalized to a yearly rate, the cross-exchange pair per symbol, spreads, basis and entry costs at size.
+
+Plain functions of plain values: no broker, no clock (callers pass `now_ms`), no I/O. Every value may be
+missing (null in the messages), and every function answers None rather than guessing. Decisions where
+the SPEC is silent:
+* A leg without `funding_rate` or `funding_interval_hours` has no `funding_apr` and is never paired:
+  assuming 8 h would compare a 1 h rate with an 8 h one, the error the scanner exists to avoid.
+* A leg's values: each field from the newest message (board row or snapshot) that has it, among the
+  fresh messages when one is fresh, so that a fresh leg never shows a stale message's value. Its age is
+  that of the newest message used.
+* `min_volume_usd` filters legs before the pair is chosen: the pair is the widest among liquid legs.
+  A leg's USD volume is `volume_24h` x its mid (bid/ask; else last; else mark); unknown fails the filter.
+* A book's age is its snapshot's `timestamp` (our clocks), not the exchange's book time.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+
+from common.board import Board, BoardRow
+from common.models import FuturesData
+from common.symbols import routing_symbol
+
+HOURS_PER_YEAR = 24 * 365
+BPS = 1e4
+DEFAULT_TAKER_FEE_BPS = {"binance": 5.0, "bybit": 5.5, "bitget": 6.0, "htx": 5.0, "gateio": 5.0}
+STALE_INTERVALS = 3  # stale_after_seconds defaults to this many collection intervals
+# A leg's values, as the board row names them; a snapshot gives the same ones from its own fields.
+FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
+          "funding_interval_hours", "contract_size", "open_interest")
+EXCHANGE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+# -- configuration ---------------------------------------------------------------------------------
+class ScannerConfig(BaseModel):
+    """The config file's `scanner` section."""
+    model_config = ConfigDict(extra="forbid")
+    listen: str = "127.0.0.1:8000"   # host:port of the page and the API; port 0 picks a free one
+    notionals: list[PositiveInt] = Field(default_factory=lambda: [10000, 100000], min_length=1, max_length=8)
+    taker_fee_bps: dict[str, float] = Field(default_factory=dict)
+    stale_after_seconds: Optional[float] = Field(None, gt=0)  # None: STALE_INTERVALS collection intervals
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, listen: str) -> str:
+        split_listen(listen)  # raises ValueError naming the problem
+        return listen
+
+    @field_validator("notionals")
+    @classmethod
+    def _unique(cls, notionals: list[int]) -> list[int]:
+        return sorted(set(notionals))
+
+    @field_validator("taker_fee_bps")
+    @classmethod
+    def _fees(cls, fees: dict[str, float]) -> dict[str, float]:
+        bad = [f"{name}: {bps}" for name, bps in fees.items() if not 0 <= bps <= 1000 or math.isnan(bps)]
+        if bad:
+            raise ValueError(f"taker fees must be between 0 and 1000 bps ({', '.join(bad)})")
+        return fees
+
+    def fee_bps(self, exchange: str) -> float:
+        """The configured taker fee; else the exchange's published default; an unknown exchange 0."""
+        return self.taker_fee_bps.get(exchange, DEFAULT_TAKER_FEE_BPS.get(exchange, 0.0))
+
+    def resolved(self, interval_seconds: float) -> "ScannerConfig":
+        """A copy with `stale_after_seconds` filled in from the collection interval when not set."""
+        if self.stale_after_seconds is not None:
+            return self
+        return self.model_copy(update={"stale_after_seconds": STALE_INTERVALS * interval_seconds})
+
+    @property
+    def stale_after_ms(self) -> float:
+        if self.stale_after_seconds is None:
+            raise ValueError("stale_after_seconds is not resolved (call resolved(interval_seconds))")
+        return self.stale_after_seconds * 1000
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:8000' -> ('127.0.0.1', 8000); '[::1]:8000' -> ('::1', 8000)."""
+    host, sep, port = listen.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"listen must be host:port with a port from 0 to 65535, got {listen!r}")
+    return host, int(port)
+
+
+# -- the latest values -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """The values one message gave for one (exchange, symbol), and when that message was assembled."""
+    timestamp: int  # ms
+    values: Mapping[str, float | int | None]
+
+
+@dataclass(frozen=True)
+class Book:
+    """A snapshot's order book: best level first, (price, amount in base units), finite and positive."""
+    timestamp: int  # ms, the snapshot's
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One (exchange, symbol) as the scanner sees it now."""
+    exchange: str
+    symbol: str
+    timestamp: int  # ms, the newest message its values came from
+    values: Mapping[str, float | int | None]
+    book: Optional[Book] = None
+
+    def __getitem__(self, name: str):
+        return self.values.get(name)
+
+    def age_ms(self, now_ms: int) -> int:
+        return now_ms - self.timestamp
+
+    def fresh(self, now_ms: int, stale_after_ms: float) -> bool:
+        return self.age_ms(now_ms) <= stale_after_ms
+
+    @property
+    def funding_apr(self) -> Optional[float]:
+        return funding_apr(self["funding_rate"], self["funding_interval_hours"])
+
+
+def _finite(value) -> Optional[float | int]:
+    """The number, or None for null and for NaN/Infinity (which no JSON consumer could read back)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def board_sources(board: Board) -> dict[str, Source]:
+    """symbol -> the values its board row gives."""
+    return {row.symbol: Source(board.timestamp, _row_values(row)) for row in board.markets}
+
+
+def _row_values(row: BoardRow) -> dict:
+    return {name: getattr(row, name) for name in FIELDS}
+
+
+def snapshot_source(snapshot: FuturesData) -> tuple[Source, Book]:
+    """The values and the book a snapshot gives (extra's index price, interval and contract size too)."""
+    extra = snapshot.extra or {}
+    values = {
+        "bid": snapshot.ticker.bid, "ask": snapshot.ticker.ask, "last": snapshot.ticker.last,
+        "volume_24h": snapshot.ticker.volume_24h, "mark_price": snapshot.mark_price,
+        "index_price": extra.get("index_price"), "funding_rate": snapshot.funding_rate,
+        "next_funding_time": snapshot.next_funding_time,
+        "funding_interval_hours": extra.get("funding_interval_hours"),
+        "contract_size": extra.get("contract_size"), "open_interest": extra.get("open_interest"),
+    }
+    values = {name: _finite(value) for name, value in values.items()}
+    if values["funding_interval_hours"] is not None and values["funding_interval_hours"] <= 0:
+        values["funding_interval_hours"] = None
+    book = Book(snapshot.timestamp, _levels(snapshot.orderbook.bids, best=max),
+                _levels(snapshot.orderbook.asks, best=min))
+    return Source(snapshot.timestamp, values), book
+
+
+def _levels(levels: Iterable[tuple[float, float]], best) -> tuple[tuple[float, float], ...]:
+    """Usable levels, best first (workers send them sorted; a book out of order would misprice a walk)."""
+    usable = [(p, a) for p, a in levels if math.isfinite(p) and math.isfinite(a) and p > 0 and a > 0]
+    return tuple(sorted(usable, reverse=best is max))
+
+
+def merge_leg(exchange: str, symbol: str, board: Optional[Source], snapshot: Optional[Source],
+              book: Optional[Book], now_ms: int, stale_after_ms: float) -> Optional[Leg]:
+    """Each field from the newest message that has it, fresh messages first (module docstring)."""
+    sources = [s for s in (snapshot, board) if s is not None]  # snapshot first: it wins a tie
+    if not sources:
+        return None
+    used = [s for s in sources if now_ms - s.timestamp <= stale_after_ms] or sources
+    used.sort(key=lambda s: s.timestamp, reverse=True)  # stable: a snapshot stays ahead of an equal board
+    values = {}
+    for name in FIELDS:
+        values[name] = next((s.values[name] for s in used if s.values.get(name) is not None), None)
+    return Leg(exchange, symbol, used[0].timestamp, values, book)
+
+
+# -- the arithmetic --------------------------------------------------------------------------------
+def funding_apr(rate: Optional[float], interval_hours: Optional[float]) -> Optional[float]:
+    """The funding rate per interval as a yearly fraction: rate x (24 / interval) x 365."""
+    if rate is None or not interval_hours or interval_hours <= 0:
+        return None
+    return rate * (24 / interval_hours) * 365
+
+
+def basis_bps(mark_price: Optional[float], index_price: Optional[float]) -> Optional[float]:
+    if mark_price is None or not index_price or index_price <= 0:
+        return None
+    return (mark_price - index_price) / index_price * BPS
+
+
+def pair_mid(long: Leg, short: Leg) -> Optional[float]:
+    """The mid of the pair's entry at the top of the books: (short's bid + long's ask) / 2."""
+    if not long["ask"] or not short["bid"] or long["ask"] <= 0 or short["bid"] <= 0:
+        return None
+    return (short["bid"] + long["ask"]) / 2
+
+
+def price_spread_bps(long: Leg, short: Leg) -> Optional[float]:
+    """The price gap earned (positive) or paid (negative) buying the long leg's ask, selling the short's bid."""
+    mid = pair_mid(long, short)
+    return None if mid is None else (short["bid"] - long["ask"]) / mid * BPS
+
+
+def leg_mid(leg: Leg) -> Optional[float]:
+    bid, ask = leg["bid"], leg["ask"]
+    if bid and ask and bid > 0 and ask > 0:
+        return (bid + ask) / 2
+    return next((p for p in (leg["last"], leg["mark_price"]) if p and p > 0), None)
+
+
+def volume_usd(leg: Leg) -> Optional[float]:
+    mid, volume = leg_mid(leg), leg["volume_24h"]
+    return None if mid is None or volume is None else volume * mid
+
+
+@dataclass(frozen=True)
+class Fill:
+    """A market order of `notional` (quote currency) walked through one side of a book."""
+    vwap: Optional[float]  # None when nothing filled
+    fill: float            # the fraction of the notional filled: < 1 when the book is too thin
+    base: float            # base units bought or sold
+
+
+def walk_book(levels: Iterable[tuple[float, float]], notional: float) -> Fill:
+    """Take levels (best first, amounts in base units) until `notional` in quote currency is spent."""
+    remaining, base = float(notional), 0.0
+    for price, amount in levels:
+        if remaining <= notional * 1e-12:  # filled, up to float rounding
+            break
+        take = min(price * amount, remaining)
+        base += take / price
+        remaining -= take
+    spent = notional - remaining
+    if base <= 0:
+        return Fill(None, 0.0, 0.0)
+    filled = 1.0 if remaining <= notional * 1e-12 else spent / notional
+    return Fill(spent / base, filled, base)
+
+
+def entry_cost_bps(long_vwap: Optional[float], short_vwap: Optional[float], mid: Optional[float],
+                   fees_bps: float) -> Optional[float]:
+    """Buying the long leg at its VWAP and selling the short leg at its VWAP, against the pair's mid,
+    plus both legs' taker fees."""
+    if long_vwap is None or short_vwap is None or not mid:
+        return None
+    return (long_vwap - short_vwap) / mid * BPS + fees_bps
+
+
+def break_even_hours(entry_cost: Optional[float], apr_spread: Optional[float]) -> Optional[float]:
+    """Hours of the funding spread it takes to earn the entry cost back; None when the spread earns nothing."""
+    if entry_cost is None or apr_spread is None or apr_spread <= 0:
+        return None
+    return max(entry_cost, 0.0) / (apr_spread * BPS / HOURS_PER_YEAR)
+
+
+# -- pairs, filters and the API's rows -------------------------------------------------------------
+class FilterError(ValueError):
+    """A query parameter that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    exchanges: Optional[frozenset[str]] = None  # None: every exchange
+    min_volume_usd: float = 0.0
+    symbol: Optional[str] = None                # upper case; a substring of the unified or the compact form
+
+
+KNOWN_FILTERS = ("exchanges", "min_volume_usd", "symbol")
+_SYMBOL_FILTER = re.compile(r"^[A-Za-z0-9/:\-]{1,64}$")
+
+
+def parse_filters(query: Mapping[str, str]) -> Filters:
+    unknown = sorted(set(query) - set(KNOWN_FILTERS))
+    if unknown:
+        raise FilterError(f"unknown query parameter {unknown[0]!r}; known: {', '.join(KNOWN_FILTERS)}")
+    exchanges = None
+    if query.get("exchanges", "").strip():
+        names = [n.strip() for n in query["exchanges"].split(",") if n.strip()]
+        bad = [n for n in names if not EXCHANGE_NAME.match(n)]
+        if bad:
+            raise FilterError(f"exchanges: {bad[0][:40]!r} is not an exchange name "
+                              "(comma-separated lower-case names, e.g. binance,bybit)")
+        exchanges = frozenset(names)
+    min_volume = 0.0
+    if query.get("min_volume_usd", "").strip():
+        try:
+            min_volume = float(query["min_volume_usd"])
+        except ValueError:
+            raise FilterError(f"min_volume_usd: {query['min_volume_usd'][:40]!r} is not a number") from None
+        if not math.isfinite(min_volume) or min_volume < 0:
+            raise FilterError("min_volume_usd: must be a finite number >= 0")
+    symbol = query.get("symbol", "").strip() or None
+    if symbol is not None and not _SYMBOL_FILTER.match(symbol):
+        raise FilterError(f"symbol: {symbol[:40]!r} is not a symbol (letters, digits, '/', ':', '-'; "
+                          "e.g. BTC, BTCUSDT or BTC/USDT:USDT)")
+    return Filters(exchanges, min_volume, symbol.upper() if symbol else None)
+
+
+def compact_symbol(symbol: str) -> str:
+    """The routing-key form: 'BTC/USDT:USDT' -> 'BTCUSDT' (letters and digits only for any other form)."""
+    try:
+        return routing_symbol(symbol)
+    except ValueError:
+        return re.sub(r"[^A-Za-z0-9]", "", symbol)
+
+
+def symbol_matches(symbol: str, wanted: Optional[str]) -> bool:
+    return wanted is None or wanted in symbol.upper() or wanted in compact_symbol(symbol).upper()
+
+
+def pair_legs(legs: Iterable[Leg], now_ms: int, stale_after_ms: float,
+              filters: Filters = Filters()) -> Optional[tuple[Leg, Leg]]:
+    """(long, short): the lowest and the highest funding APR among the fresh legs that pass the filters,
+    on two different exchanges; None with fewer than two such legs."""
+    candidates = [leg for leg in legs if leg.fresh(now_ms, stale_after_ms) and leg.funding_apr is not None
+                  and (filters.exchanges is None or leg.exchange in filters.exchanges)
+                  and (filters.min_volume_usd <= 0 or (volume_usd(leg) or 0.0) >= filters.min_volume_usd)]
+    if len({leg.exchange for leg in candidates}) < 2:
+        return None
+    ordered = sorted(candidates, key=lambda leg: (leg.funding_apr, leg.exchange))
+    return ordered[0], ordered[-1]
+
+
+def at_size(long: Leg, short: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
+    """Per notional: both legs' VWAPs and fills, the entry cost and the break-even; None without two fresh
+    deep books."""
+    books = (long.book, short.book)
+    if any(b is None or now_ms - b.timestamp > config.stale_after_ms for b in books):
+        return None
+    mid, spread = pair_mid(long, short), apr_spread(long, short)
+    fees = config.fee_bps(long.exchange) + config.fee_bps(short.exchange)
+    out = {}
+    for notional in config.notionals:
+        bought, sold = walk_book(long.book.asks, notional), walk_book(short.book.bids, notional)
+        cost = entry_cost_bps(bought.vwap, sold.vwap, mid, fees)
+        out[str(notional)] = {"long_vwap": bought.vwap, "short_vwap": sold.vwap, "long_fill": bought.fill,
+                              "short_fill": sold.fill, "entry_cost_bps": cost,
+                              "break_even_hours": break_even_hours(cost, spread)}
+    return out
+
+
+def apr_spread(long: Leg, short: Leg) -> Optional[float]:
+    if long.funding_apr is None or short.funding_apr is None:
+        return None
+    return short.funding_apr - long.funding_apr
+
+
+def leg_json(leg: Leg, now_ms: int) -> dict:
+    """The API's leg."""
+    return {"exchange": leg.exchange, "funding_rate": leg["funding_rate"],
+            "funding_interval_hours": leg["funding_interval_hours"], "funding_apr": leg.funding_apr,
+            "next_funding_time": leg["next_funding_time"], "bid": leg["bid"], "ask": leg["ask"],
+            "mark_price": leg["mark_price"], "index_price": leg["index_price"],
+            "basis_bps": basis_bps(leg["mark_price"], leg["index_price"]), "volume_24h": leg["volume_24h"],
+            "age_seconds": round(leg.age_ms(now_ms) / 1000, 3)}
+
+
+def opportunity_row(symbol: str, long: Leg, short: Leg, now_ms: int, config: ScannerConfig) -> dict:
+    return {"symbol": symbol, "long": leg_json(long, now_ms), "short": leg_json(short, now_ms),
+            "funding_apr_spread": apr_spread(long, short), "price_spread_bps": price_spread_bps(long, short),
+            "at_size": at_size(long, short, now_ms, config)}
+
+
+def opportunities(legs_by_symbol: Mapping[str, list[Leg]], now_ms: int, config: ScannerConfig,
+                  filters: Filters = Filters()) -> dict:
+    """GET /api/opportunities: one row per symbol that can be paired, widest funding spread first."""
+    rows = []
+    for symbol, legs in legs_by_symbol.items():
+        if not symbol_matches(symbol, filters.symbol):
+            continue
+        pair = pair_legs(legs, now_ms, config.stale_after_ms, filters)
+        if pair:
+            rows.append(opportunity_row(symbol, *pair, now_ms, config))
+    rows.sort(key=lambda row: (-row["funding_apr_spread"], row["symbol"]))
+    return {"timestamp": now_ms, "rows": rows}
+
+
+def leg_at_size(leg: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
+    """One leg's depth at each notional: buying through its asks, selling through its bids."""
+    if leg.book is None or now_ms - leg.book.timestamp > config.stale_after_ms:
+        return None
+    out = {}
+    for notional in config.notionals:
+        bought, sold = walk_book(leg.book.asks, notional), walk_book(leg.book.bids, notional)
+        out[str(notional)] = {"buy_vwap": bought.vwap, "buy_fill": bought.fill,
+                              "sell_vwap": sold.vwap, "sell_fill": sold.fill}
+    return out
+
+
+def symbol_detail(compact: str, legs_by_symbol: Mapping[str, list[Leg]], now_ms: int,
+                  config: ScannerConfig) -> dict:
+    """GET /api/symbol/{compact}: every exchange's latest values (stale ones flagged) and the pair."""
+    legs, pairs = [], []
+    for symbol, symbol_legs in sorted(legs_by_symbol.items()):
+        for leg in sorted(symbol_legs, key=lambda leg: leg.exchange):
+            legs.append(_detail_leg(leg, now_ms, config))
+        pair = pair_legs(symbol_legs, now_ms, config.stale_after_ms)
+        if pair:
+            pairs.append(opportunity_row(symbol, *pair, now_ms, config))
+    return {"timestamp": now_ms, "symbol": compact, "stale_after_seconds": config.stale_after_seconds,
+            "legs": legs, "pairs": pairs}
+
+
+def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig) -> dict:
+    book = None
+    if leg.book is not None:
+        book = {"bid_levels": len(leg.book.bids), "ask_levels": len(leg.book.asks),
+                "age_seconds": round((now_ms - leg.book.timestamp) / 1000, 3)}
+    return {"symbol": leg.symbol, **leg_json(leg, now_ms), "last": leg["last"],
+            "contract_size": leg["contract_size"], "open_interest": leg["open_interest"],
+            "volume_usd": volume_usd(leg), "stale": not leg.fresh(now_ms, config.stale_after_ms),
+            "taker_fee_bps": config.fee_bps(leg.exchange), "book": book,
+            "at_size": leg_at_size(leg, now_ms, config)}
