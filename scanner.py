@@ -314,10 +314,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config, settings = load_scanner_config(args.config)
+        setup_logging(config.logging.level, config.log_file)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
-    setup_logging(config.logging.level)
     secret_mask.add(config.rabbitmq.password.get_secret_value())
     stop = StopSignal(log)
     stop.install()

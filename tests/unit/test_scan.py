@@ -1,0 +1,284 @@
+"""The scanner's arithmetic (common/scan.py) on hand-computed cases: no broker, no network, no clock."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from common.board import Board, BoardRow
+from common.models import FuturesData
+from common.scan import (Book, FilterError, Filters, Leg, ScannerConfig, Source, at_size, basis_bps,
+                         break_even_hours, compact_symbol, entry_cost_bps, funding_apr, merge_leg, opportunities,
+                         pair_legs, parse_filters, price_spread_bps, snapshot_source, split_listen, symbol_detail,
+                         walk_book)
+
+pytestmark = pytest.mark.unit
+
+NOW = 1_800_000_000_000
+STALE_MS = 15_000
+CONFIG = ScannerConfig(notionals=[1000, 10000], taker_fee_bps={"gateio": 4}, stale_after_seconds=15)
+SYMBOL = "BTC/USDT:USDT"
+
+
+def leg(exchange: str, age_ms: int = 1000, book: Book | None = None, **values) -> Leg:
+    fields = {"bid": 100.0, "ask": 100.2, "last": 100.1, "volume_24h": 1000.0, "mark_price": None,
+              "index_price": None, "funding_rate": None, "next_funding_time": None, "funding_interval_hours": 8.0,
+              "contract_size": None, "open_interest": None}
+    return Leg(exchange, SYMBOL, NOW - age_ms, {**fields, **values}, book)
+
+
+def book(bids=(), asks=(), age_ms: int = 1000) -> Book:
+    return Book(NOW - age_ms, tuple(bids), tuple(asks))
+
+
+# -- funding normalized by each leg's own interval -----------------------------------------------------
+def test_funding_apr_of_a_1h_leg_and_an_8h_leg():
+    assert funding_apr(0.0001, 1) == pytest.approx(0.0001 * 24 * 365)   # 0.876
+    assert funding_apr(0.0001, 8) == pytest.approx(0.0001 * 3 * 365)    # 0.1095
+    assert funding_apr(-0.0002, 4) == pytest.approx(-0.0002 * 6 * 365)  # -0.438
+
+
+def test_a_1h_leg_against_an_8h_leg_is_paired_by_apr_not_by_raw_rate():
+    # The 8 h leg's raw rate is 4x the 1 h leg's, but per year the 1 h leg pays twice as much.
+    hourly = leg("bybit", funding_rate=0.0001, funding_interval_hours=1.0)     # APR 0.876
+    eight_hourly = leg("binance", funding_rate=0.0004, funding_interval_hours=8.0)  # APR 0.438
+    long, short = pair_legs([hourly, eight_hourly], NOW, STALE_MS)
+    assert (long.exchange, short.exchange) == ("binance", "bybit")
+    row = opportunities({SYMBOL: [hourly, eight_hourly]}, NOW, CONFIG)["rows"][0]
+    assert row["funding_apr_spread"] == pytest.approx(0.876 - 0.438)
+    assert row["long"]["funding_apr"] == pytest.approx(0.438)
+    assert row["short"]["funding_interval_hours"] == 1.0
+
+
+def test_a_leg_without_funding_or_interval_is_never_paired():
+    no_rate = leg("bybit", funding_rate=None)
+    no_interval = leg("htx", funding_rate=0.001, funding_interval_hours=None)
+    paid = leg("binance", funding_rate=0.0001)
+    assert funding_apr(None, 8) is None and funding_apr(0.001, None) is None and funding_apr(0.001, 0) is None
+    assert pair_legs([no_rate, no_interval, paid], NOW, STALE_MS) is None
+
+
+# -- top of book, basis ------------------------------------------------------------------------------
+def test_price_spread_and_basis():
+    long = leg("gateio", ask=100.0)
+    short = leg("bybit", bid=100.5)
+    # mid = (100.5 + 100.0) / 2 = 100.25; (100.5 - 100.0) / 100.25 x 1e4 = 49.8753...
+    assert price_spread_bps(long, short) == pytest.approx(0.5 / 100.25 * 1e4)
+    assert price_spread_bps(leg("gateio", ask=101.0), leg("bybit", bid=100.0)) == pytest.approx(-1 / 100.5 * 1e4)
+    assert basis_bps(100.1, 100.0) == pytest.approx(10.0)
+    assert basis_bps(None, 100.0) is None and basis_bps(100.0, None) is None and basis_bps(100.0, 0) is None
+    assert price_spread_bps(leg("gateio", ask=None), short) is None
+
+
+# -- walking books -----------------------------------------------------------------------------------
+def test_book_walk_fills_the_notional_across_levels():
+    asks = [(100.0, 50.0), (101.0, 100.0)]
+    fill = walk_book(asks, 10_000)
+    # 5000 at 100 (50 base), then 5000 at 101 (5000/101 base)
+    assert fill.fill == 1.0
+    assert fill.base == pytest.approx(50 + 5000 / 101)
+    assert fill.vwap == pytest.approx(10_000 / (50 + 5000 / 101))
+
+
+def test_a_book_too_thin_for_the_notional_reports_the_part_filled():
+    fill = walk_book([(100.0, 1.0), (110.0, 1.0)], 1000)
+    # everything there is: 100 + 110 = 210 quote for 2 base
+    assert fill.fill == pytest.approx(0.21)
+    assert fill.vwap == pytest.approx(105.0)
+    assert walk_book([], 1000).vwap is None and walk_book([], 1000).fill == 0.0
+
+
+def test_book_walk_uses_base_amounts_whatever_the_contract_size():
+    # Gate quotes contracts of 0.01 BTC; the worker already converted: 3.0 here means 3 BTC (300 contracts).
+    # Multiplying by the contract size again would find only 0.03 BTC and report a 1.5% fill.
+    asks = book(asks=[(100.0, 3.0)])
+    bids = book(bids=[(100.0, 3.0)])
+    long = leg("gateio", book=asks, ask=100.0, funding_rate=0.0, contract_size=0.01)
+    short = leg("bybit", book=bids, bid=100.0, funding_rate=0.0001, contract_size=1.0)
+    sized = at_size(long, short, NOW, ScannerConfig(notionals=[200], stale_after_seconds=15))["200"]
+    assert (sized["long_fill"], sized["short_fill"]) == (1.0, 1.0)
+    assert sized["long_vwap"] == 100.0 and sized["short_vwap"] == 100.0
+
+
+def test_snapshot_books_are_sorted_best_first_and_cleaned():
+    snapshot = FuturesData.model_validate({
+        "exchange": "bybit", "symbol": SYMBOL, "timestamp": NOW,
+        "ticker": {"bid": 99.0, "ask": 101.0, "last": 100.0, "volume_24h": 5.0},
+        "orderbook": {"bids": [[98.0, 1.0], [99.0, 2.0], [97.0, 0.0]], "asks": [[102.0, 1.0], [101.0, 2.0]],
+                      "timestamp": NOW},
+        "funding_rate": 0.0001, "next_funding_time": NOW + 3600_000, "mark_price": None,
+        "extra": {"index_price": 100.0, "funding_interval_hours": 4.0, "contract_size": "1"}})
+    source, deep = snapshot_source(snapshot)
+    assert deep.bids == ((99.0, 2.0), (98.0, 1.0)) and deep.asks == ((101.0, 2.0), (102.0, 1.0))
+    assert source.values["index_price"] == 100.0 and source.values["funding_interval_hours"] == 4.0
+    assert source.values["contract_size"] is None  # a string is not a number
+
+
+# -- entry cost at size, break-even -----------------------------------------------------------------------
+def test_entry_cost_and_break_even_by_hand():
+    long_book = book(asks=[(100.0, 50.0), (101.0, 100.0)])
+    short_book = book(bids=[(100.5, 200.0)])
+    long = leg("gateio", book=long_book, ask=100.0, funding_rate=-0.0002, funding_interval_hours=4.0)   # -0.438
+    short = leg("bybit", book=short_book, bid=100.5, funding_rate=0.00005, funding_interval_hours=1.0)  # 0.438
+    sized = at_size(long, short, NOW, CONFIG)
+    mid, spread = (100.5 + 100.0) / 2, 0.438 + 0.438
+    fees = 4 + 5.5  # gateio from the config, bybit its default
+
+    small = sized["1000"]  # 1000 quote: all at the best levels
+    assert small["long_vwap"] == pytest.approx(100.0) and small["short_vwap"] == pytest.approx(100.5)
+    assert small["entry_cost_bps"] == pytest.approx((100.0 - 100.5) / mid * 1e4 + fees)  # -39.875 + 9.5 < 0
+    assert small["break_even_hours"] == 0.0  # entry earns more than it costs
+
+    large = sized["10000"]
+    long_vwap = 10_000 / (50 + 5000 / 101)
+    assert large["long_vwap"] == pytest.approx(long_vwap) and large["long_fill"] == 1.0
+    cost = (long_vwap - 100.5) / mid * 1e4 + fees
+    assert large["entry_cost_bps"] == pytest.approx(cost)
+    assert large["break_even_hours"] == pytest.approx(max(cost, 0) / (spread * 1e4 / 8760))
+
+
+def test_a_negative_or_zero_spread_has_no_break_even():
+    assert break_even_hours(12.0, -0.1) is None
+    assert break_even_hours(12.0, 0.0) is None
+    assert break_even_hours(None, 0.1) is None
+    assert break_even_hours(12.0, 0.1) == pytest.approx(12.0 / (0.1 * 1e4 / 8760))
+    assert break_even_hours(-3.0, 0.1) == 0.0
+    assert entry_cost_bps(101.0, 100.0, 100.5, 10.0) == pytest.approx(1 / 100.5 * 1e4 + 10)
+    assert entry_cost_bps(None, 100.0, 100.5, 10.0) is None
+
+
+def test_equal_funding_pairs_with_zero_spread_and_no_break_even():
+    a = leg("binance", funding_rate=0.0001, book=book(bids=[(100.0, 10.0)], asks=[(100.2, 10.0)]))
+    b = leg("bybit", funding_rate=0.0001, book=book(bids=[(100.0, 10.0)], asks=[(100.2, 10.0)]))
+    row = opportunities({SYMBOL: [a, b]}, NOW, CONFIG)["rows"][0]
+    assert row["funding_apr_spread"] == 0.0
+    assert row["at_size"]["1000"]["break_even_hours"] is None
+
+
+def test_no_at_size_without_two_fresh_books():
+    deep = book(bids=[(100.0, 10.0)], asks=[(100.2, 10.0)])
+    stale_book = book(bids=[(100.0, 10.0)], asks=[(100.2, 10.0)], age_ms=STALE_MS + 1)
+    long, short = leg("binance", funding_rate=0.0, book=deep), leg("bybit", funding_rate=0.001, book=None)
+    assert at_size(long, short, NOW, CONFIG) is None
+    assert at_size(long, leg("bybit", funding_rate=0.001, book=stale_book), NOW, CONFIG) is None
+    assert at_size(long, leg("bybit", funding_rate=0.001, book=deep), NOW, CONFIG) is not None
+
+
+# -- freshness -----------------------------------------------------------------------------------------
+def test_stale_legs_are_never_paired():
+    fresh = leg("binance", age_ms=STALE_MS, funding_rate=0.0001)          # exactly at the limit: fresh
+    stale = leg("bybit", age_ms=STALE_MS + 1, funding_rate=0.01)           # the widest spread, but stale
+    other = leg("gateio", age_ms=2000, funding_rate=0.0003)
+    assert pair_legs([fresh, stale], NOW, STALE_MS) is None
+    long, short = pair_legs([fresh, stale, other], NOW, STALE_MS)
+    assert (long.exchange, short.exchange) == ("binance", "gateio")
+    assert opportunities({SYMBOL: [fresh, stale]}, NOW, CONFIG)["rows"] == []
+    detail = symbol_detail("BTCUSDT", {SYMBOL: [fresh, stale]}, NOW, CONFIG)
+    assert [(l["exchange"], l["stale"]) for l in detail["legs"]] == [("binance", False), ("bybit", True)]
+    assert detail["pairs"] == []
+
+
+def test_merge_takes_each_field_from_the_newer_message():
+    board = Source(NOW - 2000, {"bid": 100.0, "ask": 101.0, "mark_price": None, "funding_rate": 0.0001})
+    snapshot = Source(NOW - 4000, {"bid": 99.0, "ask": 100.5, "mark_price": 100.2, "funding_rate": 0.0002})
+    merged = merge_leg("htx", SYMBOL, board, snapshot, None, NOW, STALE_MS)
+    assert merged["bid"] == 100.0 and merged["funding_rate"] == 0.0001  # the board is newer
+    assert merged["mark_price"] == 100.2  # the board lacks it (HTX): the snapshot's
+    assert merged.timestamp == NOW - 2000
+    newer_snapshot = Source(NOW - 1000, {**snapshot.values, "bid": 98.0})
+    assert merge_leg("htx", SYMBOL, board, newer_snapshot, None, NOW, STALE_MS)["bid"] == 98.0
+
+
+def test_merge_ignores_a_stale_message_while_a_fresh_one_is_there():
+    board = Source(NOW - 1000, {"bid": 100.0, "mark_price": None})
+    old_snapshot = Source(NOW - STALE_MS - 1, {"bid": 99.0, "mark_price": 100.2})
+    merged = merge_leg("htx", SYMBOL, board, old_snapshot, None, NOW, STALE_MS)
+    assert merged["bid"] == 100.0 and merged["mark_price"] is None
+    only_stale = merge_leg("htx", SYMBOL, None, old_snapshot, None, NOW, STALE_MS)
+    assert only_stale["mark_price"] == 100.2 and not only_stale.fresh(NOW, STALE_MS)
+
+
+# -- filters -------------------------------------------------------------------------------------------
+def test_exchanges_filter_chooses_the_pair_among_them_only():
+    legs = [leg("binance", funding_rate=0.0001), leg("bybit", funding_rate=0.0003), leg("gateio", funding_rate=-0.0001)]
+    rows = opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(exchanges=frozenset({"binance", "bybit"})))["rows"]
+    assert (rows[0]["long"]["exchange"], rows[0]["short"]["exchange"]) == ("binance", "bybit")
+    assert opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(exchanges=frozenset({"bybit"})))["rows"] == []
+
+
+def test_min_volume_usd_applies_to_both_legs_volume_times_mid():
+    # mid 100.1: gateio 1000 base = $100,100; binance 10 base = $1,001
+    legs = [leg("binance", funding_rate=0.0001, volume_24h=10.0), leg("bybit", funding_rate=0.0003),
+            leg("gateio", funding_rate=-0.0001), leg("htx", funding_rate=0.0, volume_24h=None)]
+    row = opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_volume_usd=100_100))["rows"][0]
+    assert (row["long"]["exchange"], row["short"]["exchange"]) == ("gateio", "bybit")
+    assert opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_volume_usd=100_101))["rows"] == []
+
+
+def test_rows_sorted_by_spread_and_filtered_by_symbol():
+    eth = "ETH/USDT:USDT"
+    legs = {SYMBOL: [leg("binance", funding_rate=0.0001), leg("bybit", funding_rate=0.0002)],
+            eth: [Leg("binance", eth, NOW, {**leg("x").values, "funding_rate": 0.0}),
+                  Leg("bybit", eth, NOW, {**leg("x").values, "funding_rate": 0.001})]}
+    rows = opportunities(legs, NOW, CONFIG)["rows"]
+    assert [r["symbol"] for r in rows] == [eth, SYMBOL]
+    assert [r["symbol"] for r in opportunities(legs, NOW, CONFIG, parse_filters({"symbol": "btc"}))["rows"]] == [SYMBOL]
+    assert [r["symbol"] for r in opportunities(legs, NOW, CONFIG, parse_filters({"symbol": "ETHUSDT"}))["rows"]] == [eth]
+
+
+@pytest.mark.parametrize("query, named", [
+    ({"min_volume_usd": "lots"}, "min_volume_usd"), ({"min_volume_usd": "-1"}, "min_volume_usd"),
+    ({"min_volume_usd": "nan"}, "min_volume_usd"), ({"exchanges": "binance,By Bit"}, "exchanges"),
+    ({"symbol": "BTC<script>"}, "symbol"), ({"sort": "spread"}, "sort")])
+def test_bad_filters_name_the_parameter(query, named):
+    with pytest.raises(FilterError, match=named):
+        parse_filters(query)
+
+
+def test_good_filters():
+    assert parse_filters({}) == Filters()
+    assert parse_filters({"exchanges": "binance, bybit,", "min_volume_usd": "1e6", "symbol": "btc/usdt:usdt"}) == \
+        Filters(frozenset({"binance", "bybit"}), 1e6, "BTC/USDT:USDT")
+
+
+# -- the API's leg and config ----------------------------------------------------------------------------
+def test_leg_json_has_the_spec_fields():
+    row = opportunities({SYMBOL: [leg("binance", funding_rate=0.0001, mark_price=100.1, index_price=100.0),
+                                  leg("bybit", age_ms=2500, funding_rate=0.0002)]}, NOW, CONFIG)["rows"][0]
+    assert set(row) == {"symbol", "long", "short", "funding_apr_spread", "price_spread_bps", "at_size"}
+    assert set(row["long"]) == {"exchange", "funding_rate", "funding_interval_hours", "funding_apr",
+                                "next_funding_time", "bid", "ask", "mark_price", "index_price", "basis_bps",
+                                "volume_24h", "age_seconds"}
+    assert row["long"]["basis_bps"] == pytest.approx(10.0)
+    assert row["short"]["age_seconds"] == 2.5
+    assert row["at_size"] is None
+
+
+def test_scanner_config_defaults_and_fees():
+    config = ScannerConfig(taker_fee_bps={"bybit": 2})
+    assert config.listen == "127.0.0.1:8000" and config.notionals == [10000, 100000]
+    assert config.fee_bps("bybit") == 2 and config.fee_bps("bitget") == 6 and config.fee_bps("okx") == 0
+    assert config.resolved(5).stale_after_seconds == 15
+    assert ScannerConfig(stale_after_seconds=40).resolved(5).stale_after_seconds == 40
+    assert split_listen("[::1]:8080") == ("::1", 8080)
+    for bad in ({"listen": "8000"}, {"listen": "host:99999"}, {"notionals": [0]}, {"taker_fee_bps": {"x": -1}},
+                {"stale_after_seconds": 0}, {"colour": "red"}):
+        with pytest.raises(ValidationError):
+            ScannerConfig.model_validate(bad)
+
+
+def test_board_model_rejects_strings_and_non_finite_numbers():
+    row = {"symbol": SYMBOL, "bid": 1, "funding_interval_hours": 8}
+    assert BoardRow.model_validate(row).bid == 1.0
+    for bad in ({"bid": "1.0"}, {"funding_interval_hours": 0}, {"next_funding_time": 1.5}, {"price": 1.0}):
+        with pytest.raises(ValidationError):
+            BoardRow.model_validate({**row, **bad})
+    with pytest.raises(ValidationError):
+        Board.model_validate_json(b'{"exchange": "bybit", "timestamp": 1, "markets": [{"symbol": "X", "bid": NaN}]}')
+    with pytest.raises(ValidationError):
+        Board.model_validate({"exchange": "By Bit", "timestamp": 1, "markets": []})
+
+
+def test_compact_symbol():
+    assert compact_symbol("BTC/USDT:USDT") == "BTCUSDT"
+    assert compact_symbol("BTC/USDT:USDT-250328") == "BTCUSDT-250328"
+    assert compact_symbol("1000PEPE/USDT:USDT") == "1000PEPEUSDT"
