@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from common.broker import CONTROL_QUEUE, RESPONSES_EXCHANGE
+from common.broker import CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE
+from common.stats import Counters, WorkerStatistics
+from common.symbols import MAX_SYMBOLS
 from tests.conftest import ROOT, Consumer, Process, rabbitmqctl, write_config
 
 INTERVAL = 5
@@ -22,10 +25,10 @@ INITIAL = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 class Control:
     """A controller process plus a client connection that sends raw requests and awaits the answers."""
 
-    def __init__(self, rabbit, simulator, tmp):
+    def __init__(self, rabbit, simulator, tmp, **config):
         self.rabbit, self.tmp = rabbit, tmp
         self.config = write_config(tmp / "config.json", rabbit, simulator, exchanges=["bybit", "gateio"],
-                                   symbols=INITIAL)
+                                   symbols=INITIAL, **config)
         self.state = tmp / "symbols.json"
         self.responses = Consumer(rabbit, RESPONSES_EXCHANGE, "control.response.#")
         self.process = self.start()
@@ -71,10 +74,11 @@ class Control:
 
 @pytest.fixture(scope="module")
 def control(rabbit, simulator, tmp_path_factory):
-    rabbit.forget_symbol_sets()
-    c = Control(rabbit, simulator, tmp_path_factory.mktemp("control"))
+    own = rabbit.isolated()  # a vhost of this module's own: no other test's queues, sets or reports
+    c = Control(own, simulator, tmp_path_factory.mktemp("control"))
     yield c
     c.close()
+    own.close()
 
 
 @pytest.fixture
@@ -115,7 +119,36 @@ def test_set_symbols(fresh):
 def test_get_statistics_has_the_vision_fields(fresh):
     r = fresh.ask({"command": "get_statistics", "correlation_id": "uuid-12349"})
     assert r["success"] and r["message"] == "Statistics retrieved successfully"
-    assert {"exchange_success", "exchange_errors", "rabbitmq_published", "rabbitmq_failed"} <= set(r["data"])
+    assert {"exchange_success", "exchange_errors", "rabbitmq_published", "rabbitmq_failed", "workers"} <= set(r["data"])
+
+
+def test_a_set_at_the_limit_refuses_one_more(fresh):
+    full = [f"S{i:04d}/USDT:USDT" for i in range(MAX_SYMBOLS)]
+    assert fresh.ask({"command": "set_symbols", "symbols": full})["data"]["count"] == MAX_SYMBOLS
+    before = fresh.saved()
+    r = fresh.ask({"command": "add_symbol", "symbol": "SOL/USDT:USDT"})
+    assert r["success"] is False and r["error"] == "invalid_command", r
+    assert "already holds 1000 symbols, the limit of 1000" in r["message"]
+    assert fresh.saved() == before
+    assert fresh.ask({"command": "get_symbols"})["data"]["count"] == MAX_SYMBOLS
+
+
+def test_the_empty_set_is_valid_and_broadcast(fresh):
+    broadcasts = Consumer(fresh.rabbit, SYMBOLS_EXCHANGE, exchange_type="fanout")
+    try:
+        r = fresh.ask({"command": "set_symbols", "symbols": []})
+        assert r["success"] and r["data"] == {"symbols": [], "count": 0}
+        saved = fresh.saved()
+        assert saved["symbols"] == []
+        broadcasts.wait_for(lambda k, b: b["version"] == saved["version"] and b["symbols"] == [], 10,
+                            "the empty set on the symbols exchange")
+        assert fresh.ask({"command": "add_symbol", "symbol": "SOL/USDT:USDT"})["success"]
+        r = fresh.ask({"command": "remove_symbol", "symbol": "SOL/USDT:USDT"})  # the last one
+        assert r["success"] and r["data"]["current_symbols"] == [] and fresh.saved()["symbols"] == []
+        broadcasts.wait_for(lambda k, b: b["version"] == saved["version"] + 2 and b["symbols"] == [], 10,
+                            "the emptied set on the symbols exchange")
+    finally:
+        broadcasts.close()
 
 
 # -- every error code ------------------------------------------------------------------------------
@@ -174,7 +207,8 @@ def test_internal_error_when_the_set_cannot_be_saved(fresh):
     assert fresh.process.proc.poll() is None
 
 
-def test_rabbitmqadmin_request_and_response(fresh, rabbit):
+def test_rabbitmqadmin_request_and_response(fresh):
+    rabbit = fresh.rabbit
     payload = json.dumps({"command": "get_symbols", "correlation_id": "admin-1"})
     out = subprocess.run(["rabbitmqadmin", "-V", rabbit.vhost, "-u", rabbit.user, "-p", rabbit.password,
                           "publish", "exchange=amq.default", f"routing_key={CONTROL_QUEUE}", f"payload={payload}"],
@@ -288,9 +322,9 @@ def test_controller_restart_keeps_the_set(control):
 
 
 # -- workers follow the controller -----------------------------------------------------------------
-def test_workers_follow_commands_and_statistics_survive_a_worker_restart(control, rabbit, tmp_path):
+def test_workers_follow_commands_and_statistics_survive_a_worker_restart(control, tmp_path):
     assert control.ask({"command": "set_symbols", "symbols": INITIAL})["success"]
-    snapshots = Consumer(rabbit, "futures_data", "futures.#")
+    snapshots = Consumer(control.rabbit, "futures_data", "futures.#")
     workers = {ex: Process(["worker.py", ex, "--config", str(control.config)], tmp_path / f"{ex}.log")
                for ex in ("bybit", "gateio")}
     try:
@@ -325,3 +359,111 @@ def test_workers_follow_commands_and_statistics_survive_a_worker_restart(control
         for w in workers.values():
             w.kill()
         snapshots.close()
+
+
+# -- statistics from the workers' reports ---------------------------------------------------------
+@pytest.fixture
+def stats_control(own_rabbit, simulator, tmp_path):
+    """A controller of this test's own, so that only this test's reports are counted; it prints its
+    statistics block every second."""
+    c = Control(own_rabbit, simulator, tmp_path, collection={"statistics_interval_seconds": 1})
+    c.stats = c.conn.channel()  # reports are published as workers publish them: on the stats exchange
+    yield c
+    c.close()
+
+
+def report(pid, started_at, success=0, errors=0, published=0, publish_failed=0, exchange="bybit", **fields):
+    stats = WorkerStatistics(exchange=exchange, pid=pid, started_at=started_at,
+                             totals=Counters(success, errors, published, publish_failed), cycles=1)
+    return {**stats.to_message(), **fields}
+
+
+def send_report(control, message, exchange="bybit") -> None:
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    control.stats.basic_publish(STATS_EXCHANGE, f"stats.{exchange}", body)
+
+
+def await_statistics(control, predicate, timeout: float = 10) -> dict:
+    """get_statistics' data once predicate(data) holds (reports are consumed asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = control.ask({"command": "get_statistics"})["data"]
+        if predicate(data):
+            return data
+        assert time.monotonic() < deadline, f"statistics never matched: {data}"
+
+
+def test_statistics_sum_processes_keep_a_restarted_ones_totals_and_fold_final_reports(stats_control):
+    c = stats_control
+    send_report(c, report(101, 1000.0, success=10, errors=1, published=9, publish_failed=1))  # shard 1
+    send_report(c, report(102, 1001.0, success=5, errors=2, published=5))                      # shard 2
+    send_report(c, report(201, 1002.0, exchange="gateio", success=7, published=7), "gateio")
+    data = await_statistics(c, lambda d: d["exchange_success"] == {"bybit": 15, "gateio": 7})
+    assert data["exchange_errors"] == {"bybit": 3, "gateio": 0}
+    assert (data["rabbitmq_published"], data["rabbitmq_failed"]) == (21, 1)
+    assert data["workers"]["bybit"]["live_processes"] == 2 and data["workers"]["gateio"]["pid"] == 201
+
+    send_report(c, report(101, 1000.0, success=12, errors=1, published=11, publish_failed=1, final=True))
+    data = await_statistics(c, lambda d: d["workers"]["bybit"]["live_processes"] == 1)
+    assert data["exchange_success"]["bybit"] == 17  # the stopped shard's last totals are kept
+    send_report(c, report(103, 2000.0, success=4, published=4))  # shard 1 restarted: counts from zero again
+    data = await_statistics(c, lambda d: d["workers"]["bybit"]["pid"] == 103)
+    assert data["exchange_success"] == {"bybit": 21, "gateio": 7} and data["exchange_errors"]["bybit"] == 3
+    assert (data["rabbitmq_published"], data["rabbitmq_failed"]) == (27, 1)
+    assert c.process.terminate() == 0
+    assert re.search(r"Final statistics \(totals\)\n.*\nBybit: 21 success, 3 errors\nGate\.io: 7 success, 0 errors\n"
+                     r"RabbitMQ: 27 published, 1 failed", c.process.log_text())  # the printed block sums the same way
+
+
+MALFORMED_REPORTS = [
+    ({"totals": {"success": "a"}}, "exchange: Field required"),
+    (report(301, 1.0, totals={"success": "a", "errors": 0, "published": 0, "publish_failed": 0}),
+     "totals.success: Input should be a valid integer"),
+    ({k: v for k, v in report(302, 1.0, success=50).items() if k != "cycles"}, "cycles: Field required"),
+    (report(303, 1.0, success=-50), "totals.success: Input should be greater than or equal to 0"),
+    (report(304, 1.0, exchange="htx", success=50), "exchange 'htx' is not in the controller's configuration"),
+    (b"[" * 100000, "Invalid JSON: recursion limit exceeded"),
+    (b"\xff\xfe\x00garbage", "report is not UTF-8"),
+]
+
+
+def test_malformed_reports_are_logged_and_change_nothing(stats_control):
+    c = stats_control
+    send_report(c, report(101, 1000.0, success=3, published=3))
+    await_statistics(c, lambda d: d["exchange_success"] == {"bybit": 3})
+    for body, _ in MALFORMED_REPORTS:
+        send_report(c, body)
+    send_report(c, report(101, 1000.0, success=4, published=4))  # consumed after all of the above
+    data = await_statistics(c, lambda d: d["exchange_success"] == {"bybit": 4})
+    assert data["rabbitmq_published"] == 4 and data["workers"]["bybit"]["pid"] == 101
+    log_text = c.process.log_text()
+    for _, problem in MALFORMED_REPORTS:
+        assert re.search(r"\[WARNING\] \[controller\] Ignoring an invalid worker report \(routing key "
+                         r"'stats\.bybit'\): .*" + re.escape(problem), log_text), problem
+    start = len(c.process.log_text())
+    c.process.wait_for_log(r"Bybit: \d+ success", 10, start)  # the statistics print still works
+    assert c.process.proc.poll() is None and "Traceback" not in c.process.log_text()
+
+
+# -- broker-side trouble ----------------------------------------------------------------------------
+def test_a_control_queue_declared_otherwise_is_explained_and_retried(own_rabbit, simulator, tmp_path):
+    conn = pika.BlockingConnection(own_rabbit.params())
+    conn.channel().queue_declare(CONTROL_QUEUE, durable=True, arguments={"x-max-length": 5})  # someone else's
+    config = write_config(tmp_path / "config.json", own_rabbit, simulator, exchanges=["bybit"])
+    process = Process(["controller.py", "--config", str(config)], tmp_path / "controller.log")
+    try:
+        first = process.wait_for_log(r"\[ERROR\] \[rabbitmq\] RabbitMQ refused to declare queue "
+                                     r"'futures_collector_control' in vhost '([^']+)': (.*)", 20)
+        assert first.group(1) == own_rabbit.vhost
+        assert first.group(2).startswith(
+            "it already exists with a different 'x-max-length' (the broker says: received none but current is "
+            "the value '5' of type 'signedint'). Another program or an older version made it; delete it and it "
+            f"is declared anew (its messages are lost): rabbitmqadmin -V '{own_rabbit.vhost}' delete queue "
+            "name='futures_collector_control'; next attempt in")
+        process.wait_for_log(r"refused to declare queue 'futures_collector_control'", 20, first.end())  # retried
+        conn.channel().queue_delete(CONTROL_QUEUE)  # what the log says to do
+        process.wait_for_log(r"Reconnected to RabbitMQ", 20)
+        assert process.proc.poll() is None and "Cannot connect" not in process.log_text()
+    finally:
+        process.kill()
+        conn.close()
