@@ -24,13 +24,14 @@ def solo(own_sim, own_rabbit, tmp_path, start_worker):
     """start(exchange, ...) -> (worker process, consumer of its snapshots), on this test's own vhost."""
     consumers = []
 
-    def start(exchange: str, symbols=SYMBOLS, name: str | None = None, **overrides):
+    def start(exchange: str, symbols=SYMBOLS, name: str | None = None, entry: dict | None = None, **overrides):
+        """`name`: a config name outside VENUES, pointed at the exchange's dialect; `entry`: more settings
+        of the exchange's config entry."""
         config = write_config(tmp_path / f"{name or exchange}.json", own_rabbit, own_sim, exchanges=[exchange],
                               symbols=symbols, **overrides)
-        if name:  # a config name outside VENUES, pointed at the exchange's dialect
-            raw = json.loads(config.read_text())
-            raw["exchanges"] = [{"name": name, "api_url": own_sim.api_url(exchange)}]
-            config.write_text(json.dumps(raw))
+        raw = json.loads(config.read_text())
+        raw["exchanges"] = [{"name": name or exchange, "api_url": own_sim.api_url(exchange), **(entry or {})}]
+        config.write_text(json.dumps(raw))
         consumers.append(Consumer(own_rabbit, "futures_data", "futures.#"))
         return start_worker(name or exchange, config), consumers[-1]
     yield start

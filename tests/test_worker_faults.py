@@ -1,0 +1,113 @@
+"""What an exchange's bad moments cost a worker: a 429 or 418 pauses all its requests, a failed book costs
+that symbol only, a failed extra publishes null, a symbol removed mid-cycle costs no more budget. Workers,
+vhosts and simulators of each test's own."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from common.broker import STATS_EXCHANGE
+from common.exchanges import VENUES
+from common.symbols import SymbolSet
+from tests.conftest import Consumer
+from tests.test_worker_lifecycle import INTERVAL, publish_symbol_set, snapshot, solo  # noqa: F401 - fixture
+
+BOOK_PATH = {"binance": "/fapi/v1/depth", "bybit": "/v5/market/orderbook", "htx": "/linear-swap-ex/market/depth"}
+BTC_QUERY = {"binance": "symbol=BTCUSDT", "bybit": "symbol=BTCUSDT", "htx": "contract_code=BTC-USDT"}
+
+
+def listed(sim, exchange: str) -> list[str]:
+    return [f"{c.base}/USDT:USDT" for c in sim.market.listed(exchange)]
+
+
+def book_symbol(entry) -> str:
+    """The base of a book request in the simulator's log ('BTCUSDT', 'BTC-USDT' -> 'BTC')."""
+    query = dict(part.split("=", 1) for part in entry.query.split("&") if "=" in part)
+    code = query.get("symbol") or query.get("contract_code")
+    return code.removesuffix("USDT").rstrip("-")
+
+
+@pytest.mark.parametrize("exchange, kind, retry_after", [("htx", "http429", 3), ("binance", "http418", 2)])
+def test_retry_after_pauses_every_request_of_the_worker(solo, own_sim, exchange, kind, retry_after):
+    """Books are fetched by several threads at once; after one answer with Retry-After, none of them sends
+    anything until it is over (the simulator's log shows the silence), then the worker carries on."""
+    own_sim.set_latency(exchange, 0.2)  # keeps books in flight, so that a thread that ignored it would show
+    worker, consumer = solo(exchange, symbols=listed(own_sim, exchange))
+    snapshot(consumer, exchange, "ETH/USDT:USDT")
+    own_sim.inject_fault(exchange, kind, endpoint=BTC_QUERY[exchange], count=1, retry_after=retry_after)
+    deadline = time.monotonic() + 4 * INTERVAL
+    while not (limited := [e for e in own_sim.requests(exchange) if e.status in (418, 429)]):
+        assert time.monotonic() < deadline, "the fault was never served"
+        time.sleep(0.05)  # the simulator's log has no event to await
+    refused_at = limited[0].time
+    got = snapshot(consumer, exchange, "BTC/USDT:USDT", after=refused_at, timeout=4 * INTERVAL)
+    # The answer reaches the worker 0.2 s after the request arrived; requests already sent by then may
+    # still arrive, nothing after.
+    silent_from, silent_to = refused_at + 0.2 + 0.1, refused_at + 0.2 + retry_after - 0.05
+    during = [(e.path, e.query) for e in own_sim.requests(exchange) if silent_from < e.time < silent_to]
+    assert during == [], f"requests during the {retry_after} s pause: {during}"
+    assert got["symbol"] == "BTC/USDT:USDT"
+    assert f"HTTP {kind[-3:]} from the exchange: every request waits {retry_after}s" in worker.log_text()
+
+
+def test_a_book_that_keeps_failing_skips_its_symbol_only_and_counts_an_error(solo, own_sim, own_rabbit):
+    stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
+    try:
+        worker, consumer = solo("bybit")
+        _, before = stats.wait_for(lambda k, b: b["cycles"] >= 1, 3 * INTERVAL, "a first report")
+        own_sim.inject_fault("bybit", "http500", endpoint=BTC_QUERY["bybit"], count=4)  # the try and 3 retries
+        worker.wait_for_log(r"Failed to fetch orderbook BTC/USDT:USDT: .*\(giving up after 3 retries\)", 30)
+        _, report = stats.wait_for(lambda k, b: b["totals"]["errors"] > before["totals"]["errors"], 3 * INTERVAL,
+                                   "a report with the error")
+        failed_cycle = report["cycles"]
+        assert report["totals"]["errors"] == before["totals"]["errors"] + 1
+        # The same cycle published the other symbols.
+        assert report["totals"]["success"] == before["totals"]["success"] + 3 * (failed_cycle - before["cycles"]) - 1
+        recovered = snapshot(consumer, "bybit", "BTC/USDT:USDT", after=time.time())
+        assert recovered["symbol"] == "BTC/USDT:USDT" and worker.proc.poll() is None
+    finally:
+        stats.close()
+
+
+def test_books_of_symbols_removed_mid_cycle_are_not_fetched(solo, own_sim, own_rabbit):
+    """Binance at half its budget holds a few 1000-level books per 5 s: a cycle of every listed symbol
+    takes several windows. A set that arrives meanwhile stops the books of the symbols it removed, but
+    for those a book thread had already picked up."""
+    symbols = listed(own_sim, "binance")
+    worker, consumer = solo("binance", symbols=symbols, entry={"rate_share": 0.5})
+    deadline = time.monotonic() + 3 * INTERVAL
+    while not own_sim.requests("binance", path=BOOK_PATH["binance"]):
+        assert time.monotonic() < deadline, worker.log_text()
+        time.sleep(0.05)  # the simulator's log has no event to await
+    publish_symbol_set(own_rabbit, SymbolSet(version=2, symbols=["BTC/USDT:USDT"]), exchanges=("binance",))
+    worker.wait_for_log(r"Symbol set v2", INTERVAL)
+    received = time.time()
+    snapshot(consumer, "binance", "BTC/USDT:USDT", after=received + 0.5, timeout=6 * INTERVAL)
+    removed_books = [book_symbol(e) for e in own_sim.requests("binance", since=received, path=BOOK_PATH["binance"])
+                     if book_symbol(e) != "BTC"]
+    assert len(symbols) - 1 > VENUES["binance"].book_threads  # else the test could not tell
+    assert len(removed_books) <= VENUES["binance"].book_threads, removed_books
+
+
+def test_htx_mark_price_comes_per_symbol_and_a_failure_publishes_null(solo, own_sim):
+    own_sim.market.freeze()
+    worker, consumer = solo("htx")
+    truth = own_sim.truth("htx", "SOL/USDT:USDT")
+    assert snapshot(consumer, "htx", "SOL/USDT:USDT")["mark_price"] == truth["mark_price"]
+    own_sim.inject_fault("htx", "http500", endpoint="mark_price_kline?period=1min&size=1&contract_code=SOL-USDT", count=1)
+    got = consumer.wait_for(lambda k, b: k == "futures.htx.SOLUSDT" and b["mark_price"] is None, 3 * INTERVAL,
+                            "a SOL snapshot without its mark price")[1]
+    assert got["ticker"]["bid"] == truth["bid"] and got["orderbook"]["bids"]
+    assert "[WARNING] [htx] Failed to fetch htx_mark_price of SOL/USDT:USDT" in worker.log_text()
+    after = time.time()
+    assert snapshot(consumer, "htx", "SOL/USDT:USDT", after=after)["mark_price"] == truth["mark_price"]
+
+
+def test_per_symbol_extras_off_sends_no_extra_request(solo, own_sim):
+    worker, consumer = solo("htx", entry={"per_symbol_extras": False})
+    first = snapshot(consumer, "htx", "BTC/USDT:USDT")
+    snapshot(consumer, "htx", "BTC/USDT:USDT", after=first["timestamp"] / 1000 + 1)
+    assert first["mark_price"] is None
+    assert not own_sim.requests("htx", path="mark_price_kline")
+    assert own_sim.requests("htx", path=BOOK_PATH["htx"])
