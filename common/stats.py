@@ -144,10 +144,15 @@ class ExchangeTotals:
         self.folded: OrderedDict[tuple, Counters] = OrderedDict()
 
     def record(self, report: WorkerReport, now: float) -> None:
-        key = report.process
+        key, totals = report.process, report.totals.counters()
+        previous = self.live[key].totals if key in self.live else self.folded.get(key)
+        if previous is not None and any(n < 0 for n in asdict(totals.minus(previous)).values()):
+            # A process's totals only grow: a report going back is a replay or a forgery, and taking it
+            # would make the printed window negative.
+            raise ReportError(f"totals of process {report.pid} went back from {asdict(previous)} to {asdict(totals)}")
         if key in self.folded:
             self.base = self.base.minus(self.folded.pop(key))
-        self.live[key] = _LiveProcess(report.totals.counters(), report.started_at, now)
+        self.live[key] = _LiveProcess(totals, report.started_at, now)
         if report.final:
             self._fold(key)
         self._fold_superseded(now)
@@ -185,6 +190,7 @@ class WorkerTotals:
         self.latest: dict[str, WorkerReport] = {}
 
     def record(self, report: WorkerReport, now: float) -> None:
+        """Take one valid report; ReportError (nothing changed) for an unknown exchange or totals going back."""
         if report.exchange not in self.exchanges:
             raise ReportError(f"exchange {report.exchange!r} is not in the controller's configuration "
                               f"({', '.join(self.exchanges)})")

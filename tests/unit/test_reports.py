@@ -135,3 +135,14 @@ def test_worker_totals_answer_the_vision_fields_and_refuse_unknown_exchanges():
     assert data["workers"]["gateio"]["pid"] == 3 and data["workers"]["gateio"]["unlisted_symbols"] == ["X/Y:Y"]
     assert data["workers"]["bybit"]["live_processes"] == 2 and data["workers"]["bybit"]["cycles"] == 3
     assert "htx" not in data["workers"]
+
+
+def test_totals_going_back_are_refused_and_change_nothing():
+    totals = ExchangeTotals(STALE)
+    totals.record(parsed(pid=1, success=10, published=10), now=0)
+    with pytest.raises(ReportError, match="totals of process 1 went back"):
+        totals.record(parsed(pid=1, success=11, published=9), now=1)
+    totals.record(parsed(pid=1, success=10, published=10, final=True), now=2)
+    with pytest.raises(ReportError, match="went back"):  # also once folded
+        totals.record(parsed(pid=1, success=3, published=3), now=3)
+    assert totals.total() == Counters(10, 0, 10, 0) and totals.live == {}
