@@ -43,8 +43,10 @@ class WorkerStatistics:
     unlisted_symbols: list[str] = field(default_factory=list)  # configured but not listed on the exchange
     symbols_version: int = 0
 
-    def to_message(self) -> dict:
-        return {**asdict(self), "timestamp": time.time()}
+    def to_message(self, final: bool = False) -> dict:
+        """The report as published; `final` on the last one a stopping process sends (the controller then
+        folds its totals at once instead of waiting for it to fall silent)."""
+        return {**asdict(self), "timestamp": time.time(), "final": final}
 
 
 def format_block(window_seconds: float, per_exchange: dict[str, Counters], published: int, failed: int) -> str:

@@ -33,7 +33,7 @@ def test_a_workers_own_message_is_accepted():
     r = parse_report(raw(report(success=7, errors=1, published=6, publish_failed=1)))
     assert (r.exchange, r.pid, r.cycles, r.final) == ("bybit", 100, 3, False)
     assert r.totals.counters() == Counters(7, 1, 6, 1)
-    assert parse_report(raw(report(final=True))).final is True
+    assert parse_report(raw(WorkerStatistics("bybit", 7).to_message(final=True))).final is True
     assert parse_report(raw(report(shard=2))).pid == 100  # fields the controller does not read are ignored
 
 
