@@ -1,0 +1,163 @@
+"""The scanner's table, live in a terminal: reads the running scanner's JSON API (GET /api/opportunities).
+
+    python scripts/scan.py                                   the scanner of the config (scanner.listen)
+    python scripts/scan.py --url http://127.0.0.1:8000 --exchanges binance,bybit --min-volume-usd 1e6
+    python scripts/scan.py --symbol BTC --once               one table, then exit (for scripts and pipes)
+
+The address comes from --url, else the config's `scanner.listen` (--config, $FUTURES_SCAN_CONFIG, the running
+system's config, config/config.json), else http://127.0.0.1:8000. Ctrl+C stops it. Exit status 2 when the
+scanner cannot be reached (--once) or refuses a filter.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pydantic import ValidationError  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.live import Live  # noqa: E402
+from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
+
+from common.config import OPERATOR_CONFIG_HELP, operator_config_path  # noqa: E402
+from common.scan import ScannerConfig, split_listen  # noqa: E402
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ScannerUnreachable(Exception):
+    pass
+
+
+class FilterRefused(Exception):
+    pass
+
+
+def default_url(config: str | None) -> str:
+    """http://host:port of the config's scanner.listen; a wildcard address is reached on loopback."""
+    try:
+        raw = json.loads(operator_config_path(config).read_text(encoding="utf-8"))
+        host, port = split_listen(ScannerConfig.model_validate(raw.get("scanner") or {}).listen)
+    except (OSError, ValueError, ValidationError, AttributeError):
+        return DEFAULT_URL
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def fetch(url: str, filters: dict) -> dict:
+    query = urllib.parse.urlencode({k: v for k, v in filters.items() if v not in (None, "")})
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/opportunities?{query}", timeout=5) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 400:
+            raise FilterRefused(json.loads(e.read()).get("error", "bad filter")) from None
+        raise ScannerUnreachable(f"HTTP {e.code}") from None
+    except (OSError, ValueError) as e:
+        raise ScannerUnreachable(str(getattr(e, "reason", e))) from None
+
+
+# -- formatting ----------------------------------------------------------------------------------------
+def pct(value) -> str:
+    return "–" if value is None else f"{value * 100:.2f}%"
+
+
+def bps(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def until(next_ms, now_ms) -> str:
+    if next_ms is None:
+        return "–"
+    seconds = max(0, (next_ms - now_ms) // 1000)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def signed(text: str, value) -> Text:
+    return Text(text, style="green" if value and value > 0 else "red" if value and value < 0 else "")
+
+
+def build_table(data: dict, limit: int, title: str) -> Table:
+    now = data["timestamp"]
+    notionals = sorted({n for row in data["rows"] for n in (row["at_size"] or {})}, key=int)
+    table = Table(title=title, caption=f"{len(data['rows'])} pairs · long lowest funding APR, short highest",
+                  header_style="bold", expand=False)
+    for name in ("Symbol", "Long", "Long APR", "Funding in", "Short", "Short APR", "Funding in", "APR spread",
+                 "Price bps", "Basis L/S bps"):
+        table.add_column(name, justify="left" if name in ("Symbol", "Long", "Short") else "right", no_wrap=True)
+    for notional in notionals:
+        table.add_column(f"Cost bps @{int(notional):,}", justify="right", no_wrap=True)
+        table.add_column(f"Break-even @{int(notional):,}", justify="right", no_wrap=True)
+    table.add_column("Age s", justify="right")
+    for row in data["rows"][:limit]:
+        long, short, sized = row["long"], row["short"], row["at_size"] or {}
+        cells = [row["symbol"], long["exchange"], pct(long["funding_apr"]), until(long["next_funding_time"], now),
+                 short["exchange"], pct(short["funding_apr"]), until(short["next_funding_time"], now),
+                 signed(pct(row["funding_apr_spread"]), row["funding_apr_spread"]),
+                 signed(bps(row["price_spread_bps"]), row["price_spread_bps"]),
+                 f"{bps(long['basis_bps'])} / {bps(short['basis_bps'])}"]
+        for notional in notionals:
+            at = sized.get(notional)
+            thin = at and (at["long_fill"] < 1 or at["short_fill"] < 1)
+            cells.append("–" if not at else bps(at["entry_cost_bps"]) + (" thin" if thin else ""))
+            even = at and at["break_even_hours"]
+            cells.append("–" if even is None or not at else f"{even:.1f} h")
+        cells.append(f"{max(long['age_seconds'], short['age_seconds']):.1f}")
+        table.add_row(*cells)
+    return table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="The scanner's opportunities table, live in the terminal")
+    parser.add_argument("--url", help=f"the scanner (default: from the config's scanner.listen, else {DEFAULT_URL})")
+    parser.add_argument("--config", help=OPERATOR_CONFIG_HELP)
+    parser.add_argument("--exchanges", help="comma-separated: choose the pair among these only")
+    parser.add_argument("--min-volume-usd", type=float, help="both legs' 24 h volume in USD at least this")
+    parser.add_argument("--symbol", help="e.g. BTC, BTCUSDT, BTC/USDT:USDT")
+    parser.add_argument("--limit", type=int, default=40, help="rows shown (default 40)")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    parser.add_argument("--once", action="store_true", help="print the table once and exit")
+    args = parser.parse_args(argv)
+    url = args.url or default_url(args.config)
+    filters = {"exchanges": args.exchanges, "min_volume_usd": args.min_volume_usd, "symbol": args.symbol}
+    console = Console()
+    if args.once:
+        try:
+            console.print(build_table(fetch(url, filters), args.limit, f"futures_scan scanner · {url}"))
+        except (ScannerUnreachable, FilterRefused) as e:
+            kind = "the scanner refused a filter" if isinstance(e, FilterRefused) else "cannot reach the scanner"
+            print(f"scan: {kind} at {url}: {e}", file=sys.stderr)
+            return 2
+        return 0
+    return run_live(console, url, filters, args)
+
+
+def run_live(console: Console, url: str, filters: dict, args) -> int:
+    last = None
+    try:
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                try:
+                    last = fetch(url, filters)
+                    title = f"futures_scan scanner · {url} · {time.strftime('%H:%M:%S')}"
+                except FilterRefused as e:
+                    print(f"scan: the scanner refused a filter: {e}", file=sys.stderr)
+                    return 2
+                except ScannerUnreachable as e:
+                    title = f"[red]cannot reach the scanner at {url}: {e} (retrying)[/red]"
+                live.update(build_table(last or {"timestamp": 0, "rows": []}, args.limit, title), refresh=True)
+                time.sleep(args.interval)  # the refresh cadence itself, not a wait for an event
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
