@@ -1,15 +1,18 @@
 """The bybit dialect of the exchange simulator, checked through the real ccxt `bybit` class."""
-import time
+import dataclasses
 from collections import Counter
 from urllib.parse import parse_qsl
 
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, redirect_urls
+from common.exchanges import VENUES, SharedThrottle, redirect_urls
 
 EX = "bybit"
 VENUE = VENUES[EX]
+# The throttle counts a request when it leaves, the simulator when it arrives: on a loaded test machine a
+# request can take longer than the venue's 50 ms guard to arrive, so throttled tests hold each one longer.
+LOADED_MACHINE_GUARD = 0.3
 UNLISTED = "PEPE/USDT:USDT"  # every coin of market.py is listed on Bybit (WIF and TAO too); PEPE is nowhere
 
 
@@ -195,19 +198,17 @@ def test_burst_without_throttle_gets_429(sim, client):
             ok += 1
     assert ok == 600  # exactly one budget window (600 / 5 s) went through
     assert sim.statuses(EX) == {200: 600, 429: 1}
-    assert int(client.last_response_headers["Retry-After"]) >= 1
+    # the wait until the oldest of the 600 leaves the 5 s window, rounded up
+    assert client.last_response_headers["Retry-After"] in {"1", "2", "3", "4", "5", "6"}
 
 
 def test_throttled_burst_stays_in_budget(sim, make_client):
-    c = make_client(EX)  # the worker's throttle and budget
+    c = make_client(EX, throttle=SharedThrottle(dataclasses.replace(VENUE.budget, guard=LOADED_MACHINE_GUARD)))
     c.load_markets()
-    n = 660  # more than one 5 s window of 600
-    start = time.monotonic()
+    n = 660  # more than one 5 s window of 600: all answered only if the throttle spread them out
     for _ in range(n):
         c.fetch_order_book("ETH/USDT:USDT", 1)
-    elapsed = time.monotonic() - start
     assert sim.statuses(EX) == {200: n + 2}
-    assert elapsed >= VENUES[EX].budget.window  # the throttle, not luck, kept it under budget
     times = [e.time for e in sim.requests(EX)]
     assert max(sum(1 for u in times[i:] if u < t + 5.0) for i, t in enumerate(times)) <= 600
 
@@ -220,23 +221,22 @@ def test_throttled_burst_stays_in_budget(sim, make_client):
     ("reset", ccxt.NetworkError),
 ])
 def test_fault_raises(sim, client, kind, error):
+    sim.market.freeze()
     sim.inject_fault(EX, kind, count=1, retry_after=7)
     with pytest.raises(error) as info:
         client.fetch_tickers()
     assert type(info.value) is error  # the most specific class, not a subclass
     if kind == "http429":
         assert client.last_response_headers["Retry-After"] == "7"
-    assert client.fetch_tickers()["BTC/USDT:USDT"]["bid"] is not None  # fault consumed
+    assert client.fetch_tickers()["BTC/USDT:USDT"]["bid"] == sim.truth(EX, "BTC/USDT:USDT")["bid"]  # consumed
 
 
 def test_fault_hang_times_out(sim, make_client):
     c = make_client(EX, timeout_ms=500)
     c.load_markets()
     sim.inject_fault(EX, "hang", count=1, hang_seconds=2)
-    start = time.monotonic()
-    with pytest.raises(ccxt.RequestTimeout):
+    with pytest.raises(ccxt.RequestTimeout):  # ccxt's 500 ms timeout, not the 2 s hang ending
         c.fetch_order_book("BTC/USDT:USDT", 5)
-    assert time.monotonic() - start < 1.5
     assert len(c.fetch_order_book("BTC/USDT:USDT", 5)["bids"]) == 5
 
 
