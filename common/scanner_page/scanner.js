@@ -19,7 +19,7 @@ const hours = (v) => isNum(v) ? (v < 100 ? v.toFixed(1) : Math.round(v).toLocale
 function money(v) {
   if (!isNum(v)) return "–";
   const units = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
-  for (const [size, unit] of units) if (Math.abs(v) >= size) return "$" + (v / size).toFixed(1) + unit;
+  for (const [size, unit] of units) if (Math.abs(v) >= size) return "$" + Number((v / size).toFixed(1)) + unit;
   return "$" + v.toFixed(0);
 }
 function countdown(nextMs) {
@@ -47,21 +47,21 @@ function columns() {
     {key: "long", label: "Long", value: (r) => r.long.exchange, cell: (r) => r.long.exchange},
     {key: "long_apr", label: "Long APR", value: (r) => r.long.funding_apr, cell: (r) => pct(r.long.funding_apr),
      title: (r) => `rate ${rate(r.long.funding_rate)} per ${r.long.funding_interval_hours} h`},
-    {key: "long_next", label: "Long funding in", value: (r) => r.long.next_funding_time, countdown: (r) => r.long.next_funding_time},
+    {key: "long_next", label: "Funding in", value: (r) => r.long.next_funding_time, countdown: (r) => r.long.next_funding_time},
     {key: "short", label: "Short", value: (r) => r.short.exchange, cell: (r) => r.short.exchange},
     {key: "short_apr", label: "Short APR", value: (r) => r.short.funding_apr, cell: (r) => pct(r.short.funding_apr),
      title: (r) => `rate ${rate(r.short.funding_rate)} per ${r.short.funding_interval_hours} h`},
-    {key: "short_next", label: "Short funding in", value: (r) => r.short.next_funding_time, countdown: (r) => r.short.next_funding_time},
+    {key: "short_next", label: "Funding in", value: (r) => r.short.next_funding_time, countdown: (r) => r.short.next_funding_time},
     {key: "spread", label: "APR spread", value: (r) => r.funding_apr_spread, cell: (r) => pct(r.funding_apr_spread)},
-    {key: "price_spread", label: "Price spread bps", value: (r) => r.price_spread_bps, cell: (r) => bps(r.price_spread_bps)},
-    {key: "long_basis", label: "Long basis bps", value: (r) => r.long.basis_bps, cell: (r) => bps(r.long.basis_bps)},
-    {key: "short_basis", label: "Short basis bps", value: (r) => r.short.basis_bps, cell: (r) => bps(r.short.basis_bps)},
-    {key: "volume", label: "24 h volume (lower leg)", value: (r) => minOf(legUsd(r.long), legUsd(r.short)),
+    {key: "price_spread", label: "Price bps", value: (r) => r.price_spread_bps, cell: (r) => bps(r.price_spread_bps)},
+    {key: "long_basis", label: "Basis L bps", value: (r) => r.long.basis_bps, cell: (r) => bps(r.long.basis_bps)},
+    {key: "short_basis", label: "Basis S bps", value: (r) => r.short.basis_bps, cell: (r) => bps(r.short.basis_bps)},
+    {key: "volume", label: "Volume 24 h (lower)", value: (r) => minOf(legUsd(r.long), legUsd(r.short)),
      cell: (r) => money(minOf(legUsd(r.long), legUsd(r.short)))},
   ];
   for (const n of state.notionals) {
     const k = String(n), at = (r) => r.at_size && r.at_size[k];
-    cols.push({key: "cost_" + k, label: `Entry cost bps @${money(n)}`, value: (r) => at(r) ? at(r).entry_cost_bps : null,
+    cols.push({key: "cost_" + k, label: `Cost bps @${money(n)}`, value: (r) => at(r) ? at(r).entry_cost_bps : null,
                cell: (r) => at(r) ? bps(at(r).entry_cost_bps) + (at(r).long_fill < 1 || at(r).short_fill < 1 ? " (thin)" : "") : "–"});
     cols.push({key: "even_" + k, label: `Break-even @${money(n)}`, value: (r) => at(r) ? at(r).break_even_hours : null,
                cell: (r) => at(r) ? hours(at(r).break_even_hours) : "–"});

@@ -1,0 +1,253 @@
+"""The scanner's page in real headless Chromium (Debian's /usr/bin/chromium, scripts/install_chromium.sh),
+driven over the DevTools protocol: the page's own JavaScript polls a real scanner.py, which consumes what
+the test publishes on a vhost of its own."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websocket
+
+from tests.conftest import ROOT
+from tests.test_scanner import (BTC, DATA_EXCHANGE, ETH, Publisher, ScannerProcess, board, free_port, now_ms,
+                                poll, publish_market, row, snapshot)
+
+CHROMIUM = "/usr/bin/chromium"
+# Where to also write the screenshot, e.g. SCANNER_SCREENSHOT=docs/scanner.png for the README's picture.
+SCREENSHOT = os.environ.get("SCANNER_SCREENSHOT")
+
+
+class Chromium:
+    """One headless Chromium with a fresh profile, and a DevTools session on its first page."""
+
+    def __init__(self, profile: Path, width: int = 1800, height: int = 1000):
+        if not os.access(CHROMIUM, os.X_OK):
+            pytest.fail(f"{CHROMIUM} is missing: run scripts/install_chromium.sh (the test command does)")
+        self.log = open(profile.parent / "chromium.log", "wb")
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+             f"--window-size={width},{height}", "about:blank"], stdout=self.log, stderr=subprocess.STDOUT)
+        # Chromium writes the port it chose into the profile once DevTools listens.
+        port_file = profile / "DevToolsActivePort"
+        port = poll(lambda: port_file.exists() and port_file.read_text().split("\n")[0].strip(), 30,
+                    "DevTools port from Chromium")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+            page = next(t for t in json.loads(response.read()) if t["type"] == "page")
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self._id = 0
+
+    def call(self, method: str, **params) -> dict:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self._id:  # events in between are not ours to handle
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def run(self, statements: str) -> None:
+        """Statements in a scope of their own (top-level `const`s would clash between calls)."""
+        self.evaluate(f"(() => {{ {statements} }})()")
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def wait_for(self, expression: str, timeout: float = 15, what: str | None = None):
+        """Evaluate until truthy: the page redraws on its own timer, so there is nothing else to await."""
+        return poll(lambda: self.evaluate(expression), timeout, what or expression)
+
+    def screenshot(self, path: Path) -> None:
+        height = self.evaluate("document.documentElement.scrollHeight")
+        self.call("Emulation.setDeviceMetricsOverride", width=1800, height=min(int(height) + 20, 4000),
+                  deviceScaleFactor=1, mobile=False)
+        png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        path.write_bytes(png)
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.log.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    chromium = Chromium(profile)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def scanner(tmp_path, own_rabbit):
+    process = ScannerProcess(tmp_path, own_rabbit.config(DATA_EXCHANGE))
+    process.wait_consuming()
+    yield process
+    process.process.kill()
+
+
+@pytest.fixture
+def publisher(own_rabbit):
+    p = Publisher(own_rabbit)
+    yield p
+    p.close()
+
+
+ROW_SYMBOLS = "[...document.querySelectorAll('#opportunities tbody tr')].map(tr => tr.dataset.symbol)"
+
+
+def cell(symbol: str, column: str) -> str:
+    return (f"document.querySelector('#opportunities tbody tr[data-symbol=\"{symbol}\"] "
+            f"td[data-col=\"{column}\"]').textContent")
+
+
+def test_the_table_shows_the_rows_sorts_and_filters(scanner, publisher, browser):
+    scanner.await_messages(publish_market(publisher))
+    browser.open(scanner.url + "/")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}', '{ETH}'])", what="BTC and ETH rows")
+    assert browser.evaluate(cell(BTC, "long")) == "gateio"
+    assert browser.evaluate(cell(BTC, "short")) == "bybit"
+    assert browser.evaluate(cell(BTC, "spread")) == "87.60%"          # 0.438 - (-0.438)
+    assert browser.evaluate(cell(BTC, "short_apr")) == "43.80%"       # 0.00005 per 1 h
+    assert browser.evaluate(cell(BTC, "price_spread")) == "49.9"      # 0.5 / 100.25 x 1e4
+    assert browser.evaluate(cell(ETH, "cost_10000")) == "–"           # no deep books for ETH
+    assert browser.evaluate(cell(BTC, "cost_100000")).endswith("(thin)")  # the books fill 15% and 20%
+    countdown = browser.evaluate(cell(BTC, "long_next"))
+    assert countdown.endswith("s") and "m" in countdown, countdown     # ~59m 5xs to the next funding
+    assert browser.evaluate("document.getElementById('banner').hidden") is True
+
+    # Sorting: a column's first click sorts it descending, the second ascending.
+    browser.evaluate("document.querySelector('#head th[data-col=\"symbol\"]').click()")
+    assert browser.evaluate(ROW_SYMBOLS) == [ETH, BTC]
+    browser.evaluate("document.querySelector('#head th[data-col=\"symbol\"]').click()")
+    assert browser.evaluate(ROW_SYMBOLS) == [BTC, ETH]
+    browser.evaluate("document.querySelector('#head th[data-col=\"price_spread\"]').click()")
+    assert browser.evaluate(ROW_SYMBOLS) == [BTC, ETH]  # 49.9 bps > 0 bps
+
+    # Filters: the symbol, then the exchanges (the pair is chosen among the checked ones).
+    browser.run("const s = document.getElementById('f-symbol'); s.value = 'eth';"
+                     "s.dispatchEvent(new Event('input', {bubbles: true}))")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{ETH}'])", what="only ETH")
+    assert "symbol=eth" in browser.evaluate("location.search")
+    browser.run("const s = document.getElementById('f-symbol'); s.value = '';"
+                     "s.dispatchEvent(new Event('input', {bubbles: true}))")
+    browser.wait_for("document.querySelectorAll('#f-exchanges input').length === 4", what="exchange boxes")
+    browser.run("const box = document.querySelector('#f-exchanges input[value=\"gateio\"]'); box.click()")
+    browser.wait_for(f"document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC}\"] "
+                     "td[data-col=\"long\"]')?.textContent === 'binance'", what="BTC paired without gateio")
+    assert "exchanges=binance%2Cbybit%2Chtx" in browser.evaluate("location.search")
+    # The minimum volume: gateio's and bybit's ETH legs trade under $50,000 a day.
+    browser.run("const v = document.getElementById('f-volume'); v.value = '50000';"
+                     "v.dispatchEvent(new Event('input', {bubbles: true}))")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}'])", what="ETH filtered out")
+
+
+def test_a_symbols_detail_shows_every_exchange_and_marks_stale_legs(scanner, publisher, browser):
+    scanner.await_messages(publish_market(publisher))
+    browser.open(scanner.url + "/")
+    browser.wait_for(f"!!document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC}\"]')", what="BTC row")
+    browser.evaluate(f"document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC}\"] td').click()")
+    browser.wait_for("!document.getElementById('detail').hidden && "
+                     "document.querySelectorAll('#detail-legs tr').length > 5", what="the detail")
+    assert browser.evaluate("location.hash") == "#BTCUSDT"
+    headers = browser.evaluate("[...document.querySelectorAll('#detail-legs tr:first-child th')].map(t => t.textContent)")
+    assert headers == ["", "binance", "bybit", "gateio", "htx"]
+    states = browser.evaluate("[...document.querySelectorAll('#detail-legs tr')].find(tr => "
+                              "tr.firstChild.textContent === 'State').textContent")
+    assert states == "StatefreshfreshfreshSTALE"
+    assert browser.evaluate("document.querySelector('#detail-legs td[data-exchange=\"htx\"]').classList.contains('stale')")
+    at_size = browser.evaluate("[...document.querySelectorAll('#pair-at-size tr')].map(tr => tr.textContent)")
+    assert len(at_size) == 3 and at_size[1].startswith("$10k") and at_size[2].startswith("$100k")
+    assert "15.1%" in at_size[2] and "20.1%" in at_size[2]  # the fills of the thin books
+    depth = browser.evaluate("document.getElementById('detail-depth').textContent")
+    assert "Buy $10k" in depth and "Sell $100k" in depth
+
+
+def test_banner_when_the_broker_is_down(tmp_path, own_rabbit, browser):
+    down = ScannerProcess(tmp_path, {**own_rabbit.config(DATA_EXCHANGE), "port": free_port()})
+    try:
+        browser.open(down.url + "/")
+        text = browser.wait_for("!document.getElementById('banner').hidden && "
+                                "document.getElementById('banner').textContent", what="the banner")
+        assert "RabbitMQ is unreachable" in text
+    finally:
+        down.process.kill()
+
+
+def test_banner_when_the_data_is_stale(scanner, publisher, browser):
+    old = now_ms() - 120_000
+    publisher.publish("board.bybit", board("bybit", old, [row(BTC, 100.0, 100.1, 0.0001, 8, 10.0)]))
+    scanner.await_messages(1)
+    browser.open(scanner.url + "/")
+    text = browser.wait_for("!document.getElementById('banner').hidden && "
+                            "document.getElementById('banner').textContent", what="the banner")
+    assert "Data is stale" in text
+    assert browser.wait_for("document.querySelector('#feeds .feed.stale')?.textContent").startswith("bybit stale")
+
+
+def test_screenshot(scanner, publisher, browser, tmp_path):
+    """A fuller market for the README's picture; checks that Chromium rendered it."""
+    scanner.await_messages(publish_showcase(publisher))
+    browser.open(scanner.url + "/#BTCUSDT")
+    browser.wait_for("document.querySelectorAll('#opportunities tbody tr').length >= 6 && "
+                     "!document.getElementById('detail').hidden && !!document.getElementById('pair-at-size')",
+                     what="the table and BTC's detail")
+    shot = tmp_path / "scanner.png"
+    browser.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    if SCREENSHOT:
+        shutil.copyfile(shot, ROOT / SCREENSHOT)
+
+
+def publish_showcase(publisher: Publisher) -> int:
+    """Five exchanges, eight symbols, deep books for BTC and ETH; one exchange's SOL stale."""
+    t = now_ms()
+    prices = {"BTC": 97_250.0, "ETH": 3_412.5, "SOL": 187.42, "XRP": 2.3145, "DOGE": 0.38215, "BNB": 702.1,
+              "ADA": 1.0412, "LINK": 24.871}
+    funding = {  # exchange: (interval hours, rate per symbol index)
+        "binance": (8, [0.0001, 0.00008, 0.00012, 0.0001, 0.00025, 0.0001, 0.00005, 0.0001]),
+        "bybit": (8, [0.00012, 0.0001, -0.00005, 0.0001, 0.0003, 0.00008, 0.0001, 0.00015]),
+        "bitget": (8, [0.00009, 0.0001, 0.0001, 0.00007, 0.0002, 0.0001, 0.0001, 0.00011]),
+        "htx": (4, [0.00006, 0.00004, 0.00008, 0.00005, 0.00009, 0.00005, 0.00003, 0.00004]),
+        "gateio": (1, [0.00001, 0.000015, 0.00002, 0.00001, 0.00003, 0.00001, 0.00002, 0.00001]),
+    }
+    count = 0
+    for e, (exchange, (hours, rates)) in enumerate(funding.items()):
+        rows = []
+        for i, (base, p) in enumerate(prices.items()):
+            mid = p * (1 + (e - 2) * 0.0002)
+            rows.append(row(f"{base}/USDT:USDT", round(mid * 0.99995, 6), round(mid * 1.00005, 6), rates[i], hours,
+                            2e9 / p / (i + 1) / (e + 1), mark=round(mid * 1.0001, 6), index=round(mid, 6),
+                            next=t + ((i + 1) * 600_000)))
+        stamp = t - 600_000 if exchange == "htx" else t - 1500  # htx: stale, shown so, never paired
+        publisher.publish(f"board.{exchange}", board(exchange, stamp, rows))
+        count += 1
+        for base in ("BTC", "ETH"):
+            p = prices[base] * (1 + (e - 2) * 0.0002)
+            step = p * 0.00002
+            bids = [[round(p - step * k, 6), round(30_000 / p * (1 + k), 6)] for k in range(1, 40)]
+            asks = [[round(p + step * k, 6), round(30_000 / p * (1 + k), 6)] for k in range(1, 40)]
+            publisher.publish(f"futures.{exchange}.{base}USDT", snapshot(
+                exchange, f"{base}/USDT:USDT", stamp + 500, bids[0][0], asks[0][0], funding[exchange][1][0 if base == "BTC" else 1],
+                hours, bids, asks, mark=p * 1.0001, index=p, volume=2e9 / p))
+            count += 1
+    return count
