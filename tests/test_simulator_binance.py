@@ -1,6 +1,9 @@
 """The binance (USDⓈ-M futures) dialect of the simulator, driven through the real ccxt binanceusdm class."""
 import dataclasses
+import json
+import time
 import types
+import urllib.request
 
 import ccxt
 import pytest
@@ -319,3 +322,85 @@ def test_drop_fields(sim, client):
     rate = client.fetch_funding_rates()[BTC]
     assert (rate["fundingRate"], rate["fundingTimestamp"], rate["markPrice"]) == (
         truth["funding_rate"], truth["next_funding_time"], truth["mark_price"])
+
+
+# -- used weight: X-MBX-USED-WEIGHT-1M ----------------------------------------------------------------------
+USED = "X-MBX-USED-WEIGHT-1M"
+
+
+@pytest.fixture
+def minute(sim, monkeypatch):
+    """The simulator's wall clock held at a chosen second: [start of a clock minute, offset in seconds]."""
+    now = [time.time() // 60 * 60, 10.0]
+    monkeypatch.setattr(sim, "clock", lambda: now[0] + now[1])
+    return now
+
+
+def plain_client(sim):
+    """ccxt.binanceusdm as a user builds it, its own throttle off: these tests drive Binance's limit."""
+    c = ccxt.binanceusdm({"timeout": 3000, "enableRateLimit": False})
+    c.urls["api"] = redirect_urls(c.urls["api"], sim.api_url(EX))
+    return c
+
+
+def used(client) -> int:
+    return int(client.last_response_headers[USED])
+
+
+def test_every_fapi_answer_reports_the_weight_used_this_minute(sim, minute):
+    c = plain_client(sim)
+    c.load_markets()
+    assert used(c) == 1                                   # exchangeInfo
+    c.fetch_order_book(BTC, 1000)
+    assert used(c) == 21
+    with pytest.raises(ccxt.BadSymbol):                   # an error answer reports it too
+        c.fapiPublicGetDepth({"symbol": "TAOUSDT"})
+    assert used(c) == 31                                  # depth without a limit: 500 levels, weight 10
+    sim.spend_weight(EX, 2000)                            # a trading bot on the same IP
+    c.fetch_funding_rate(BTC)
+    assert used(c) == 2032 == sim.used_weight(EX)
+    c.publicGetExchangeInfo()                             # spot has budgets of its own: no fapi header
+    assert USED not in c.last_response_headers
+
+
+def test_used_weight_restarts_with_the_clock_minute_while_the_sliding_budget_remembers(sim, minute):
+    c = plain_client(sim)
+    c.load_markets()                                      # weight 1 at second 10
+    minute[1] = 50.0
+    sim.spend_weight(EX, 2390)
+    c.fetch_order_book(BTC, 5)
+    assert used(c) == 2393
+    minute[1] = 61.0                                      # the next clock minute
+    c.fetch_order_book(BTC, 5)
+    assert used(c) == 2                                   # Binance's count starts again...
+    with pytest.raises(ccxt.DDoSProtection, match=" 429 "):
+        c.fetch_order_book(BTC, 1000)                     # ...the sliding 60 s budget still holds 2395
+    assert used(c) == 2                                   # a refused request weighs nothing
+    minute[1] = 111.0                                     # the spend of second 50 has left the window
+    c.fetch_order_book(BTC, 1000)
+    assert used(c) == 22
+
+
+def test_spend_weight_over_http_leaves_the_rest_of_the_budget(sim, minute):
+    c = plain_client(sim)
+    c.load_markets()                                      # weight 1
+    request = urllib.request.Request(f"{sim.url}/__sim/spend_weight", method="POST",
+                                     data=json.dumps({"exchange": EX, "weight": 2000}).encode())
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert json.loads(answer.read())["ok"] is True
+    books = 0
+    with pytest.raises(ccxt.DDoSProtection, match=" 429 "):
+        while books < 30:
+            c.fetch_order_book(BTC, 1000)                 # weight 20: room for 19 of them
+            books += 1
+    assert books == 19 and used(c) == 2381
+    assert sim.statuses(EX) == {200: 20, 429: 1} and sim.peak_share(EX) == 2381 / 2400
+    with urllib.request.urlopen(f"{sim.url}/__sim/requests?exchange={EX}", timeout=5) as answer:
+        assert json.loads(answer.read())["used_weight"] == 2381
+
+
+def test_spend_weight_names_a_bad_exchange_or_weight(sim):
+    with pytest.raises(ValueError, match="unknown exchange 'binanceusdm'"):
+        sim.spend_weight("binanceusdm", 10)
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        sim.spend_weight(EX, -1)

@@ -15,6 +15,10 @@ VENUE = VENUES[EX]
 BTC, DOGE = "BTC/USDT:USDT", "DOGE/USDT:USDT"
 DEPTH_PATH = "/linear-swap-ex/market/depth"
 MAX_DEPTH = 150  # type=step0: HTX's fixed REST depth
+# The raw batch endpoints (ccxt has no bulk funding or index method for linear swaps): (path, api) for
+# client.request, as the worker calls them.
+FUNDING_BATCH = ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"])
+INDEX_BATCH = ("linear-swap-api/v1/swap_index", ["contract", "public"])
 
 
 @pytest.fixture
@@ -168,7 +172,7 @@ def test_fetch_funding_rate_per_symbol(sim, client):
 def test_batch_funding_rate_raw_endpoint(sim, client):
     sim.market.freeze()
     since = time.time()
-    path, api = VENUE.extra["funding_batch"]
+    path, api = FUNDING_BATCH
     raw = client.request(path, api, "GET", {})
     rates = client.parse_funding_rates(raw["data"])
     assert set(rates) == listed_symbols(sim)
@@ -182,7 +186,7 @@ def test_mark_and_index_prices(sim, client):
     since = time.time()
     candles = client.fetch_ohlcv(BTC, "1m", limit=1, params={"price": "mark"})
     assert len(candles) == 1 and candles[0][4] == sim.truth(EX, BTC)["mark_price"]
-    path, api = VENUE.extra["index_batch"]
+    path, api = INDEX_BATCH
     index = {row["contract_code"]: row["index_price"] for row in client.request(path, api, "GET", {})["data"]}
     for symbol in listed_symbols(sim):
         assert index[client.market(symbol)["id"]] == sim.truth(EX, symbol)["index_price"]
@@ -204,7 +208,7 @@ def test_unknown_symbol(sim, client):
     with pytest.raises(ccxt.BadSymbol, match="1013"):
         client.contractPublicGetV5MarketFundingRate({"contract_code": "TAO-USDT"})
     with pytest.raises(ccxt.BadSymbol, match="1013"):
-        client.request(VENUE.extra["funding_batch"][0], ["contract", "public"], "GET", {"contract_code": "WIF-USDT"})
+        client.request(FUNDING_BATCH[0], ["contract", "public"], "GET", {"contract_code": "WIF-USDT"})
     assert set(sim.statuses(EX)) == {200}
 
 
@@ -309,7 +313,7 @@ def test_drop_fields(sim, client):
     assert client.fetch_ohlcv(BTC, "1m", limit=1, params={"price": "mark"})[0][4] == sim.truth(EX, BTC)["mark_price"]
 
     sim.inject_fault(EX, "drop_fields", endpoint="swap_index", count=1, fields=("index_price",))
-    path, api = VENUE.extra["index_batch"]
+    path, api = INDEX_BATCH
     assert all(row["index_price"] is None for row in client.request(path, api, "GET", {})["data"])
 
 

@@ -16,6 +16,10 @@ the response examples in its comments) and Binance's futures REST documentation:
   /api/v3/exchangeInfo, /dapi/v1/exchangeInfo, /eapi/v1/exchangeInfo: the other market types ccxt's
                                binance classes load by default (one small market each / none)
 
+Every /fapi/ answer carries X-MBX-USED-WEIGHT-1M: the weight the client's IP used in the current clock minute
+(Binance's REQUEST_WEIGHT minute), another program's spend (Simulator.spend_weight) included. The budget itself
+stays enforced as a sliding 60 s window, stricter than Binance's fixed minute: see USED_WEIGHT below.
+
 Missing values: Binance shows a contract without funding as ``"lastFundingRate": ""`` and
 ``"nextFundingTime": 0`` (delivery contracts); mark/index likewise render as "". Ticker fields that a
 ``drop_fields`` fault removes are left out of the row. Unknown symbol: HTTP 400 ``{"code":-1121,...}``.
@@ -25,11 +29,20 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from tests.simulator.server import Budget, Reply
+from tests.simulator.server import Budget, Reply, UsedWeight
 
 # 2400 request weight per minute per IP (fapi). The spot/dapi/eapi endpoints have their own budgets on the
 # real exchange; the core keeps one pool per exchange, so they weigh 0 here (see weight()).
 BUDGETS = [Budget(2400, 60.0)]
+# Every fapi answer reports the weight the IP used in the current clock minute (Binance's futures docs write
+# the header X-MBX-USED-WEIGHT-1M; over HTTP/2 it arrives as x-mbx-used-weight-1m, header names being
+# case-insensitive). One header only: two spellings would reach a client (requests, aiohttp) as one
+# header whose value is "n, n". Binance enforces REQUEST_WEIGHT over that fixed minute; the simulator keeps
+# enforcing its sliding 60 s window, which is stricter (no sliding window over 2400 means no clock minute
+# over 2400 either), so a client that stays inside it is never wrongly refused, and reports the fixed minute
+# as Binance does: the header can read 0 right after the minute turns while the sliding window still holds
+# the weight of the seconds before.
+USED_WEIGHT = UsedWeight("X-MBX-USED-WEIGHT-1M", 60.0, prefix="/fapi/")
 # Binance answers 429 first and bans the IP (418, from 2 minutes up to 3 days) when a client keeps going.
 BAN_AFTER_429S = 3
 

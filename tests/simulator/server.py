@@ -6,6 +6,12 @@ Each exchange is a dialect module (binance.py, bybit.py, ...) exposing:
   BAN_AFTER_429S int or None: 418 once a client ignores this many 429s (binance)
   weight(req)    cost of one request against the budgets
   error_body(status, message) -> the exchange's error JSON
+  USED_WEIGHT    optional UsedWeight(...): a header reporting the weight used in the current clock window
+
+Exchanges count their budgets per IP, so every rate-limit state (windows, 429 strikes, bans, peaks, used
+weight) is kept per (exchange, client address), the client address being the request's TCP peer. The server
+listens on 127.0.0.1; on Linux all of 127.0.0.0/8 is loopback, so a client whose socket is bound to
+127.0.0.2 (a second "IP", as a proxy would give) reaches it and is counted apart.
 
 Used in-process by tests (``Simulator().start()``) or as ``python -m tests.simulator --port 8900``; the
 same controls are served over HTTP under ``/__sim/`` (see ``_control``).
@@ -29,6 +35,7 @@ from tests.simulator.market import EXCHANGES, Market, Quote
 
 FAULT_KINDS = ("http500", "http429", "http418", "hang", "bad_json", "empty", "reset", "drop_fields")
 QUOTE_FIELDS = ("bid", "ask", "last", "mark_price", "index_price", "funding_rate", "next_funding_time")
+LOCAL_CLIENT = "127.0.0.1"     # the client address of callers that do not name one
 
 
 @dataclass
@@ -53,13 +60,22 @@ class Budget:
     per_endpoint: bool = False     # a separate budget for each path (bitget, gate) or one per IP
 
 
+@dataclass(frozen=True)
+class UsedWeight:
+    """A response header carrying the weight the client's IP used in the current fixed window, aligned to
+    the wall clock (Binance's REQUEST_WEIGHT minute: X-MBX-USED-WEIGHT-1M), on answers below `prefix`."""
+    header: str
+    window: float          # seconds; windows start at multiples of it since the epoch
+    prefix: str = "/"
+
+
 @dataclass
 class Fault:
     exchange: str
     kind: str
     endpoint: str | None = None    # substring of "path?query"; None matches every request
     count: int | None = None       # requests left to hit; None = until `until`
-    until: float | None = None     # time.time() when it expires; None = until count runs out
+    until: float | None = None     # Simulator.clock() when it expires; None = until count runs out
     fields: tuple = ()             # for drop_fields
     retry_after: int = 1           # for http429 / http418
     hang_seconds: float = 60.0     # for hang
@@ -80,6 +96,7 @@ class Request:
     market: Market
     tick: int
     dropped: frozenset = frozenset()
+    client: str = LOCAL_CLIENT     # the TCP peer address
 
     def listed(self):
         return self.market.listed(self.exchange)
@@ -99,6 +116,7 @@ class LogEntry:
     path: str
     query: str
     status: int
+    client: str = LOCAL_CLIENT     # the TCP peer address: the IP the exchange counts budgets for
 
 
 class Simulator:
@@ -107,6 +125,9 @@ class Simulator:
         self.market = Market(extra_markets=extra_markets, tick_seconds=tick_seconds)
         self.dialects = {name: importlib.import_module(f"tests.simulator.{name}") for name in EXCHANGES
                          if importlib.util.find_spec(f"tests.simulator.{name}")}
+        # The wall clock that request times, rate-limit windows and fault expiry read. A test may replace it
+        # (a fixed or stepped time) to place requests in a chosen clock minute; reset() restores it.
+        self.clock = time.time
         self.rate_limits = rate_limits
         self._rate_limits_default = rate_limits   # what reset() restores
         self.ban_seconds = ban_seconds
@@ -114,11 +135,14 @@ class Simulator:
         self._log: deque[LogEntry] = deque(maxlen=500_000)
         self._faults: list[Fault] = []
         self._latency: dict[str, float] = defaultdict(float)
+        # Rate-limit state, keyed (exchange, client, budget index, endpoint) for windows and peaks and
+        # (exchange, client) for the rest: each client address has the exchange's whole budget.
         self._windows: dict[tuple, deque] = defaultdict(deque)
         self._window_sums: dict[tuple, float] = defaultdict(float)
         self._peaks: dict[tuple, float] = defaultdict(float)   # the most weight ever inside one window
-        self._strikes: dict[str, list] = defaultdict(list)
-        self._banned_until: dict[str, float] = defaultdict(float)
+        self._strikes: dict[tuple, list] = defaultdict(list)
+        self._banned_until: dict[tuple, float] = defaultdict(float)
+        self._used: dict[tuple, tuple] = {}   # (exchange, client) -> (fixed window start, weight used in it)
         self._stopping = threading.Event()
         self._httpd = _Server((host, port), _Handler)
         self._httpd.sim = self
@@ -154,6 +178,7 @@ class Simulator:
         """Forget the log, faults, latencies and rate-limit state; rate limits on or off as built; unfreeze
         the clock. A test that starts from reset() sees nothing an earlier test did."""
         self.rate_limits = self._rate_limits_default
+        self.clock = time.time
         with self._lock:
             self._log.clear()
             self._faults.clear()
@@ -163,13 +188,13 @@ class Simulator:
             self._peaks.clear()
             self._strikes.clear()
             self._banned_until.clear()
+            self._used.clear()
         self.market.unfreeze()
 
     def inject_fault(self, exchange: str, kind: str, endpoint: str | None = None, count: int | None = None,
                      seconds: float | None = None, fields=(), retry_after: int = 1,
                      hang_seconds: float = 60.0) -> Fault:
-        if exchange not in self.dialects:
-            raise ValueError(f"unknown exchange {exchange!r}; known: {', '.join(self.dialects)}")
+        self._dialect(exchange)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
         bad = set(fields) - set(QUOTE_FIELDS)
@@ -177,7 +202,7 @@ class Simulator:
             raise ValueError(f"unknown fields {sorted(bad)}; known: {', '.join(QUOTE_FIELDS)}")
         if count is None and seconds is None:
             raise ValueError("a fault needs count, seconds or both")
-        fault = Fault(exchange, kind, endpoint, count, None if seconds is None else time.time() + seconds,
+        fault = Fault(exchange, kind, endpoint, count, None if seconds is None else self.clock() + seconds,
                       tuple(fields), retry_after, hang_seconds)
         with self._lock:
             self._faults.append(fault)
@@ -190,29 +215,51 @@ class Simulator:
     def set_latency(self, exchange: str, seconds: float) -> None:
         self._latency[exchange] = seconds
 
-    def requests(self, exchange: str | None = None, since: float = 0.0, path: str | None = None) -> list[LogEntry]:
+    def spend_weight(self, exchange: str, weight: float, client: str = LOCAL_CLIENT,
+                     endpoint: str | None = None) -> None:
+        """Another program on the client's IP (a trading bot) spends `weight` now: it fills the exchange's
+        budget windows for that IP, the per-endpoint ones only for `endpoint` (a path, e.g. /fapi/v1/depth),
+        and the used weight the exchange reports (Binance's X-MBX-USED-WEIGHT-1M)."""
+        dialect = self._dialect(exchange)
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, not {weight}")
+        now = self.clock()
+        with self._lock:
+            keys = [key for key in self._budget_keys(dialect, exchange, client, endpoint)
+                    if key[3] or not dialect.BUDGETS[key[2]].per_endpoint]
+            self._admit(dialect, keys, weight, now)
+
+    def used_weight(self, exchange: str, client: str = LOCAL_CLIENT) -> float:
+        """The weight the client's IP used in the exchange's current fixed window (what its header reports)."""
+        with self._lock:
+            return self._used_now(self._dialect(exchange), exchange, client, self.clock())
+
+    def requests(self, exchange: str | None = None, since: float = 0.0, path: str | None = None,
+                 client: str | None = None) -> list[LogEntry]:
         with self._lock:
             entries = list(self._log)
         return [e for e in entries if e.time >= since and (exchange is None or e.exchange == exchange)
-                and (path is None or path in e.path)]
+                and (path is None or path in e.path) and (client is None or e.client == client)]
 
-    def counts(self, exchange: str | None = None, since: float = 0.0) -> dict:
+    def counts(self, exchange: str | None = None, since: float = 0.0, client: str | None = None) -> dict:
         """{exchange: {path: n}} over the log."""
         out: dict = defaultdict(lambda: defaultdict(int))
-        for e in self.requests(exchange, since):
+        for e in self.requests(exchange, since, client=client):
             out[e.exchange][e.path] += 1
         return {ex: dict(paths) for ex, paths in out.items()}
 
-    def peak_share(self, exchange: str) -> float:
-        """The largest share of a published budget the exchange's answered requests ever took inside one
-        window (1.0 = the whole budget), over every budget and endpoint since the last reset."""
+    def peak_share(self, exchange: str, client: str | None = None) -> float:
+        """The largest share of a published budget one IP's use ever took inside one window (1.0 = the whole
+        budget), over every budget, endpoint and client address (or `client`'s alone) since the last reset.
+        Weight spent with spend_weight counts: it is the IP's use, not only this client's."""
         with self._lock:
-            return max((v for k, v in self._peaks.items() if k[0] == exchange), default=0.0)
+            return max((v for k, v in self._peaks.items() if k[0] == exchange and client in (None, k[1])),
+                       default=0.0)
 
-    def statuses(self, exchange: str | None = None, since: float = 0.0) -> dict:
+    def statuses(self, exchange: str | None = None, since: float = 0.0, client: str | None = None) -> dict:
         """{status: n} over the log, e.g. to assert that no 429 was ever answered."""
         out: dict = defaultdict(int)
-        for e in self.requests(exchange, since):
+        for e in self.requests(exchange, since, client=client):
             out[e.status] += 1
         return dict(out)
 
@@ -223,23 +270,32 @@ class Simulator:
         return self.market.quote(exchange, base, tick).truth(depth)
 
     # -- the request path --------------------------------------------------------------------------
-    def handle(self, method: str, raw_path: str, body: bytes) -> Reply | str:
-        """Answer one exchange request. Returns a Reply, or 'hang' / 'reset' for the socket layer."""
+    def handle(self, method: str, raw_path: str, body: bytes, client: str = LOCAL_CLIENT) -> Reply | str:
+        """Answer one exchange request from the client address. Returns a Reply, or 'hang' / 'reset' for
+        the socket layer."""
         parts = urlsplit(raw_path)
         prefix, _, rest = parts.path.lstrip("/").partition("/")
         dialect = self.dialects.get(prefix)
         if dialect is None:
             return Reply(404, {"error": f"no exchange at /{prefix}/; known: {', '.join(self.dialects)}"})
         path = "/" + rest
-        now = time.time()
-        req = Request(prefix, method, path, dict(parse_qsl(parts.query)), body, self.market, self.market.tick)
+        now = self.clock()
+        req = Request(prefix, method, path, dict(parse_qsl(parts.query)), body, self.market, self.market.tick,
+                      client=client)
         if self._latency.get(prefix):
             time.sleep(self._latency[prefix])
         reply = self._answer(dialect, req, f"{path}?{parts.query}", now)
+        if isinstance(reply, Reply):
+            self._report_used_weight(dialect, req, reply, now)
         status = reply.status if isinstance(reply, Reply) else 0
         with self._lock:
-            self._log.append(LogEntry(now, prefix, method, path, parts.query, status))
+            self._log.append(LogEntry(now, prefix, method, path, parts.query, status, client))
         return reply
+
+    def _dialect(self, exchange: str):
+        if exchange not in self.dialects:
+            raise ValueError(f"unknown exchange {exchange!r}; known: {', '.join(self.dialects)}")
+        return self.dialects[exchange]
 
     def _answer(self, dialect, req: Request, target: str, now: float) -> Reply | str:
         limited = self._rate_limit(dialect, req, now)
@@ -284,36 +340,78 @@ class Simulator:
         return Reply(status, dialect.error_body(status, "simulated fault"), headers)
 
     def _rate_limit(self, dialect, req: Request, now: float) -> Reply | None:
-        if not self.rate_limits:
-            return None
-        ex = req.exchange
+        """None when the request fits every budget of its client's IP (its weight is then counted), else
+        the exchange's 429, or 418 for a banned IP."""
+        ip = (req.exchange, req.client)
+        weight = dialect.weight(req)
         with self._lock:
-            if self._banned_until[ex] > now:
-                retry = int(self._banned_until[ex] - now) + 1
-                return Reply(418, dialect.error_body(418, f"IP banned until {int(self._banned_until[ex] * 1000)}"),
+            if not self.rate_limits:
+                self._count_used(dialect, ip, weight, now)
+                return None
+            if self._banned_until[ip] > now:
+                retry = int(self._banned_until[ip] - now) + 1
+                return Reply(418, dialect.error_body(418, f"IP banned until {int(self._banned_until[ip] * 1000)}"),
                              {"Retry-After": str(retry)})
-            weight = dialect.weight(req)
-            keys = [(ex, i, req.path if b.per_endpoint else "") for i, b in enumerate(dialect.BUDGETS)]
-            for key, budget in zip(keys, dialect.BUDGETS):
-                window = self._windows[key]
-                while window and window[0][0] <= now - budget.window:
-                    self._window_sums[key] -= window.popleft()[1]
+            keys = self._budget_keys(dialect, req.exchange, req.client, req.path)
+            for key in keys:
+                budget = dialect.BUDGETS[key[2]]
+                window = self._expire(key, budget, now)
                 if self._window_sums[key] + weight > budget.limit:
                     retry = int(window[0][0] + budget.window - now) + 1 if window else 1
-                    return self._too_many(dialect, ex, now, retry, budget)
-            for key, budget in zip(keys, dialect.BUDGETS):
-                self._windows[key].append((now, weight))
-                self._window_sums[key] += weight
-                self._peaks[key] = max(self._peaks[key], self._window_sums[key] / budget.limit)
+                    return self._too_many(dialect, ip, now, retry, budget)
+            self._admit(dialect, keys, weight, now)
         return None
 
-    def _too_many(self, dialect, exchange: str, now: float, retry: int, budget: Budget) -> Reply:
+    @staticmethod
+    def _budget_keys(dialect, exchange: str, client: str, endpoint: str | None) -> list[tuple]:
+        """The window keys a request on `endpoint` counts against: one per budget, per endpoint where the
+        exchange counts each endpoint apart."""
+        return [(exchange, client, i, (endpoint or "") if b.per_endpoint else "")
+                for i, b in enumerate(dialect.BUDGETS)]
+
+    def _expire(self, key: tuple, budget: Budget, now: float) -> deque:
+        window = self._windows[key]
+        while window and window[0][0] <= now - budget.window:
+            self._window_sums[key] -= window.popleft()[1]
+        return window
+
+    def _admit(self, dialect, keys: list[tuple], weight: float, now: float) -> None:
+        """Count `weight` in the windows of `keys` and in the IP's used weight (lock held)."""
+        for key in keys:
+            budget = dialect.BUDGETS[key[2]]
+            self._expire(key, budget, now)
+            self._windows[key].append((now, weight))
+            self._window_sums[key] += weight
+            self._peaks[key] = max(self._peaks[key], self._window_sums[key] / budget.limit)
+        if keys:
+            self._count_used(dialect, keys[0][:2], weight, now)
+
+    def _count_used(self, dialect, ip: tuple, weight: float, now: float) -> None:
+        self._used[ip] = (self._fixed_window(dialect, now), self._used_now(dialect, *ip, now) + weight)
+
+    @staticmethod
+    def _fixed_window(dialect, now: float) -> float | None:
+        used = getattr(dialect, "USED_WEIGHT", None)
+        return None if used is None else now // used.window * used.window
+
+    def _used_now(self, dialect, exchange: str, client: str, now: float) -> float:
+        start, used = self._used.get((exchange, client), (None, 0))
+        return used if start is not None and start == self._fixed_window(dialect, now) else 0
+
+    def _report_used_weight(self, dialect, req: Request, reply: Reply, now: float) -> None:
+        used = getattr(dialect, "USED_WEIGHT", None)
+        if used is not None and req.path.startswith(used.prefix):
+            with self._lock:
+                weight = self._used_now(dialect, req.exchange, req.client, now)
+            reply.headers = {**reply.headers, used.header: str(int(weight))}
+
+    def _too_many(self, dialect, ip: tuple, now: float, retry: int, budget: Budget) -> Reply:
         ban_after = getattr(dialect, "BAN_AFTER_429S", None)
         if ban_after:
-            strikes = [t for t in self._strikes[exchange] if t > now - 60] + [now]
-            self._strikes[exchange] = strikes
+            strikes = [t for t in self._strikes[ip] if t > now - 60] + [now]
+            self._strikes[ip] = strikes
             if len(strikes) > ban_after:
-                self._banned_until[exchange] = now + self.ban_seconds
+                self._banned_until[ip] = now + self.ban_seconds
                 return Reply(418, dialect.error_body(418, "IP banned for ignoring 429"),
                              {"Retry-After": str(int(self.ban_seconds))})
         message = f"Too many requests: over {budget.limit} per {budget.window:g}s"
@@ -331,12 +429,14 @@ class Simulator:
 
     def _control(self, method: str, name: str, q: dict, args: dict):
         since = float(q.get("since", 0))
+        client = q.get("client")
         if name == "requests":
-            entries = self.requests(q.get("exchange"), since, q.get("path"))
-            out = {"counts": self.counts(q.get("exchange"), since),
-                   "statuses": self.statuses(q.get("exchange"), since), "total": len(entries)}
+            entries = self.requests(q.get("exchange"), since, q.get("path"), client)
+            out = {"counts": self.counts(q.get("exchange"), since, client),
+                   "statuses": self.statuses(q.get("exchange"), since, client), "total": len(entries)}
             if q.get("exchange"):
-                out["peak_share"] = self.peak_share(q["exchange"])
+                out["peak_share"] = self.peak_share(q["exchange"], client)
+                out["used_weight"] = self.used_weight(q["exchange"], client or LOCAL_CLIENT)
             if q.get("entries"):
                 out["entries"] = [dataclasses.asdict(e) for e in entries]
             return out
@@ -354,6 +454,9 @@ class Simulator:
             self.inject_fault(**args)
         elif name == "clear_faults":
             self.clear_faults(args.get("exchange"))
+        elif name == "spend_weight":
+            self.spend_weight(args["exchange"], float(args["weight"]), args.get("client", LOCAL_CLIENT),
+                              args.get("endpoint"))
         elif name == "latency":
             self.set_latency(args["exchange"], float(args["seconds"]))
         elif name == "rate_limits":
@@ -406,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/__sim/"):
             reply = sim.control(method, self.path, body)
         else:
-            reply = sim.handle(method, self.path, body)
+            reply = sim.handle(method, self.path, body, self.client_address[0])
         if reply == "reset":
             # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
