@@ -27,7 +27,7 @@ SCREENSHOT = os.environ.get("SCANNER_SCREENSHOT")
 class Chromium:
     """One headless Chromium with a fresh profile, and a DevTools session on its first page."""
 
-    def __init__(self, profile: Path, width: int = 1800, height: int = 1000):
+    def __init__(self, profile: Path, width: int = 1920, height: int = 1000):
         if not os.access(CHROMIUM, os.X_OK):
             pytest.fail(f"{CHROMIUM} is missing: run scripts/install_chromium.sh (the test command does)")
         self.log = open(profile.parent / "chromium.log", "wb")
@@ -74,7 +74,7 @@ class Chromium:
 
     def screenshot(self, path: Path) -> None:
         height = self.evaluate("document.documentElement.scrollHeight")
-        self.call("Emulation.setDeviceMetricsOverride", width=1800, height=min(int(height) + 20, 4000),
+        self.call("Emulation.setDeviceMetricsOverride", width=1920, height=min(int(height) + 20, 4000),
                   deviceScaleFactor=1, mobile=False)
         png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
         path.write_bytes(png)

@@ -56,7 +56,7 @@ function columns() {
     {key: "price_spread", label: "Price bps", value: (r) => r.price_spread_bps, cell: (r) => bps(r.price_spread_bps)},
     {key: "long_basis", label: "Basis L bps", value: (r) => r.long.basis_bps, cell: (r) => bps(r.long.basis_bps)},
     {key: "short_basis", label: "Basis S bps", value: (r) => r.short.basis_bps, cell: (r) => bps(r.short.basis_bps)},
-    {key: "volume", label: "Volume 24 h (lower)", value: (r) => minOf(legUsd(r.long), legUsd(r.short)),
+    {key: "volume", label: "Volume 24 h", value: (r) => minOf(legUsd(r.long), legUsd(r.short)),
      cell: (r) => money(minOf(legUsd(r.long), legUsd(r.short)))},
   ];
   for (const n of state.notionals) {
