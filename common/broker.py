@@ -182,7 +182,7 @@ def _refusal(error: Exception, vhost: str) -> str | None:
                 f"'{arg}' (the broker says: {difference}). Another program or an older version made it; delete it "
                 f"and it is declared anew (its messages are lost): rabbitmqadmin -V '{vhost}' delete {kind} "
                 f"name='{name}'")
-    return f"RabbitMQ refused a declaration in vhost '{vhost}' ({error.reply_code} {text})"
+    return f"RabbitMQ refused what this process declares in vhost '{vhost}' on connecting ({error.reply_code} {text})"
 
 
 def _describe(error: Exception) -> str:
