@@ -232,11 +232,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        secret_mask.add(config.rabbitmq.password.get_secret_value())
+        setup_logging(config.logging.level, config.log_file)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
-    setup_logging(config.logging.level)
-    secret_mask.add(config.rabbitmq.password.get_secret_value())
     stop = StopSignal(log)
     stop.install()
     controller = Controller(config, stop)

@@ -32,9 +32,12 @@ from pydantic import ValidationError
 
 from common.broker import STATS_EXCHANGE, Broker, declare_symbols_queue
 from common.config import Config, ConfigError, ExchangeEntry, load_config, load_credentials
-from common.exchanges import SharedThrottle, Venue, create_exchange, venue_for
+from common.board import Board, BoardRow, board_routing_key
+from common.exchanges import Bulk, SharedThrottle, Venue, create_exchange, venue_for
 from common.logs import secret_mask, setup_logging
-from common.models import FuturesData, OrderbookData, TickerData
+from common.mapping import MissingValues, board_row, interval_hours
+from common.mapping import snapshot as build_snapshot
+from common.models import FuturesData
 from common.shutdown import Shutdown, StopSignal
 from common.stats import Counters, WorkerStatistics, format_block
 from common.symbols import SymbolSet, routing_key
@@ -67,6 +70,8 @@ class Worker:
         self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
         self.watched = frozenset(self.symbol_set.symbols)  # read by book threads: replaced, never mutated
         self.symbol_extras = venue.symbol_extras if entry.per_symbol_extras else ()
+        self.board = config.collection.board
+        self.perpetuals: dict[str, dict] = {}  # symbol -> market: the board's rows
         throttle = getattr(self.exchange, "throttle", None)  # ccxt's own (a method) on the generic row
         self.throttle = throttle if isinstance(throttle, SharedThrottle) else None
         self._problems: dict[str, str] = {}      # symbol -> why it was not published, to log each problem once
@@ -124,11 +129,14 @@ class Worker:
         self._markets_loaded_at = time.monotonic()
         for client in self.clients[1:]:
             client.set_markets(self.exchange.markets)
+        # The board's rows: every linear perpetual loaded (USDT-margined; USDC too where the options load it).
+        self.perpetuals = {symbol: market for symbol, market in self.exchange.markets.items()
+                           if market.get("swap") and market.get("linear")}
         self.log.info("Loaded %d markets", len(markets))
-        if "funding_intervals" in self.venue.bulk_calls:
-            # Lists only the symbols off the default schedule; changes rarely, so once per market load.
-            intervals = self.call("funding intervals", self.exchange.fetch_funding_intervals, empty_ok=True) or {}
-            self.funding_hours = {s: _hours(row.get("interval")) for s, row in _only_maps(intervals).items()}
+        if self.venue.funding_intervals:
+            # Where the funding rows do not say it; changes rarely, so once per market load.
+            intervals = self.call("funding intervals", self.venue.funding_intervals, self.exchange, empty_ok=True)
+            self.funding_hours = {s: interval_hours(row.get("interval")) for s, row in _only_maps(intervals).items()}
         return True
 
     def _refresh_markets_if_due(self) -> None:
@@ -153,81 +161,64 @@ class Worker:
         started = time.monotonic()
         self._refresh_markets_if_due()
         symbols = self.listed_symbols()
-        bulk = self.fetch_bulk(symbols) if symbols else None
-        if symbols and bulk is None:
+        bulk = self.fetch_bulk() if symbols or self.board else None
+        if bulk is None and symbols:
             self.log.error("Skipping this cycle: no tickers")
             self.stats.totals.errors += len(symbols)
         elif bulk is not None:
-            tickers, funding = bulk
+            rows = self.board_rows(bulk, None if self.board else symbols)
+            if self.board:
+                self.publish_board(rows)
             for symbol, book, extras in self.fetch_books(symbols):
                 if symbol in self.watched:  # a set may arrive mid-cycle
-                    self.publish_collected(symbol, tickers.get(symbol) or {}, book, funding.get(symbol) or {},
-                                           extras)
+                    self.publish_collected(symbol, rows.get(symbol), book, extras)
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
         self.publish_statistics()
 
-    def fetch_bulk(self, symbols: list[str]) -> tuple[dict, dict] | None:
-        """(tickers, funding rates) by symbol, with as few requests as the exchange allows. A malformed row
-        costs its own symbol only: the row is left out, and the symbol skipped or published without it."""
-        calls = self.venue.bulk_calls
-        tickers = self.call("tickers", self.exchange.fetch_tickers, symbols)
-        if tickers is None:
-            return None
-        if not isinstance(tickers, dict):
-            self.log.error("Skipping this cycle: tickers answer is a %s, not a map", type(tickers).__name__)
-            return None
-        tickers = {s: t for s, t in tickers.items() if isinstance(t, dict)}
-        if "bids_asks" in calls:
-            rows = self.call("book tickers", self.exchange.fetch_bids_asks, symbols) or {}
-            self._each_row("book ticker", _items(rows), lambda s, row: tickers[s].update(
-                bid=row["bid"], ask=row["ask"]) if s in tickers else None)
-        funding = {}
-        if "funding_rates" in calls:
-            funding = _only_maps(self.call("funding rates", self.exchange.fetch_funding_rates, symbols))
-        elif "funding_from_tickers" in calls:
-            self._each_row("funding", list(tickers.items()), lambda s, t: funding.__setitem__(
-                s, self.exchange.parse_funding_rate(t["info"], self.exchange.market(s))))
-        elif "funding_raw" in calls:
-            rows = self.call("funding rates", self.fetch_raw, "funding_batch") or []
-            self._each_row("funding", [(None, row) for row in rows], lambda _, row: self._add_funding(funding, row))
-        if "index_raw" in calls:
-            rows = self.call("index prices", self.fetch_raw, "index_batch") or []
-            self._each_row("index price", [(None, row) for row in rows], lambda _, row: self._add_index(tickers, row))
-        return tickers, funding
+    def fetch_bulk(self) -> Bulk | None:
+        """Every listed perpetual's tickers and funding, with as few requests as the exchange allows (the
+        venue's bulk calls); None without tickers. A malformed row costs its own symbol only."""
+        bulk = Bulk()
+        for call in self.venue.bulk_calls:
+            rows = self.call(call.what, call.fetch, self.exchange)
+            if not isinstance(rows, (dict, list)):
+                if rows is not None:
+                    self.log.error("Failed to fetch %s: the answer is a %s", call.what, type(rows).__name__)
+                if call.required:
+                    return None
+                continue
+            pairs = list(rows.items()) if isinstance(rows, dict) else [(None, row) for row in rows]
+            for symbol, row in pairs:
+                try:
+                    call.merge(self.exchange, bulk, symbol, row)
+                except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed
+                    self._row_problem(call.what, symbol or _row_id(row), _describe(e))
+        return bulk
 
-    def _add_funding(self, funding: dict, row: dict) -> None:
-        parsed = self.exchange.parse_funding_rate(row)
-        funding[parsed["symbol"]] = parsed
-
-    def _add_index(self, tickers: dict, row: dict) -> None:
-        symbol = self.exchange.safe_symbol(row.get("contract_code"), None, "-", "swap")
-        if symbol in tickers:
-            tickers[symbol]["indexPrice"] = self.exchange.safe_number(row, "index_price")
-
-    def _each_row(self, what: str, rows: list, apply) -> None:
-        """apply(symbol, row) for every row of a bulk answer; a row that fails is left out, logged once
-        while it fails the same way."""
-        for symbol, row in rows:
+    def board_rows(self, bulk: Bulk, symbols: list[str] | None) -> dict[str, BoardRow]:
+        """Board rows by symbol, for `symbols` or (None) every listed perpetual; a row with a malformed
+        value is left out (its symbol's snapshot with it), said once."""
+        rows = {}
+        for symbol in self.perpetuals if symbols is None else symbols:
             try:
-                apply(symbol, row)
-            except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed
-                key, reason = f"{what} {symbol or _row_id(row)}", _describe(e)
-                if self._row_problems.get(key) != reason:
-                    self._row_problems[key] = reason
-                    self.log.warning("Leaving out a malformed %s row (%s): %s", what, symbol or _row_id(row), reason)
-            else:
-                if self._row_problems:
-                    self._row_problems.pop(f"{what} {symbol or _row_id(row)}", None)
-
-    def fetch_raw(self, endpoint: str) -> list:
-        """The data rows of a bulk endpoint ccxt has no unified method for (venue.extra[endpoint])."""
-        path, api = self.venue.extra[endpoint]
-        answer = self.exchange.request(path, api, "GET", {})
-        rows = answer.get("data") if isinstance(answer, dict) else None
-        if not isinstance(rows, list):
-            raise ccxt.BadResponse(f"{path}: no list of rows under 'data'")
+                rows[symbol] = board_row(symbol, self.exchange.markets[symbol], bulk.tickers.get(symbol) or {},
+                                         bulk.funding.get(symbol) or {}, self._default_hours(symbol),
+                                         self.venue.next_funding_field, self.venue.open_interest)
+            except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the cycle
+                self._problem(symbol, f"malformed bulk row: {_describe(e)}")
         return rows
+
+    def _default_hours(self, symbol: str) -> float | None:
+        """A symbol's funding interval where its funding row does not say it (binance: from fundingInfo)."""
+        return self.funding_hours.get(symbol) or self.venue.default_funding_hours
+
+    def publish_board(self, rows: dict[str, BoardRow]) -> None:
+        board = Board.model_construct(exchange=self.name, timestamp=self.exchange.milliseconds(),
+                                      markets=list(rows.values()))  # rows are validated one by one
+        if self.broker.publish(self.config.rabbitmq.exchange, board_routing_key(self.name),
+                               board.model_dump_json().encode()):
+            self.log.debug("Published the board: %d markets", len(rows))
 
     def fetch_books(self, symbols: list[str]):
         """(symbol, book or None, extras) for every symbol still watched, as they arrive. With several
@@ -286,13 +277,17 @@ class Worker:
             raise ccxt.BadResponse(f"order book without {'bids' if not book['bids'] else 'asks'}")
         return book
 
-    def publish_collected(self, symbol: str, ticker: dict, book: dict | None, funding: dict, extras: dict) -> None:
+    def publish_collected(self, symbol: str, row: BoardRow | None, book: dict | None, extras: dict) -> None:
         snapshot = None
-        if book is not None:
+        if book is not None and row is not None:
             try:
-                snapshot = self.build_snapshot(symbol, ticker, book, funding, extras)
+                self._note_funding(symbol, row.funding_rate)
+                snapshot = build_snapshot(self.name, row, book, extras, self.exchange.milliseconds())
+            except ValidationError as e:
+                error = e.errors()[0]
+                self._problem(symbol, f"invalid snapshot: {'.'.join(map(str, error['loc']))}: {error['msg']}")
             except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the process
-                self._problem(symbol, f"cannot build the snapshot: {_describe(e)}")
+                self._problem(symbol, str(e) if isinstance(e, MissingValues) else _describe(e))
         if snapshot is None:
             self.stats.totals.errors += 1
             return
@@ -308,43 +303,12 @@ class Worker:
             self._problems[symbol] = reason
             self.log.error("Not publishing %s: %s", symbol, reason)
 
-    def build_snapshot(self, symbol: str, ticker: dict, book: dict, funding: dict, extras: dict) -> FuturesData | None:
-        market = self.exchange.market(symbol)
-        size = market.get("contractSize") or 1
-        bids, asks = _base_levels(book["bids"], size), _base_levels(book["asks"], size)
-        bid = ticker.get("bid") or (bids[0][0] if bids else None)
-        ask = ticker.get("ask") or (asks[0][0] if asks else None)
-        last = ticker.get("last")
-        if bid is None or ask is None or last is None:
-            missing = [n for n, v in (("bid", bid), ("ask", ask), ("last", last)) if v is None]
-            self._problem(symbol, f"no {', '.join(missing)}")
-            return None
-        rate = funding.get("fundingRate")
-        self._note_funding(symbol, rate)
-        volume = ticker.get("baseVolume")  # base units on all five (gate, htx: from their base-volume fields)
-        now = self.exchange.milliseconds()
-        try:
-            return FuturesData(
-                exchange=self.name, symbol=symbol, timestamp=now,
-                ticker=TickerData(bid=bid, ask=ask, last=last, volume_24h=volume),
-                orderbook=OrderbookData(bids=bids, asks=asks, timestamp=book.get("timestamp") or now),
-                funding_rate=rate,
-                next_funding_time=funding.get(self.venue.next_funding_field) or None,  # binance: 0 = none
-                mark_price=funding.get("markPrice") or ticker.get("markPrice") or extras.get("markPrice"),
-                extra={"contract_size": size,
-                       "index_price": funding.get("indexPrice") or ticker.get("indexPrice"),
-                       "funding_interval_hours": self._funding_hours(symbol, funding)})
-        except ValidationError as e:
-            error = e.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            self._problem(symbol, f"invalid snapshot: {where}: {error['msg']}")
-            return None
-
-    def _funding_hours(self, symbol: str, funding: dict) -> float | None:
-        hours = _hours(funding.get("interval")) or self.funding_hours.get(symbol)
-        if hours is None and "funding_intervals" in self.venue.bulk_calls:
-            hours = self.venue.default_funding_hours
-        return hours
+    def _row_problem(self, what: str, row: str, reason: str) -> None:
+        """Log a bulk row left out, once while it fails the same way."""
+        key = f"{what} {row}"
+        if self._row_problems.get(key) != reason:
+            self._row_problems[key] = reason
+            self.log.warning("Leaving out a malformed %s row (%s): %s", what, row, reason)
 
     def _note_funding(self, symbol: str, rate) -> None:
         if rate is None and symbol not in self._funding_missing:
@@ -435,7 +399,7 @@ class Worker:
 
     def publish_statistics(self, final: bool = False) -> None:
         """This process's totals for the controller; `final` when it stops, so that they can be folded."""
-        report = {**self.stats.to_message(), "final": final}
+        report = self.stats.to_message(final=final)
         self.broker.publish(STATS_EXCHANGE, f"stats.{self.name}", json.dumps(report).encode())
 
     def report_statistics_if_due(self) -> None:
@@ -452,15 +416,6 @@ class Worker:
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
 
 
-def _items(rows) -> list[tuple]:
-    """(symbol, row) of a bulk answer by symbol; nothing when it is not a map."""
-    return list(rows.items()) if isinstance(rows, dict) else []
-
-
-def _only_maps(rows) -> dict:
-    return {s: r for s, r in _items(rows) if isinstance(r, dict)}
-
-
 def _row_id(row) -> str:
     """A bulk row's contract name for the log, or a short excerpt of it."""
     if isinstance(row, dict):
@@ -470,19 +425,9 @@ def _row_id(row) -> str:
     return repr(row)[:40]
 
 
-def _base_levels(levels: list, contract_size: float) -> list:
-    """ccxt's levels as (price, base amount): as they are where they already are (validation makes the
-    snapshot's own tuples), else converted from contracts, or cut to two entries where ccxt adds a count."""
-    if contract_size == 1 and (not levels or len(levels[0]) == 2):
-        return levels
-    return [(level[0], level[1] * contract_size) for level in levels]
-
-
-def _hours(interval) -> float | None:
-    """ccxt's funding interval ('8h', '1h') as hours."""
-    if isinstance(interval, str) and interval.endswith("h") and interval[:-1].isdigit():
-        return float(interval[:-1])
-    return None
+def _only_maps(rows) -> dict:
+    """{symbol: row} of an answer by symbol, rows that are objects only; {} for anything else."""
+    return {s: r for s, r in rows.items() if isinstance(r, dict)} if isinstance(rows, dict) else {}
 
 
 def _describe(error: Exception) -> str:
@@ -514,11 +459,11 @@ def main(argv=None) -> int:
         config = load_config(args.config)
         entry = config.exchange(args.exchange)
         credentials = load_credentials(config, args.exchange)
+        secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values())
+        setup_logging(config.logging.level, config.log_file)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
-    setup_logging(config.logging.level)
-    secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values())
     venue = venue_for(entry.name)
     stop = StopSignal(logging.getLogger(entry.name))
     stop.install()

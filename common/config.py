@@ -84,6 +84,8 @@ class CollectionConfig(_Strict):
     retry_delays: list[float] = Field(default_factory=lambda: [1, 2, 4], min_length=1)
     request_timeout_seconds: float = Field(10, gt=0, le=120)
     statistics_interval_seconds: float = Field(60, gt=0)
+    # The market board: every listed perpetual from the bulk calls, each cycle, at no extra request.
+    board: bool = True
 
     @field_validator("retry_delays")
     @classmethod

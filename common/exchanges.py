@@ -10,6 +10,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import ccxt
 
@@ -46,34 +47,130 @@ class RateBudget:
         return ccxt_cost
 
 
+@dataclass
+class Bulk:
+    """What one cycle's bulk calls returned, by ccxt unified symbol: ccxt's ticker and funding structures."""
+    tickers: dict = field(default_factory=dict)
+    funding: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BulkCall:
+    """One request of a cycle's bulk calls, and how each of its rows joins the cycle's Bulk. `fetch` answers
+    rows by symbol (a dict) or a list of raw rows; `merge(client, bulk, symbol or None, row)` takes one row
+    and may raise on a malformed one, which then costs that row only."""
+    fetch: Callable[[ccxt.Exchange], object]
+    merge: Callable[[ccxt.Exchange, Bulk, str | None, object], None]
+    required: bool = False  # without it there is nothing to publish: the cycle is skipped (the tickers)
+
+    @property
+    def what(self) -> str:
+        return self.fetch.__name__.replace("_", " ")
+
+
+# -- the requests ------------------------------------------------------------------------------------
+def tickers(client: ccxt.Exchange) -> dict:
+    return client.fetch_tickers()
+
+
+def book_tickers(client: ccxt.Exchange) -> dict:
+    return client.fetch_bids_asks()
+
+
+def funding_rates(client: ccxt.Exchange) -> dict:
+    return client.fetch_funding_rates()
+
+
+def htx_funding_rates(client: ccxt.Exchange) -> list:
+    """ccxt's fetch_funding_rates raises NotSupported for HTX's linear swaps: the raw batch endpoint."""
+    return _data_rows(client, "linear-swap-api/v1/swap_batch_funding_rate")
+
+
+def htx_index_prices(client: ccxt.Exchange) -> list:
+    return _data_rows(client, "linear-swap-api/v1/swap_index")
+
+
+def _data_rows(client: ccxt.Exchange, path: str) -> list:
+    answer = client.request(path, ["contract", "public"], "GET", {})
+    rows = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(rows, list):
+        raise ccxt.BadResponse(f"{path}: no list of rows under 'data'")
+    return rows
+
+
+def binance_funding_intervals(client: ccxt.Exchange) -> dict:
+    """Lists only the symbols off the default 8 h schedule (so an empty answer is a normal one)."""
+    return client.fetch_funding_intervals()
+
+
 def htx_mark_price(client: ccxt.Exchange, symbol: str) -> dict:
     """HTX has no bulk mark price: the close of the current mark-price candle (one request per symbol)."""
     candles = client.fetch_ohlcv(symbol, "1m", None, 1, {"price": "mark"})
     return {"markPrice": candles[-1][4]}
 
 
+# -- how their rows join the cycle's Bulk ------------------------------------------------------------
+def set_ticker(_client, bulk: Bulk, symbol: str, row: dict) -> None:
+    bulk.tickers[symbol] = _mapping(row)
+
+
+def set_ticker_and_its_funding(client: ccxt.Exchange, bulk: Bulk, symbol: str, row: dict) -> None:
+    """Bybit's ticker rows carry the funding too: ccxt's own funding parser on the same raw row."""
+    bulk.tickers[symbol] = _mapping(row)
+    bulk.funding[symbol] = client.parse_funding_rate(row["info"], client.market(symbol))
+
+
+def set_bid_ask(_client, bulk: Bulk, symbol: str, row: dict) -> None:
+    if symbol in bulk.tickers:
+        bulk.tickers[symbol].update(bid=row["bid"], ask=row["ask"])
+
+
+def set_funding(_client, bulk: Bulk, symbol: str, row: dict) -> None:
+    bulk.funding[symbol] = _mapping(row)
+
+
+def set_raw_funding(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None:
+    parsed = client.parse_funding_rate(_mapping(row))
+    bulk.funding[parsed["symbol"]] = parsed
+
+
+def set_htx_index(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None:
+    symbol = client.safe_symbol(_mapping(row).get("contract_code"), None, "-", "swap")
+    if symbol in bulk.tickers:
+        bulk.tickers[symbol]["indexPrice"] = client.safe_number(row, "index_price")
+
+
+def _mapping(row) -> dict:
+    if not isinstance(row, dict):
+        raise TypeError(f"a row is a {type(row).__name__}, not an object")
+    return row
+
+
+TICKERS = BulkCall(tickers, set_ticker, required=True)
+FUNDING_RATES = BulkCall(funding_rates, set_funding)
+
+
 @dataclass(frozen=True)
 class Venue:
     ccxt_id: str
+    display_name: str               # in the statistics block
     # Restrict load_markets to USDT-margined swaps: fewer start-up requests, smaller process.
     options: dict
     book_limit: int | None          # the `limit` asked of fetch_order_book: the REST maximum
-    # The published budget of SPEC section 8. None: ccxt's own throttle (rateLimit x cost), one client.
+    # The published budget of the exchange. None: ccxt's own throttle (rateLimit x cost), one client.
     budget: RateBudget | None
-    extra: dict = field(default_factory=dict)
-    # The bulk calls of one cycle, in order: "tickers" (fetch_tickers), "bids_asks" (fetch_bids_asks, when
-    # the tickers lack bid/ask), then funding from "funding_rates" (fetch_funding_rates),
-    # "funding_from_tickers" (ccxt's parser on the tickers' raw rows: no extra request) or "funding_raw"
-    # (the endpoint extra["funding_batch"] where ccxt has no bulk method), and "index_raw" (index prices
-    # from extra["index_batch"]).
-    bulk_calls: tuple = ("tickers", "funding_rates")
+    # The requests of one cycle, in order; every one answers for every listed perpetual (the board).
+    bulk_calls: tuple[BulkCall, ...] = (TICKERS, FUNDING_RATES)
     book_params: dict = field(default_factory=dict)  # extra params of fetch_order_book
     # ccxt's field for the next funding time: on all five (ccxt 4.5.90) it is fundingTimestamp, the time of
     # the upcoming settlement; nextFundingTimestamp is empty (binance, bybit, bitget, gate) or the one after.
     next_funding_field: str = "fundingTimestamp"
-    # With "funding_intervals" in bulk_calls: fetch_funding_intervals at each market load (binance lists
-    # only symbols off this default schedule).
+    # Where the funding structures do not say a symbol's interval: a request at each market load answering
+    # {symbol: ccxt funding interval} for the symbols off `default_funding_hours` (binance).
+    funding_intervals: Callable[[ccxt.Exchange], dict] | None = None
     default_funding_hours: float | None = None
+    # The open interest in the raw ticker rows: (field, whether it counts contracts); None where they lack it.
+    open_interest: tuple[str, bool] | None = None
     # Order books in flight at once. A synchronous client sending one request at a time is bound by the
     # round trip (N <= interval / RTT); several clients sharing one throttle stay inside the same budget.
     book_threads: int = 4
@@ -98,39 +195,44 @@ VENUES: dict[str, Venue] = {
     # its predecessor just spent. Cycle: 24hr 40 + bookTicker 5 + premiumIndex 10 (ccxt charges it
     # 1) + depth 20 per symbol at 1000 levels (10 at 500, 5 at 100). 24hr has no bid/ask (bookTicker) nor
     # funding (premiumIndex, next funding in fundingTimestamp). The interval comes from fetch_funding_intervals
-    # (/fapi/v1/fundingInfo, its own limit), listing only non-8 h symbols.
-    "binance": Venue("binanceusdm", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
-                                     "defaultSubType": "linear"}, 1000,
+    # (/fapi/v1/fundingInfo, its own limit), listing only non-8 h symbols. No open interest in bulk rows.
+    "binance": Venue("binanceusdm", "Binance", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
+                                                "defaultSubType": "linear"}, 1000,
                      RateBudget(200, 5.0, ccxt_cost_is_weight=True, bulk_weights={"premiumIndex": 10},
                                 used_weight_header=("X-MBX-USED-WEIGHT-1M", 2400)),
-                     book_threads=2, bulk_calls=("tickers", "bids_asks", "funding_rates", "funding_intervals"),
-                     default_funding_hours=8.0, depths=(5, 10, 20, 50, 100, 500, 1000)),
+                     bulk_calls=(TICKERS, BulkCall(book_tickers, set_bid_ask), FUNDING_RATES),
+                     funding_intervals=binance_funding_intervals, default_funding_hours=8.0,
+                     book_threads=2, depths=(5, 10, 20, 50, 100, 500, 1000)),
     # 600 requests / 5 s per IP. /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
-    # index, funding rate and next funding time: one bulk request per cycle; ccxt's parse_funding_rate puts
-    # nextFundingTime in fundingTimestamp.
-    "bybit": Venue("bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
-                             "defaultSubType": "linear"}, 1000, RateBudget(600, 5.0),
-                   bulk_calls=("tickers", "funding_from_tickers"), depths=range(1, 1001)),
+    # index, funding rate, interval, next funding time and open interest (base units): one bulk request.
+    "bybit": Venue("bybit", "Bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
+                                      "defaultSubType": "linear"}, 1000, RateBudget(600, 5.0),
+                   bulk_calls=(BulkCall(tickers, set_ticker_and_its_funding, required=True),),
+                   open_interest=("openInterest", False), depths=range(1, 1001)),
     # 20 requests / s per endpoint: the books (merge-depth) have the budget to themselves. Book depth is a
     # gear: "max" (not a number). fetch_funding_rates -> /current-fund-rate: rate, next funding time and
-    # interval for all symbols.
-    "bitget": Venue("bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap", "defaultSubType": "linear",
-                               "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}}, "max",
-                    RateBudget(20, 1.0, per_endpoint=True), book_threads=2, depths=(1, 5, 15, 50, "max")),
+    # interval for all symbols. Open interest: the tickers' holdingAmount (base units).
+    "bitget": Venue("bitget", "Bitget", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
+                                         "defaultSubType": "linear",
+                                         "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}},
+                    "max", RateBudget(20, 1.0, per_endpoint=True), open_interest=("holdingAmount", False),
+                    book_threads=2, depths=(1, 5, 15, 50, "max")),
     # 800 market-data requests / s per IP. Depth is 150 levels fixed (type=step0; ccxt ignores `limit`).
-    # ccxt's fetch_funding_rates raises NotSupported for linear swaps: funding per symbol (fetch_funding_rate,
-    # /v5/market/funding_rate) or the raw batch endpoint in extra. HTX's funding_time is the upcoming
-    # settlement: ccxt puts it in fundingTimestamp.
-    "htx": Venue("htx", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
-                         "defaultType": "swap", "defaultSubType": "linear"}, None, RateBudget(800, 1.0),
-                 extra={"funding_batch": ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"]),
-                        "index_batch": ("linear-swap-api/v1/swap_index", ["contract", "public"])},
-                 bulk_calls=("tickers", "funding_raw", "index_raw"), depths=(150,), symbol_extras=(htx_mark_price,)),
+    # Funding and index from raw batch endpoints (ccxt has no bulk method for linear swaps); HTX's
+    # funding_time is the upcoming settlement: ccxt puts it in fundingTimestamp. The mark price only per
+    # contract (mark-price candles), beside the book.
+    "htx": Venue("htx", "HTX", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
+                                "defaultType": "swap", "defaultSubType": "linear"}, None, RateBudget(800, 1.0),
+                 bulk_calls=(TICKERS, BulkCall(htx_funding_rates, set_raw_funding),
+                             BulkCall(htx_index_prices, set_htx_index)),
+                 depths=(150,), symbol_extras=(htx_mark_price,)),
     # 200 requests / 10 s per endpoint: the books (order_book) have the budget to themselves. Tickers have no
-    # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp.
-    "gateio": Venue("gate", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
-                             "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
-                    RateBudget(200, 10.0, per_endpoint=True), book_threads=2, depths=range(1, 301)),
+    # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp. Open interest: the
+    # tickers' total_size, in contracts.
+    "gateio": Venue("gate", "Gate.io", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
+                                        "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
+                    RateBudget(200, 10.0, per_endpoint=True), open_interest=("total_size", True),
+                    book_threads=2, depths=range(1, 301)),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
@@ -142,7 +244,7 @@ def venue_for(name: str) -> Venue:
         return VENUES[name]
     if name not in ccxt.exchanges:
         raise ValueError(f"unknown exchange {name!r}: not one of {sorted(VENUES)} nor a ccxt exchange id")
-    return Venue(name, {"defaultType": "swap"}, None, budget=None, book_threads=1)
+    return Venue(name, name, {"defaultType": "swap"}, None, budget=None, book_threads=1)
 
 
 def redirect_urls(urls, api_url: str):

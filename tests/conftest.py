@@ -257,7 +257,8 @@ def write_config(path: Path, rabbit: Rabbit, sim: Simulator, exchanges=EXCHANGES
     config = {
         "rabbitmq": rabbit.config(data_exchange),
         "exchanges": [{"name": ex, "api_url": sim.api_url(ex)} for ex in exchanges],
-        "symbols": symbols or ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"],
+        "symbols": ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"] if symbols is None
+        else symbols,
         "collection": {"interval_seconds": 5, "retry_attempts": 3, "retry_delays": [1, 2, 4],
                        "request_timeout_seconds": 3, "statistics_interval_seconds": 10},
         "api_keys_file": None,

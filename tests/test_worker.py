@@ -114,8 +114,7 @@ def test_requests_per_cycle_are_bulk_calls_plus_one_book_per_symbol(fleet, excha
     fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + INTERVAL + 1)
     window = [e for e in fleet.sim.requests(exchange, since=start + 0.5) if e.time < start + INTERVAL + 0.5]
     paths = [e.path for e in window]
-    per_cycle = ("tickers", "bids_asks", "funding_rates", "funding_raw", "index_raw")
-    bulk = [c for c in VENUES[exchange].bulk_calls if c in per_cycle]
+    bulk = VENUES[exchange].bulk_calls
     per_symbol = 1 + len(VENUES[exchange].symbol_extras)  # the book, and e.g. HTX's mark price
     assert paths.count(BOOK_PATH[exchange]) == len(listed(fleet.sim, exchange))
     assert len(paths) == len(bulk) + per_symbol * len(listed(fleet.sim, exchange)), paths

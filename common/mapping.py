@@ -1,0 +1,92 @@
+"""From ccxt's parsed structures to our messages: one board row per perpetual, and a watched symbol's
+snapshot built from its board row plus its book. Plain functions, no network: the worker's cycle calls
+them, and tests/unit checks them against hand-made ccxt structures.
+
+Units are those of the snapshot everywhere: amounts in base currency (contracts times the market's
+contract size where the exchange quotes contracts), times in ms, funding intervals in hours.
+"""
+from __future__ import annotations
+
+from common.board import BoardRow
+from common.models import FuturesData, OrderbookData, TickerData
+
+
+class MissingValues(ValueError):
+    """A snapshot that lacks what every snapshot must carry (bid, ask, last)."""
+
+
+def interval_hours(interval) -> float | None:
+    """ccxt's funding interval ('8h', '1h') as hours."""
+    if isinstance(interval, str) and interval.endswith("h") and interval[:-1].isdigit() and interval[:-1] != "0":
+        return float(interval[:-1])
+    return None
+
+
+def _first(*values):
+    """The first value that is there: ccxt writes a missing number as None (0 means missing for prices)."""
+    for value in values:
+        if value:
+            return value
+    return None
+
+
+def open_interest(market: dict, ticker: dict, field: tuple[str, bool] | None) -> float | None:
+    """The open interest a ticker's raw row carries, in base units: `field` is (the row's field, whether it
+    counts contracts), from the venue's table; None where the bulk rows carry none."""
+    if field is None:
+        return None
+    name, in_contracts = field
+    raw = (ticker.get("info") or {}).get(name)
+    if raw is None or raw == "":
+        return None
+    value = float(raw)
+    return value * (market.get("contractSize") or 1) if in_contracts else value
+
+
+def board_row(symbol: str, market: dict, ticker: dict, funding: dict, hours: float | None,
+              next_funding_field: str = "fundingTimestamp", open_interest_field: tuple[str, bool] | None = None
+              ) -> BoardRow:
+    """One perpetual's row from ccxt's ticker and funding structures (either may be {}). `hours` is the
+    symbol's own funding interval where the funding structure does not say it. Raises on a malformed value
+    (pydantic's ValidationError names the field)."""
+    return BoardRow(
+        symbol=symbol,
+        bid=ticker.get("bid"), ask=ticker.get("ask"), last=ticker.get("last"),
+        volume_24h=ticker.get("baseVolume"),  # base units on all five (gate, htx: from their base-volume fields)
+        mark_price=_first(funding.get("markPrice"), ticker.get("markPrice")),
+        index_price=_first(funding.get("indexPrice"), ticker.get("indexPrice")),
+        funding_rate=funding.get("fundingRate"),
+        next_funding_time=funding.get(next_funding_field) or None,  # binance: 0 = none
+        funding_interval_hours=interval_hours(funding.get("interval")) or hours,
+        contract_size=float(market.get("contractSize") or 1),
+        open_interest=open_interest(market, ticker, open_interest_field))
+
+
+def base_levels(levels: list, contract_size: float) -> list:
+    """ccxt's levels as (price, base amount): as they are where they already are (validation makes the
+    snapshot's own tuples), else converted from contracts, or cut to two entries where ccxt adds a count."""
+    if contract_size == 1 and (not levels or len(levels[0]) == 2):
+        return levels
+    return [(level[0], level[1] * contract_size) for level in levels]
+
+
+def snapshot(exchange: str, row: BoardRow, book: dict, extras: dict, now_ms: int) -> FuturesData:
+    """A watched symbol's snapshot: its board row's values, its book in base units, and the per-symbol
+    extras (fields no bulk call carries, e.g. HTX's mark price). bid/ask fall back to the best levels.
+    Raises MissingValues without bid, ask or last, ValidationError on a malformed value."""
+    size = row.contract_size or 1
+    bids, asks = base_levels(book["bids"], size), base_levels(book["asks"], size)
+    bid = row.bid or (bids[0][0] if bids else None)
+    ask = row.ask or (asks[0][0] if asks else None)
+    missing = [name for name, value in (("bid", bid), ("ask", ask), ("last", row.last)) if value is None]
+    if missing:
+        raise MissingValues(f"no {', '.join(missing)}")
+    return FuturesData(
+        exchange=exchange, symbol=row.symbol, timestamp=now_ms,
+        ticker=TickerData(bid=bid, ask=ask, last=row.last, volume_24h=row.volume_24h),
+        orderbook=OrderbookData(bids=bids, asks=asks, timestamp=book.get("timestamp") or now_ms),
+        funding_rate=row.funding_rate,
+        next_funding_time=row.next_funding_time,
+        mark_price=row.mark_price or extras.get("markPrice"),
+        extra={"contract_size": size, "index_price": row.index_price or extras.get("indexPrice"),
+               "funding_interval_hours": row.funding_interval_hours})

@@ -1,0 +1,123 @@
+"""The market board as a consumer sees it: five real workers, the real broker, the simulator with its clock
+frozen, so that every row of every board can be compared with the values behind the answers."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from common.board import Board
+from common.broker import STATS_EXCHANGE
+from tests.conftest import EXCHANGES, Consumer, Process, write_config
+from tests.simulator import Simulator
+
+INTERVAL = 5
+WATCHED = ["BTC/USDT:USDT", "SOL/USDT:USDT"]
+# What the bulk rows carry (the rest is null on the board): HTX's mark price comes only per symbol, Binance
+# and HTX put no open interest in their bulk rows.
+NOT_IN_BULK_ROWS = {"htx": {"mark_price", "open_interest"}, "binance": {"open_interest"}}
+# The simulator's one USDC-margined perpetual, on the exchanges where ccxt loads USDC perpetuals beside USDT.
+USDC_PERPETUALS = {"bybit": ["BTC/USDC:USDC"], "bitget": ["BTC/USDC:USDC"]}
+TRUTH_FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate",
+                "next_funding_time", "funding_interval_hours", "contract_size")
+
+
+@pytest.fixture(scope="module")
+def market(rabbit, tmp_path_factory):
+    """Five workers watching two symbols; a consumer of every board and snapshot; the clock frozen."""
+    sim = Simulator(extra_markets=5).start()
+    sim.market.freeze()
+    vhost = rabbit.isolated()
+    tmp = tmp_path_factory.mktemp("board")
+    config = write_config(tmp / "config.json", vhost, sim, symbols=WATCHED)
+    boards = Consumer(vhost, "futures_data", "board.*")
+    snapshots = Consumer(vhost, "futures_data", "futures.#")
+    workers = {ex: Process(["worker.py", ex, "--config", str(config)], tmp / f"{ex}.log") for ex in EXCHANGES}
+    yield sim, boards, snapshots, workers
+    for worker in workers.values():
+        worker.kill()
+    boards.close()
+    snapshots.close()
+    vhost.close()
+    sim.stop()
+
+
+def board(boards: Consumer, exchange: str, after: float = 0.0) -> dict:
+    return boards.wait_for(lambda k, b: k == f"board.{exchange}" and b["timestamp"] >= after * 1000,
+                           3 * INTERVAL, f"board.{exchange}")[1]
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_the_board_lists_every_perpetual_with_the_simulators_values(market, exchange):
+    sim, boards, _, _ = market
+    body = board(boards, exchange)
+    Board.model_validate(body)
+    assert body["exchange"] == exchange
+    rows = {row["symbol"]: row for row in body["markets"]}
+    usdt = [f"{c.base}/USDT:USDT" for c in sim.market.listed(exchange)]
+    assert sorted(rows) == sorted(usdt + USDC_PERPETUALS.get(exchange, []))
+    for symbol in usdt:
+        row = rows[symbol]
+        truth = sim.truth(exchange, symbol)
+        for name in TRUTH_FIELDS:
+            expected = None if name in NOT_IN_BULK_ROWS.get(exchange, ()) else truth[name]
+            assert row[name] == (pytest.approx(expected, rel=1e-9) if expected else expected), (symbol, name)
+        if "open_interest" not in NOT_IN_BULK_ROWS.get(exchange, ()):
+            assert row["open_interest"] is not None and row["open_interest"] >= 0, symbol
+        else:
+            assert row["open_interest"] is None
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_funding_intervals_are_each_symbols_own(market, exchange):
+    """The simulator runs symbols on 1 h and 4 h schedules beside 8 h ones on the same exchange."""
+    sim, boards, _, _ = market
+    rows = {row["symbol"]: row for row in board(boards, exchange)["markets"] if row["symbol"].endswith(":USDT")}
+    hours = {s: r["funding_interval_hours"] for s, r in rows.items()}
+    expected = {s: sim.truth(exchange, s)["funding_interval_hours"] for s in rows}
+    assert hours == expected
+    assert len(set(expected.values())) > 1, f"{exchange}: the simulator should mix schedules"
+
+
+def test_a_board_every_cycle_beside_unchanged_snapshots(market):
+    sim, boards, snapshots, _ = market
+    start = time.time()
+    for exchange in EXCHANGES:
+        first = board(boards, exchange, after=start)
+        second = board(boards, exchange, after=first["timestamp"] / 1000 + 1)
+        assert INTERVAL - 1 <= (second["timestamp"] - first["timestamp"]) / 1000 <= INTERVAL + 1.5
+        rows = {row["symbol"]: row for row in second["markets"]}
+        snapshot = snapshots.wait_for(lambda k, b, ex=exchange: k == f"futures.{ex}.SOLUSDT", 3 * INTERVAL)[1]
+        row = rows["SOL/USDT:USDT"]
+        assert (snapshot["ticker"]["bid"], snapshot["ticker"]["ask"]) == (row["bid"], row["ask"])
+        assert snapshot["funding_rate"] == row["funding_rate"]
+        assert snapshot["extra"]["funding_interval_hours"] == row["funding_interval_hours"]
+
+
+def test_consumers_of_snapshots_see_no_board(market):
+    _, boards, snapshots, _ = market
+    board(boards, "bybit")
+    assert {k.split(".")[0] for k, _ in snapshots.since(0)} == {"futures"}
+
+
+def test_board_off_publishes_none_and_sends_the_same_requests(rabbit, tmp_path):
+    """`collection.board: false`: no board message, and a cycle's requests are the same as with it."""
+    sim = Simulator(extra_markets=5).start()
+    vhost = rabbit.isolated()
+    boards = Consumer(vhost, "futures_data", "board.*")
+    stats = Consumer(vhost, STATS_EXCHANGE, "stats.#")
+    config = write_config(tmp_path / "config.json", vhost, sim, exchanges=["gateio"], symbols=WATCHED,
+                          collection={"board": False})
+    worker = Process(["worker.py", "gateio", "--config", str(config)], tmp_path / "gateio.log")
+    try:
+        stats.wait_for(lambda k, b: b["cycles"] >= 3, 5 * INTERVAL, "three cycles")
+        assert boards.since(0) == []
+        paths = [e.path for e in sim.requests("gateio")]
+        assert paths.count("/api/v4/futures/usdt/tickers") >= 3
+        assert "Published the board" not in worker.log_text()
+    finally:
+        worker.kill()
+        boards.close()
+        stats.close()
+        vhost.close()
+        sim.stop()

@@ -1,0 +1,105 @@
+"""From ccxt's structures to board rows and snapshots, on hand-made ccxt structures: no network."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from common.mapping import MissingValues, base_levels, board_row, interval_hours, open_interest, snapshot
+
+pytestmark = pytest.mark.unit
+
+GATE_SOL = {"contractSize": 10.0}  # contracts of 10 SOL, as Gate and HTX quote them
+TICKER = {"bid": 150.1, "ask": 150.2, "last": 150.15, "baseVolume": 1234.5, "markPrice": 150.16,
+          "indexPrice": 150.12, "info": {"total_size": "300", "openInterest": "42.5"}}
+FUNDING = {"fundingRate": 0.0001, "fundingTimestamp": 1_800_000_000_000, "interval": "4h"}
+
+
+def test_interval_hours_reads_ccxt_intervals_and_nothing_else():
+    assert [interval_hours(v) for v in ("8h", "1h", "4h")] == [8.0, 1.0, 4.0]
+    assert [interval_hours(v) for v in (None, "", "h", "0h", "8m", 8, "x8h")] == [None] * 7
+
+
+def test_a_row_takes_the_funding_interval_from_the_funding_structure_before_the_default():
+    row = board_row("SOL/USDT:USDT", {"contractSize": 1}, TICKER, FUNDING, hours=8.0)
+    assert row.funding_interval_hours == 4.0
+    row = board_row("SOL/USDT:USDT", {"contractSize": 1}, TICKER, {**FUNDING, "interval": None}, hours=8.0)
+    assert row.funding_interval_hours == 8.0
+    assert board_row("SOL/USDT:USDT", {}, TICKER, {}, hours=None).funding_interval_hours is None
+
+
+def test_a_row_carries_every_field_and_null_for_what_the_bulk_rows_lack():
+    row = board_row("SOL/USDT:USDT", GATE_SOL, TICKER, FUNDING, hours=None, open_interest_field=("total_size", True))
+    assert row.model_dump() == {
+        "symbol": "SOL/USDT:USDT", "bid": 150.1, "ask": 150.2, "last": 150.15, "volume_24h": 1234.5,
+        "mark_price": 150.16, "index_price": 150.12, "funding_rate": 0.0001,
+        "next_funding_time": 1_800_000_000_000, "funding_interval_hours": 4.0, "contract_size": 10.0,
+        "open_interest": 3000.0}  # 300 contracts of 10 SOL
+    bare = board_row("NEW/USDT:USDT", {"contractSize": 1}, {}, {}, hours=None)
+    assert bare.symbol == "NEW/USDT:USDT" and bare.contract_size == 1.0
+    assert {k for k, v in bare.model_dump().items() if v is None} == {
+        "bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
+        "funding_interval_hours", "open_interest"}
+
+
+def test_funding_structure_prices_win_and_binance_zero_next_funding_is_null():
+    row = board_row("BTC/USDT:USDT", {}, {"markPrice": 1.0, "indexPrice": 2.0},
+                    {"markPrice": 3.0, "indexPrice": 4.0, "fundingRate": 0.0, "fundingTimestamp": 0}, hours=8.0)
+    assert (row.mark_price, row.index_price, row.funding_rate, row.next_funding_time) == (3.0, 4.0, 0.0, None)
+
+
+def test_open_interest_in_base_units_or_null():
+    assert open_interest({"contractSize": 10.0}, TICKER, ("total_size", True)) == 3000.0
+    assert open_interest({"contractSize": 10.0}, TICKER, ("openInterest", False)) == 42.5
+    assert open_interest({}, TICKER, None) is None
+    assert open_interest({}, {"info": {"openInterest": ""}}, ("openInterest", False)) is None
+
+
+@pytest.mark.parametrize("ticker", [{"bid": "abc"}, {"bid": float("nan")}, {"baseVolume": -1.0}, {"last": [1.0]}])
+def test_a_malformed_value_raises_naming_the_field(ticker):
+    with pytest.raises(ValidationError) as raised:
+        board_row("BTC/USDT:USDT", {}, ticker, {}, hours=None)
+    assert raised.value.errors()[0]["loc"][0] in ("bid", "baseVolume", "volume_24h", "last")
+
+
+def test_a_malformed_open_interest_raises():
+    with pytest.raises(ValueError):
+        open_interest({}, {"info": {"total_size": "lots"}}, ("total_size", True))
+
+
+def test_levels_in_contracts_become_base_units_and_base_levels_stay_as_they_are():
+    levels = [[101.0, 3.0], [100.0, 5.0]]
+    assert base_levels(levels, 1) is levels
+    assert base_levels(levels, 0.01) == [(101.0, 0.03), (100.0, 0.05)]
+    assert base_levels([[101.0, 3.0, 7]], 1) == [(101.0, 3.0)]  # ccxt's order count dropped
+    with pytest.raises(TypeError):
+        base_levels([[101.0, None]], 10.0)  # a level without a size: the symbol is skipped, not the process
+
+
+BOOK = {"bids": [[150.0, 2.0], [149.9, 1.0]], "asks": [[150.3, 1.5]], "timestamp": 1_800_000_000_500}
+
+
+def test_a_snapshot_is_its_board_row_plus_its_book_in_base_units():
+    row = board_row("SOL/USDT:USDT", GATE_SOL, TICKER, FUNDING, hours=None)
+    snap = snapshot("gateio", row, BOOK, {}, now_ms=1_800_000_001_000)
+    assert snap.model_dump() == {
+        "exchange": "gateio", "symbol": "SOL/USDT:USDT", "timestamp": 1_800_000_001_000,
+        "ticker": {"bid": 150.1, "ask": 150.2, "last": 150.15, "volume_24h": 1234.5},
+        "orderbook": {"bids": [(150.0, 20.0), (149.9, 10.0)], "asks": [(150.3, 15.0)],
+                      "timestamp": 1_800_000_000_500},
+        "funding_rate": 0.0001, "next_funding_time": 1_800_000_000_000, "mark_price": 150.16,
+        "extra": {"contract_size": 10.0, "index_price": 150.12, "funding_interval_hours": 4.0}}
+
+
+def test_bid_and_ask_fall_back_to_the_book_and_extras_fill_the_mark_price():
+    row = board_row("BTC/USDT:USDT", {}, {"last": 150.1}, {}, hours=None)
+    snap = snapshot("htx", row, BOOK, {"markPrice": 150.2}, now_ms=1)
+    assert (snap.ticker.bid, snap.ticker.ask, snap.mark_price) == (150.0, 150.3, 150.2)
+    assert snap.orderbook.timestamp == BOOK["timestamp"]
+
+
+def test_a_snapshot_without_last_or_with_a_malformed_level_is_refused():
+    with pytest.raises(MissingValues, match="no last"):
+        snapshot("bybit", board_row("BTC/USDT:USDT", {}, {"bid": 1.0, "ask": 2.0}, {}, hours=None), BOOK, {}, 1)
+    row = board_row("BTC/USDT:USDT", {}, TICKER, {}, hours=None)
+    with pytest.raises(ValidationError):
+        snapshot("bybit", row, {"bids": [[150.0, None]], "asks": [[150.3, 1.0]]}, {}, 1)
