@@ -61,9 +61,11 @@ class LatestValues:
         self._lock = threading.Lock()
         self._boards: dict[tuple[str, str], Source] = {}
         self._snapshots: dict[tuple[str, str], tuple[Source, Book]] = {}
+        self._exchange_times: dict[str, dict[str, int]] = {}  # exchange -> {"board"/"snapshot": newest ms}
 
-    def put_board(self, exchange: str, sources: dict[str, Source]) -> None:
+    def put_board(self, exchange: str, timestamp: int, sources: dict[str, Source]) -> None:
         with self._lock:
+            self._note_time(exchange, "board", timestamp)
             for symbol, source in sources.items():
                 held = self._boards.get((exchange, symbol))
                 if held is None or held.timestamp <= source.timestamp:  # out-of-order delivery keeps the newer
@@ -71,9 +73,18 @@ class LatestValues:
 
     def put_snapshot(self, exchange: str, symbol: str, source: Source, book: Book) -> None:
         with self._lock:
+            self._note_time(exchange, "snapshot", source.timestamp)
             held = self._snapshots.get((exchange, symbol))
             if held is None or held[0].timestamp <= source.timestamp:
                 self._snapshots[(exchange, symbol)] = (source, book)
+
+    def _note_time(self, exchange: str, kind: str, timestamp: int) -> None:
+        times = self._exchange_times.setdefault(exchange, {})
+        times[kind] = max(timestamp, times.get(kind, timestamp))
+
+    def exchange_times(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {exchange: dict(times) for exchange, times in self._exchange_times.items()}
 
     def legs_by_symbol(self, now_ms: int, stale_after_ms: float) -> dict[str, list[Leg]]:
         with self._lock:
@@ -115,7 +126,7 @@ class DropLog:
             return
         more = self._suppressed.pop(kind, 0)
         self._last[kind] = now
-        log.warning("Dropped a malformed %s message: %s%s", kind, reason,
+        log.warning("Dropped a malformed %s message: %s%s", kind, _printable(reason, 300),
                     f" ({more} more dropped since the last warning)" if more else "")
 
 
@@ -128,8 +139,7 @@ class Scanner:
         self.drops = DropLog()
         self.messages_seen = 0
         self.messages_dropped = 0
-        self.last_message_ms: int | None = None       # when the last usable message arrived (our clock)
-        self.exchange_times: dict[str, dict[str, int]] = {}  # exchange -> {"board"/"snapshot": message ms}
+        self.last_message_ms: int | None = None  # when the last usable message arrived (our clock)
         self._window_start, self._window_seen = time.monotonic(), 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -170,10 +180,11 @@ class Scanner:
             self.ingest(method.routing_key, body)
         except Malformed as e:
             self.messages_dropped += 1
-            self.drops.warn(method.routing_key.partition(".")[0] or "unrouted", str(e))
+            kind = method.routing_key.partition(".")[0]
+            self.drops.warn(kind if kind in ("board", "futures") else "unrouted", str(e))
         except Exception as e:  # noqa: BLE001 - no message may take the scanner down
             self.messages_dropped += 1
-            log.exception("Could not use a message on %s: %s", method.routing_key[:80], type(e).__name__)
+            log.exception("Could not use a message on %s: %s", _printable(method.routing_key), type(e).__name__)
         channel.basic_ack(method.delivery_tag)
 
     def ingest(self, key: str, body: bytes) -> None:
@@ -194,8 +205,7 @@ class Scanner:
         if board.exchange != exchange:
             raise Malformed(f"board for {board.exchange!r} published as board.{exchange[:40]}")
         self._check_clock(board.timestamp, f"board.{exchange}")
-        self.latest.put_board(exchange, board_sources(board))
-        self.exchange_times.setdefault(exchange, {})["board"] = board.timestamp
+        self.latest.put_board(exchange, board.timestamp, board_sources(board))
 
     def _ingest_snapshot(self, key: str, body: bytes) -> None:
         snapshot = _validated(FuturesData, body, key[:80])
@@ -208,7 +218,6 @@ class Scanner:
         self._check_clock(snapshot.timestamp, key)
         source, book = snapshot_source(snapshot)
         self.latest.put_snapshot(snapshot.exchange, snapshot.symbol, source, book)
-        self.exchange_times.setdefault(snapshot.exchange, {})["snapshot"] = snapshot.timestamp
 
     def _check_clock(self, timestamp_ms: int, where: str) -> None:
         """A message stamped in the future would be "fresh" until then and win every newer-value contest."""
@@ -223,12 +232,14 @@ class Scanner:
     def status(self, now_ms: int) -> dict:
         stale_ms = self.settings.stale_after_ms
         exchanges = {}
-        for name, times in sorted(self.exchange_times.items()):
+        for name, times in sorted(self.latest.exchange_times().items()):
             newest = max(times.values())
             exchanges[name] = {"last_board": times.get("board"), "last_snapshot": times.get("snapshot"),
                                "age_seconds": round((now_ms - newest) / 1000, 3), "stale": now_ms - newest > stale_ms}
         fresh = any(not e["stale"] for e in exchanges.values())
-        return {"timestamp": now_ms, "broker_connected": self.broker.connected, "messages_seen": self.messages_seen,
+        connection = self.broker.connection  # read once: the consumer thread may drop it meanwhile
+        return {"timestamp": now_ms, "broker_connected": connection is not None and connection.is_open,
+                "messages_seen": self.messages_seen,
                 "messages_dropped": self.messages_dropped, "last_message_time": self.last_message_ms,
                 "data_stale": not fresh, "stale_after_seconds": self.settings.stale_after_seconds,
                 "notionals": self.settings.notionals, "exchanges": exchanges}
@@ -247,6 +258,11 @@ def _validated(model, body: bytes, where: str):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """Text from the wire, fit for one log line: a routing key may hold newlines and control characters."""
+    return ascii(text[:limit])[1:-1]
 
 
 # -- the web server --------------------------------------------------------------------------------
