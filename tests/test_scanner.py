@@ -381,3 +381,13 @@ def close_connections(vhost: str, name: str) -> None:
     assert pids, f"no connection named {name} on {vhost}:\n{listing}"
     for pid in pids:
         rabbitmqctl("close_connection", pid, "test: broker went away")
+
+
+def test_its_queue_is_exclusive_and_drops_the_oldest_when_full(scanner, own_rabbit):
+    listing = rabbitmqctl("list_queues", "-p", own_rabbit.vhost, "name", "exclusive", "arguments")
+    queues = [line for line in listing.splitlines() if line.startswith("amq.gen-")]
+    assert len(queues) == 1, listing
+    assert "\ttrue\t" in queues[0]
+    assert '{"x-overflow","drop-head"}' in queues[0] and '"x-max-length"' in queues[0]
+    bindings = rabbitmqctl("list_bindings", "-p", own_rabbit.vhost, "source_name", "routing_key")
+    assert f"{DATA_EXCHANGE}\tboard.*" in bindings and f"{DATA_EXCHANGE}\tfutures.#" in bindings

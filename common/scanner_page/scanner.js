@@ -7,6 +7,7 @@ const state = {
   rows: [], status: null, detail: null, sort: {key: "spread", desc: true},
   clockOffset: 0,          // server time minus this browser's, so that countdowns follow the scanner's clock
   notionals: [], exchanges: [], apiError: null,
+  poll: 0,                 // the latest poll's number: an older poll that answers late is not drawn
 };
 
 // -- formatting ------------------------------------------------------------------------------------
@@ -246,6 +247,7 @@ async function getJson(url) {
 }
 
 async function poll() {
+  const mine = ++state.poll;
   const query = filterQuery();
   history.replaceState(null, "", (query.toString() ? "?" + query : location.pathname) + location.hash);
   try {
@@ -253,6 +255,7 @@ async function poll() {
     state.notionals = state.status.notionals;
     state.clockOffset = state.status.timestamp - Date.now();
     const data = await getJson("/api/opportunities?" + query);
+    if (mine !== state.poll) return;
     state.rows = data.rows;
     state.apiError = null;
     document.getElementById("filter-error").textContent = "";
