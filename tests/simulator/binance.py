@@ -66,6 +66,10 @@ def _s(value) -> str:
     return format(value, "f")
 
 
+def _fixed_or_none(value) -> str | None:
+    return None if value is None else _s(value)
+
+
 def _fixed(value, places: int) -> str:
     return "" if value is None else f"{value:.{places}f}"
 
@@ -178,13 +182,15 @@ def _ticker_24hr(symbol: str, q) -> dict:
         "priceChangePercent": f"{change / q.open * 100:.3f}", "weightedAvgPrice": _s(ref),
         "lastPrice": _s(q.last) if q.last is not None else None, "lastQty": _s(q.book.lot),
         "openPrice": _s(q.open), "highPrice": _s(q.high), "lowPrice": _s(q.low),
-        "volume": _s(q.volume_24h), "quoteVolume": _s(q.quote_volume_24h),
+        "volume": _fixed_or_none(q.volume_24h), "quoteVolume": _fixed_or_none(q.quote_volume_24h),
         "openTime": q.timestamp - 86_400_000, "closeTime": q.timestamp,
         "firstId": 10_000_000 + q.tick * 100, "lastId": 10_000_000 + q.tick * 100 + 99, "count": 100,
     }
     if q.last is None:  # no last trade: nothing derived from it either (ccxt would rebuild it from open + change)
         for key in ("lastPrice", "lastQty", "priceChange", "priceChangePercent"):
             del row[key]
+    if q.volume_24h is None:  # a row without a volume leaves the fields out
+        del row["volume"], row["quoteVolume"]
     return row
 
 

@@ -225,7 +225,7 @@ def _mix_ticker(q) -> dict:
         "ts": str(q.timestamp), "change24h": change, "baseVolume": _s(q.volume_24h),
         "quoteVolume": _s(q.quote_volume_24h), "usdtVolume": _s(q.quote_volume_24h), "openUtc": _s(q.open),
         "changeUtc24h": change, "indexPrice": _s(q.index_price), "fundingRate": _s(q.funding_rate),
-        "holdingAmount": _s((q.volume_24h / 4).quantize(q.book.lot)), "deliveryStartTime": None,
+        "holdingAmount": _s(q.open_interest), "deliveryStartTime": None,
         "deliveryTime": None, "deliveryStatus": "", "open24h": _s(q.open), "markPrice": _s(q.mark_price),
     }
 

@@ -178,13 +178,14 @@ def instruments_info(req):
 
 # -- tickers ----------------------------------------------------------------------------------------------
 def _contract_ticker(symbol, q, funding=True, delivery="0"):
-    open_interest = q.volume_24h / 4
+    open_interest = q.open_interest
     return {
         "symbol": symbol,
         "lastPrice": _s(q.last), "indexPrice": _s(q.index_price), "markPrice": _s(q.mark_price),
         "prevPrice24h": _s(q.open), "price24hPcnt": _s(((q.last or q.open) / q.open - 1).quantize(Decimal("0.000001"))),
         "highPrice24h": _s(q.high), "lowPrice24h": _s(q.low), "prevPrice1h": _s(q.open),
-        "openInterest": _s(open_interest), "openInterestValue": _s((open_interest * q.open).quantize(Decimal("0.01"))),
+        "openInterest": _s(open_interest),
+        "openInterestValue": "" if open_interest is None else _s((open_interest * q.open).quantize(Decimal("0.01"))),
         "turnover24h": _s(q.quote_volume_24h), "volume24h": _s(q.volume_24h),
         "fundingRate": _s(q.funding_rate) if funding else "",
         "nextFundingTime": ("" if q.next_funding_time is None else str(q.next_funding_time)) if funding else "0",

@@ -201,10 +201,10 @@ def _tick(q, ts: int) -> dict:
         "close": _s(q.last),
         "low": str(q.low),
         "high": str(q.high),
-        "amount": str(q.volume_24h),                 # base units
-        "count": int(q.volume_24h_contracts) // 7 + 1,
-        "vol": str(q.volume_24h_contracts),          # contracts
-        "trade_turnover": str(q.quote_volume_24h),   # USDT
+        "amount": _s(q.volume_24h),                  # base units
+        "count": int(q.volume_24h_contracts or 0) // 7 + 1,
+        "vol": _s(q.volume_24h_contracts),           # contracts
+        "trade_turnover": _s(q.quote_volume_24h),    # USDT
     }
 
 

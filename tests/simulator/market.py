@@ -3,9 +3,17 @@
 Everything is a pure function of (exchange, symbol, tick), so a test can ask for the truth behind any
 response. The tick advances with wall time (``tick_seconds``) unless the clock is frozen, which tests that
 compare values do, so that the answer and the truth come from the same tick.
+
+Two sizes: the default, seven real coins (plus ``extra_markets`` synthetic SIM001.. listed everywhere), and
+``real_sizes``: as many USDT perpetuals as each exchange really lists (REAL_SIZES), generated coins ranked by
+popularity so that the big ones are listed everywhere and the tail on some exchanges only, each with its
+own funding interval per exchange (FUNDING_MIX), contract sizes scaled to the price on the contract
+exchanges (0.0001 BTC, 10 DOGE, 1000000 of a coin at 0.000005), and two odd ones listed everywhere: one
+freshly listed (no funding rate nor next funding time yet) and one without a 24 h volume.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -13,7 +21,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
 
@@ -27,6 +35,7 @@ class Coin:
     contract_size: dict   # contract size in base units on the exchanges that quote contracts
     funding_hours: dict = field(default_factory=dict)  # per exchange; 8 when absent
     listed_on: tuple = EXCHANGES
+    missing: tuple = ()   # Quote fields no exchange has for it (a fresh listing: funding_rate, next_funding_time)
 
 
 # Contract sizes and funding intervals are the real ones for these markets (Gate's quanto_multiplier,
@@ -53,6 +62,82 @@ def extra_coins(count: int) -> tuple[Coin, ...]:
         price = 1.0 + (i * 7919 % 1000) / 10
         coins.append(Coin(f"SIM{i:03d}", price, "0.001", "0.1", {"gateio": "1", "htx": "1"}))
     return tuple(coins)
+
+
+# USDT-margined perpetuals each exchange lists (late 2025, rounded): the size of a real-size market.
+REAL_SIZES = {"binance": 550, "bybit": 500, "bitget": 450, "gateio": 500, "htx": 300}
+# Funding intervals on a real-size market, hours: weight. Most contracts settle every 8 h, many every 4 h,
+# a few every 1 h (every 2 h on Bybit and Bitget); each symbol has its own on each exchange.
+FUNDING_MIX = {
+    "binance": {8: 70, 4: 26, 1: 4},
+    "bybit": {8: 55, 4: 35, 2: 3, 1: 7},
+    "bitget": {8: 60, 4: 32, 2: 3, 1: 5},
+    "gateio": {8: 55, 4: 40, 1: 5},
+    "htx": {8: 80, 4: 20},
+}
+# A contract is worth about this many USDT on the contract exchanges (Gate's quanto_multiplier, HTX's
+# contract_size), rounded to a power of ten: BTC 0.0001 on Gate, DOGE 10.
+CONTRACT_VALUE_USDT = {"gateio": 3.0, "htx": 50.0}
+FRESH = ("funding_rate", "next_funding_time")   # a contract listed before its first funding
+NO_VOLUME = ("volume_24h",)                      # a contract without a 24 h volume in the answers
+
+
+def real_size_coins() -> tuple[Coin, ...]:
+    """The generated coins that, with COINS, give every exchange its REAL_SIZES count of perpetuals."""
+    rng = random.Random(_seed("real-sizes"))
+    need = {ex: REAL_SIZES[ex] - sum(ex in c.listed_on for c in COINS) for ex in EXCHANGES}
+    names = _coin_names(rng, max(need.values()) + 200)
+    odd = [_generated_coin(rng, names.pop(), EXCHANGES, missing) for missing in (FRESH, NO_VOLUME)]
+    need = {ex: n - len(odd) for ex, n in need.items()}
+    # Popular coins (low rank) are listed nearly everywhere, the tail on some exchanges: each exchange lists
+    # the `need` coins of lowest rank x (0.5 + its own draw).
+    ranked = names
+    listed_on = {name: [] for name in ranked}
+    for ex in EXCHANGES:
+        key = {name: rank * (0.5 + random.Random(_seed("listing", name, ex)).random())
+               for rank, name in enumerate(ranked)}
+        for name in sorted(ranked, key=key.get)[:need[ex]]:
+            listed_on[name].append(ex)
+    coins = [_generated_coin(rng, name, tuple(listed_on[name])) for name in ranked if listed_on[name]]
+    return tuple(coins + odd)
+
+
+def _coin_names(rng: random.Random, count: int) -> list[str]:
+    """Pronounceable 3-5 letter bases, none a real coin of COINS nor one ccxt renames (commonCurrencies)."""
+    taken = {c.base for c in COINS} | _renamed_by_ccxt()
+    names: list[str] = []
+    while len(names) < count:
+        letters = [rng.choice("BCDFGHKLMNPRSTVZ") if i % 2 == 0 else rng.choice("AEIOU")
+                   for i in range(rng.randint(3, 5))]
+        name = "".join(letters) + rng.choice(("", "X", "Y"))
+        if name not in taken:
+            taken.add(name)
+            names.append(name)
+    return names
+
+
+def _renamed_by_ccxt() -> set[str]:
+    try:
+        import ccxt
+    except ImportError:  # the simulator run alone: names stay as they are generated
+        return set()
+    classes = (ccxt.binanceusdm, ccxt.bybit, ccxt.bitget, ccxt.htx, ccxt.gate)
+    return {name for cls in classes for pair in cls().commonCurrencies.items() for name in pair}
+
+
+def _power_of_ten(exponent: int) -> str:
+    return format(Decimal(10) ** exponent, "f")
+
+
+def _generated_coin(rng: random.Random, base: str, listed_on: tuple, missing: tuple = ()) -> Coin:
+    price = 10 ** rng.uniform(-5.4, 3.6)
+    magnitude = math.floor(math.log10(price))
+    amount_exponent = max(-3, min(3, math.floor(math.log10(100 / price)) - 2))
+    contract_size = {ex: _power_of_ten(round(math.log10(value / price))) for ex, value in CONTRACT_VALUE_USDT.items()}
+    funding_hours = {ex: rng.choices(list(FUNDING_MIX[ex]), weights=list(FUNDING_MIX[ex].values()))[0]
+                     for ex in EXCHANGES}
+    return Coin(base, float(f"{price:.6g}"), _power_of_ten(magnitude - 4), _power_of_ten(amount_exponent),
+                contract_size, funding_hours, listed_on, missing)
 
 
 def _seed(*parts) -> int:
@@ -121,7 +206,7 @@ class Quote:
     open: Decimal
     high: Decimal
     low: Decimal
-    volume_24h: Decimal       # base units
+    volume_24h: Decimal | None   # base units
     mark_price: Decimal | None
     index_price: Decimal | None
     funding_rate: Decimal | None
@@ -130,12 +215,27 @@ class Quote:
     book: Book
 
     @property
-    def quote_volume_24h(self) -> Decimal:
+    def quote_volume_24h(self) -> Decimal | None:
+        if self.volume_24h is None:
+            return None
         return (self.volume_24h * (self.last or self.open)).quantize(Decimal("0.0001"))
 
     @property
-    def volume_24h_contracts(self) -> Decimal:
+    def volume_24h_contracts(self) -> Decimal | None:
+        if self.volume_24h is None:
+            return None
         return (self.volume_24h / self.contract_size).to_integral_value()
+
+    @property
+    def open_interest(self) -> Decimal | None:
+        """Base units, whole lots: a quarter of the day's volume (None without a volume)."""
+        if self.volume_24h is None:
+            return None
+        return (self.volume_24h / 4 / self.book.lot).to_integral_value(ROUND_DOWN) * self.book.lot
+
+    @property
+    def open_interest_contracts(self) -> Decimal | None:
+        return None if self.open_interest is None else (self.open_interest / self.contract_size).to_integral_value()
 
     def truth(self, depth: int | None = None) -> dict:
         """The unified values a correct client derives from this quote (amounts in base units)."""
@@ -143,10 +243,11 @@ class Quote:
         depth = depth or len(self.book.bids)
         return {
             "exchange": self.exchange, "symbol": self.symbol, "tick": self.tick, "timestamp": self.timestamp,
-            "bid": f(self.bid), "ask": f(self.ask), "last": f(self.last), "volume_24h": float(self.volume_24h),
+            "bid": f(self.bid), "ask": f(self.ask), "last": f(self.last), "volume_24h": f(self.volume_24h),
             "mark_price": f(self.mark_price), "index_price": f(self.index_price),
             "funding_rate": f(self.funding_rate), "next_funding_time": self.next_funding_time,
             "funding_interval_hours": self.funding_interval_hours, "contract_size": float(self.contract_size),
+            "open_interest": f(self.open_interest),
             "bids": [[float(p), float(a)] for p, a in self.book.levels("bids", depth)],
             "asks": [[float(p), float(a)] for p, a in self.book.levels("asks", depth)],
         }
@@ -158,8 +259,10 @@ CONTRACT_EXCHANGES = ("gateio", "htx")
 class Market:
     """Deterministic values for every listed (exchange, contract), advancing one tick per `tick_seconds`."""
 
-    def __init__(self, extra_markets: int = 0, tick_seconds: float = 1.0, book_depth: int = 1000):
-        self.coins = {c.base: c for c in COINS + extra_coins(extra_markets)}
+    def __init__(self, extra_markets: int = 0, tick_seconds: float = 1.0, book_depth: int = 1000,
+                 real_sizes: bool = False):
+        generated = real_size_coins() if real_sizes else ()
+        self.coins = {c.base: c for c in COINS + generated + extra_coins(extra_markets)}
         self.tick_seconds = tick_seconds
         self.book_depth = book_depth
         self._epoch = time.time()
@@ -243,7 +346,7 @@ class Market:
         index = _round_to(mid * (1 + rng.uniform(-3e-4, 3e-4)), step)
         last = bid if rng.random() < 0.5 else ask
         volume = Decimal(rng.randint(10_000, 5_000_000)) * lot
-        return Quote(
+        quote = Quote(
             exchange=exchange, symbol=f"{coin.base}/USDT:USDT", base=coin.base, tick=tick, timestamp=ts,
             price_tick=step, contract_size=self.contract_size(exchange, coin),
             bid=bid, ask=ask, bid_size=book.top_lots("bids") * lot, ask_size=book.top_lots("asks") * lot, last=last,
@@ -252,3 +355,4 @@ class Market:
             funding_rate=Decimal(rng.randint(-300, 1000)) / Decimal(10**6),
             next_funding_time=(ts // period + 1) * period, funding_interval_hours=hours, book=book,
         )
+        return dataclasses.replace(quote, **{name: None for name in coin.missing}) if coin.missing else quote
