@@ -3,8 +3,9 @@ broker (the session's private vhost), the exchange simulator, the controller and
 
 supervisord runs from a copy of the repository in a temporary folder (its .venv a link to this one), so
 that its socket, logs and state are the test's own and nothing clashes with a system or demo an operator
-runs from the real checkout. One supervisord serves the module; the tests run in order and build on each
-other (the symbol added through the control API is the "current set" a killed worker must resume with).
+runs from the real checkout. One supervisord serves the module, on a vhost of its own; no test relies on
+another having run: each brings the system to what it needs (System.up: supervisord and every process running;
+System.ensure_added: the symbol added at run time in the current set), so any of them runs alone (-k).
 Every supervisorctl call runs from the copy's root without -c: that it finds the socket is part of the test.
 """
 from __future__ import annotations
@@ -18,11 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
+import pika
+import pika.exceptions
 import pytest
 
+from common.broker import CONTROL_QUEUE
 from common.symbols import routing_key
 from tests.conftest import EXCHANGES, RABBIT_PORT, ROOT, Consumer, rabbitmqctl, write_config
 
@@ -172,6 +175,46 @@ class System:
         self.sup, self.sim, self.rabbit, self.config = sup, sim, rabbit, config
         self.consumer, self.added = consumer, added  # futures.*.BTCUSDT, and the symbol added at run time
 
+    def up(self) -> dict:
+        """supervisord running and every process RUNNING, whatever an earlier test left (stopped, shut down)."""
+        if self.sup.proc is None or self.sup.proc.poll() is not None:
+            self.sup.proc = None
+            self.sup.start()
+        stopped = [p for p, (state, _) in self.sup.status().items()
+                   if p in PROGRAMS and state in ("STOPPED", "EXITED", "FATAL")]
+        if stopped:
+            out = self.sup.ctl("start", *stopped)
+            assert out.returncode == 0, out
+        states = self.sup.wait_running(timeout=30)
+        wait_until(self.control_queue_declared, 30, "the controller declares its control queue")
+        return states
+
+    def control_queue_declared(self) -> bool:
+        """A request sent before the controller's first connection would go to no queue and be lost."""
+        try:
+            connection = pika.BlockingConnection(self.rabbit.params())
+        except pika.exceptions.AMQPConnectionError:  # the broker is down (another test's outage): wait
+            return False
+        try:
+            connection.channel().queue_declare(CONTROL_QUEUE, passive=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker:  # 404: not declared yet
+            return False
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def ensure_added(self) -> None:
+        """ADDED in the controller's set and collected by every worker (added now if it was not there)."""
+        self.up()
+        if ADDED in self.control("get_symbols", timeout=30)["data"]["symbols"]:
+            return
+        response = self.control("add_symbol", ADDED)
+        assert response["success"] is True, response
+        added = time.time()
+        for exchange in EXCHANGES:
+            added_snapshot(self, exchange, after=added, timeout=4 * INTERVAL)
+
     def snapshot(self, exchange: str, symbol: str, after: float, timeout: float = 3 * INTERVAL) -> dict:
         key = routing_key(exchange, symbol)
         return self.consumer.wait_for(lambda k, b: k == key and b["timestamp"] >= after * 1000, timeout,
@@ -196,16 +239,17 @@ class System:
 @pytest.fixture(scope="module")
 def system(simulator, rabbit, tmp_path_factory):
     simulator.reset()
+    vhost = rabbit.isolated()  # no other test's controller, workers or messages meet this system's
     base = tmp_path_factory.mktemp("system")
     root = copy_repo(base / "repo")
-    config = write_config(base / "config.json", rabbit, simulator, symbols=SYMBOLS)
+    config = write_config(base / "config.json", vhost, simulator, symbols=SYMBOLS,
+                          logging={"level": "DEBUG", "file": str(base / "app.log")})
     # The config reaches every process through supervisord's environment, as FUTURES_SCAN_CONFIG.
     sup = Supervisor(root, "supervisord.conf", clean_env(FUTURES_SCAN_CONFIG=str(config)))
     # Bound to both symbols the tests follow; a consumer of every full-depth book would hold hundreds of MB.
-    consumer = Consumer(rabbit, "futures_data", "futures.*.BTCUSDT")
-    added = Consumer(rabbit, "futures_data", f"futures.*.{ADDED.split('/')[0]}USDT")
-    sup.start()
-    system = System(sup, simulator, rabbit, config, consumer, added)
+    consumer = Consumer(vhost, "futures_data", "futures.*.BTCUSDT")
+    added = Consumer(vhost, "futures_data", f"futures.*.{ADDED.split('/')[0]}USDT")
+    system = System(sup, simulator, vhost, config, consumer, added)
     try:
         yield system
     finally:
@@ -213,6 +257,7 @@ def system(simulator, rabbit, tmp_path_factory):
         sup.shutdown()
         consumer.close()
         added.close()
+        vhost.close()
         simulator.reset()
 
 
@@ -223,10 +268,10 @@ def added_snapshot(system: System, exchange: str, after: float, timeout: float =
 
 
 # -- all up ----------------------------------------------------------------------------------------
-def test_every_process_runs_and_every_exchange_and_symbol_arrives(system, rabbit):
-    states = system.sup.wait_running(timeout=30)
+def test_every_process_runs_and_every_exchange_and_symbol_arrives(system):
+    states = system.up()
     assert sorted(states) == sorted(PROGRAMS), states
-    everything = Consumer(rabbit, "futures_data", "futures.#")
+    everything = Consumer(system.rabbit, "futures_data", "futures.#")
     try:
         missing = {routing_key(ex, s) for ex in EXCHANGES for s in SYMBOLS}
 
@@ -249,17 +294,45 @@ def test_every_process_runs_and_every_exchange_and_symbol_arrives(system, rabbit
     assert "[controller]" in system.sup.ctl("tail", "controller").stdout
 
 
-def test_control_api_adds_a_symbol_that_every_worker_collects(system):
-    response = system.control("add_symbol", ADDED)
-    assert response["success"] is True and response["command"] == "add_symbol", response
-    added = time.time()
-    for exchange in EXCHANGES:
-        snapshot = added_snapshot(system, exchange, after=added - 1, timeout=3 * INTERVAL)
-        assert snapshot["symbol"] == ADDED
+def test_every_process_appends_to_the_shared_log_file(system):
+    """logging.file: one file all six processes append to (`tail -f` shows the whole system), masked."""
+    system.up()
+    shared = json.loads(system.config.read_text())["logging"]["file"]
+    components = ["controller", *EXCHANGES]
+
+    def every_component_logged():
+        try:
+            text = Path(shared).read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+        return text if all(f"] [{name}] " in text for name in components) else None
+    text = wait_until(every_component_logged, 3 * INTERVAL, f"a line of each of {components} in {shared}")
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[(DEBUG|INFO)\] \[bybit\] ", text, re.M), text[-2000:]
+    assert system.rabbit.password not in text
+
+
+def test_control_api_adds_a_symbol_that_every_worker_collects_and_removes_it(system):
+    system.up()
+    current = system.control("get_symbols")["data"]["symbols"]
+    # A symbol listed on all five that is not in the set yet (the session simulator lists SIM001..SIM005).
+    fresh = next(s for s in (f"SIM{i:03d}/USDT:USDT" for i in range(1, 6)) if s not in current)
+    watcher = Consumer(system.rabbit, "futures_data", f"futures.*.{fresh.split('/')[0]}USDT")
+    try:
+        response = system.control("add_symbol", fresh)
+        assert response["success"] is True and response["command"] == "add_symbol", response
+        for exchange in EXCHANGES:
+            key = routing_key(exchange, fresh)
+            _, snapshot = watcher.wait_for(lambda k, b: k == key, 3 * INTERVAL, f"snapshot {key}")
+            assert snapshot["symbol"] == fresh
+    finally:
+        watcher.close()
+    response = system.control("remove_symbol", fresh)
+    assert response["success"] is True and fresh not in system.control("get_symbols")["data"]["symbols"]
 
 
 # -- crash, hang, restart --------------------------------------------------------------------------
 def test_kill_9_worker_is_restarted_with_the_current_set_and_the_others_keep_cadence(system):
+    system.ensure_added()
     pid = system.sup.status()["worker:gateio"][1]
     offsets = system.sup.offsets()
     killed = time.time()
@@ -283,6 +356,7 @@ def test_kill_9_worker_is_restarted_with_the_current_set_and_the_others_keep_cad
 def test_one_exchange_hung_the_others_keep_their_cadence(system):
     """Every request to bitget hangs for 20 s (the workers' request timeout is 3 s): bitget's worker
     retries and skips its cycles; the other four publish every interval all along."""
+    system.up()
     pid = system.sup.status()["worker:bitget"][1]
     offset = len(system.sup.log("worker:bitget"))
     system.sim.inject_fault("bitget", "hang", seconds=20, hang_seconds=20)
@@ -304,6 +378,9 @@ def test_one_exchange_hung_the_others_keep_their_cadence(system):
 
 
 def test_supervisorctl_restart_one_exchange_exits_cleanly_with_final_statistics(system):
+    system.up()
+    # Counters above zero in the final block: bybit has published since it (last) started.
+    system.snapshot("bybit", "BTC/USDT:USDT", after=time.time(), timeout=3 * INTERVAL)
     pid = system.sup.status()["worker:bybit"][1]
     offsets = system.sup.offsets()
     out = system.sup.ctl("restart", "worker:bybit")
@@ -322,6 +399,7 @@ def test_supervisorctl_restart_one_exchange_exits_cleanly_with_final_statistics(
 
 # -- the broker going away -------------------------------------------------------------------------
 def test_broker_stopped_20s_mid_run_nothing_exits_and_everything_resumes(system):
+    system.ensure_added()
     before = system.sup.wait_running()
     offsets = system.sup.offsets()
     system.rabbit.stop_app()
@@ -346,6 +424,7 @@ def test_broker_stopped_20s_mid_run_nothing_exits_and_everything_resumes(system)
 
 
 def test_supervisorctl_stop_all_exits_cleanly_with_final_statistics(system):
+    system.up()
     offsets = system.sup.offsets()
     out = system.sup.ctl("stop", "all")
     assert out.returncode == 0, out
@@ -363,6 +442,7 @@ def test_supervisord_started_while_the_broker_is_down(system):
     """A fresh supervisord while RabbitMQ is down: every process starts, waits, and never ends FATAL or
     EXITED; once the broker is back, snapshots flow and the control API answers, with the set the
     controller persisted (the symbol added at run time) rather than the config's."""
+    system.ensure_added()
     system.sup.shutdown()
     offsets = system.sup.offsets()
     system.rabbit.stop_app()
@@ -387,33 +467,23 @@ def test_supervisord_started_while_the_broker_is_down(system):
     assert system.sup.status() == running
     sup_log = system.sup.log("supervisord", offsets["supervisord"])
     assert "exited:" not in sup_log and "gave up" not in sup_log, sup_log
-    system.sup.shutdown()  # done with it: the next tests start systems of their own
+    # Not needed by any other test (System.up starts it again), and the CPU it takes would slow the tests
+    # that start systems of their own.
+    system.sup.shutdown()
 
 
 # -- the demo ----------------------------------------------------------------------------------------
-@pytest.fixture
-def own_vhost(rabbit):
-    """A vhost of its own for a second system (run.sh, demo.sh): its controller and workers must not meet the
-    module system's queues (the control queue, the held symbol sets)."""
-    vhost = f"futures_scan_demo_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, rabbit.user, ".*", ".*", ".*")
-    yield vhost
-    rabbitmqctl("delete_vhost", vhost, check=False)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator, rabbit, own_vhost):
+def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator, own_rabbit):
     """scripts/run.sh (config from FUTURES_SCAN_CONFIG, here pointed at the simulator: the test has no
     internet), twice: the second run only reports that it already runs; then scripts/stop.sh."""
     root = copy_repo(tmp_path / "repo")
-    config = write_config(tmp_path / "config.json", rabbit, simulator, symbols=SYMBOLS[:1],
-                          rabbitmq={"vhost": own_vhost})
+    config = write_config(tmp_path / "config.json", own_rabbit, simulator, symbols=SYMBOLS[:1])
     env = clean_env(FUTURES_SCAN_CONFIG=str(config))
     sup = Supervisor(root, "supervisord.conf", env)
     try:
@@ -439,12 +509,14 @@ def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator
         kill_leftovers(sup.pids, root)
 
 
-def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, rabbit, own_vhost):
+def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit):
     """scripts/demo.sh as a newcomer runs it (in a copy of the repository, on a free simulator port and the
-    test's broker account), then the watch command it prints, then scripts/stop.sh."""
+    test's broker account), then the watch command it prints and the control client as README shows them
+    (no --config: they find the demo's config), then scripts/stop.sh."""
     root = copy_repo(tmp_path / "repo")
     env = clean_env(FUTURES_SCAN_SIM_PORT=str(free_port()), RABBITMQ_PORT=str(RABBIT_PORT),
-                    RABBITMQ_USER=rabbit.user, RABBITMQ_PASSWORD=rabbit.password, RABBITMQ_VHOST=own_vhost)
+                    RABBITMQ_USER=own_rabbit.user, RABBITMQ_PASSWORD=own_rabbit.password,
+                    RABBITMQ_VHOST=own_rabbit.vhost)
     ctl = [str(root / ".venv/bin/supervisorctl")]
     pids: set[int] = set()
     try:
@@ -455,8 +527,7 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, rabbit, own_vhost
         status = subprocess.run([*ctl, "status"], cwd=root, capture_output=True, text=True).stdout
         pids.update(int(p) for p in re.findall(r"\bpid (\d+)", status))
         assert set(re.findall(r"^(\S+)\s", status, re.M)) == {"simulator", *PROGRAMS}, status
-        watch = re.search(r"(\.venv/bin/python scripts/watch_snapshots\.py --config \S+) 'futures\.\*\.BTCUSDT'",
-                          demo.stdout)
+        watch = re.search(r"(\.venv/bin/python scripts/watch_snapshots\.py) 'futures\.\*\.BTCUSDT'", demo.stdout)
         assert watch, demo.stdout
         command = [*watch.group(1).split(), "futures.*.BTCUSDT", "--count", "15"]
         out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=60)
@@ -469,6 +540,10 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, rabbit, own_vhost
         assert all(matches), out.stdout
         assert {m.group(1) for m in matches} == set(EXCHANGES), out.stdout
         assert all(int(m.group(2)) >= 150 and int(m.group(3)) >= 150 for m in matches), out.stdout
+        control = subprocess.run([".venv/bin/python", "scripts/control_client.py", "get_symbols"], cwd=root,
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert control.returncode == 0, control.stdout + control.stderr
+        assert json.loads(control.stdout)["data"]["symbols"] == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
         status = subprocess.run([*ctl, "status"], cwd=root, capture_output=True, text=True).stdout
         pids.update(int(p) for p in re.findall(r"\bpid (\d+)", status))
         stop = subprocess.run(["bash", "scripts/stop.sh"], cwd=root, capture_output=True, text=True, timeout=60)
@@ -478,6 +553,7 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, rabbit, own_vhost
         sup_log = (root / "logs/supervisord.log").read_text()
         for name in ("simulator", "controller", *EXCHANGES):
             assert re.search(rf"stopped: {name} \(exit status 0\)", sup_log), sup_log
+        assert not (root / "run/config.path").exists()  # the tools no longer point at a stopped demo
     finally:
         if (root / "run/supervisor.sock").exists():
             subprocess.run(["bash", "scripts/stop.sh"], cwd=root, capture_output=True, timeout=60)
