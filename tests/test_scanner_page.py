@@ -66,7 +66,10 @@ class Chromium:
         self.evaluate(f"(() => {{ {statements} }})()")
 
     def open(self, url: str) -> None:
+        """Navigate, and await the new document (until then, expressions run in the old one)."""
         self.call("Page.navigate", url=url)
+        self.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'",
+                      what=f"{url} loaded")
 
     def wait_for(self, expression: str, timeout: float = 15, what: str | None = None):
         """Evaluate until truthy: the page redraws on its own timer, so there is nothing else to await."""
