@@ -110,6 +110,7 @@ def test_a_record_logging_cannot_format_is_reported_masked(secret):
     assert "Logging error: TypeError" in out.stdout and "carries on" in out.stdout, out.stdout
 
 
+@pytest.mark.unit
 def test_secrets_are_masked_longest_first():
     from common.logs import SecretMask
     mask = SecretMask()
@@ -145,6 +146,7 @@ def test_uncaught_exception_reaches_the_shared_file(tmp_path, secret):
     assert_masked(shared.read_text(), secret, "Uncaught exception, exiting", "RuntimeError: cannot use ***")
 
 
+@pytest.mark.unit
 def test_unwritable_shared_file_is_a_configuration_error(tmp_path):
     from common.logs import setup_logging
     blocker = tmp_path / "not-a-folder"
@@ -153,6 +155,7 @@ def test_unwritable_shared_file_is_a_configuration_error(tmp_path):
         setup_logging("INFO", blocker / "app.log")
 
 
+@pytest.mark.unit
 def test_log_file_is_relative_to_the_repository_root(tmp_path):
     def config_with(logging_section):
         path = tmp_path / "config.json"

@@ -498,9 +498,15 @@ def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator
         assert again.returncode == 0 and "supervisord already runs" in again.stdout, again.stdout + again.stderr
         assert len(re.findall(r"spawned: 'htx'", sup.log("supervisord"))) == 1
         assert not (root / "config/config.json").exists()  # the config named by FUTURES_SCAN_CONFIG was used
+        # Another shell, without FUTURES_SCAN_CONFIG: the control client finds the running system's config.
+        control = subprocess.run([".venv/bin/python", "scripts/control_client.py", "get_symbols"], cwd=root,
+                                 env=clean_env(), capture_output=True, text=True, timeout=60)
+        assert control.returncode == 0, control.stdout + control.stderr
+        assert json.loads(control.stdout)["data"]["symbols"] == SYMBOLS[:1]
         sup.status()
         stop = subprocess.run(["bash", "scripts/stop.sh"], cwd=root, capture_output=True, text=True, timeout=60)
         assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert not (root / "run/config.path").exists()
         alive = [pid for pid in sup.pids if Path(f"/proc/{pid}").exists()]
         assert alive == [], f"still running after scripts/stop.sh: {alive}"
     finally:
