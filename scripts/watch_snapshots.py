@@ -7,8 +7,9 @@
 
 The broker address and exchange come from the config: --config, else $FUTURES_SCAN_CONFIG, else the config of
 the system that scripts/run.sh or scripts/demo.sh runs from this checkout (so after scripts/demo.sh no --config
-is needed), else config/config.json; RABBITMQ_* in the environment override it, as for the workers. A private queue that disappears on exit,
-so watching never disturbs other consumers. Reconnects when the broker goes away; Ctrl+C stops it.
+is needed), else config/config.json; RABBITMQ_* in the environment override it, as for the workers.
+A private queue that disappears on exit, so watching never disturbs other consumers. Reconnects when the broker
+goes away; Ctrl+C stops it.
 """
 from __future__ import annotations
 
