@@ -14,6 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, 
                       model_validator)
 
 from common.exchanges import venue_for
+from common.scan import ScannerConfig
 from common.symbols import MAX_SYMBOLS, valid_symbols
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,7 @@ class Config(_Strict):
     # May be empty: the workers still publish the whole-market board, and the control API fills the set.
     symbols: list[str]
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    scanner: ScannerConfig = Field(default_factory=ScannerConfig)
     api_keys_file: str | None = ".env.keys"
     state_file: str = "state/symbols.json"
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -198,8 +200,8 @@ def _process_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
