@@ -1,4 +1,4 @@
-"""scanner.py: the live cross-exchange view (SPEC section 10) on a web page, a JSON API and the terminal.
+"""scanner.py: the live cross-exchange view (docs/reference.md, "The scanner") on a web page, a JSON API and the terminal.
 
 Lifecycle: load config -> listen (the page and the API, served from a thread) -> connect to RabbitMQ (with
 backoff, never exiting for it) and consume the boards and snapshots through an exclusive, length-limited
@@ -24,9 +24,8 @@ import time
 from collections import Counter
 
 import uvicorn
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-import common.config
 from common.board import Board
 from common.broker import Broker
 from common.config import Config, ConfigError, load_config
@@ -305,21 +304,8 @@ class WebServer:
 
 # -- configuration ---------------------------------------------------------------------------------
 def load_scanner_config(path: str | None) -> tuple[Config, ScannerConfig]:
-    """The whole config, validated as every process validates it, and its `scanner` section resolved.
-
-    Transitional: until common/config.py's Config declares `scanner` (see README), the section is validated
-    here by loading the file through load_config with a Config that knows it, so that errors read the same
-    and the workers' Config (extra fields forbidden) never sees it."""
-    if "scanner" in Config.model_fields:
-        config = load_config(path)
-    else:
-        class ConfigWithScanner(Config):
-            scanner: ScannerConfig = Field(default_factory=ScannerConfig)
-        common.config.Config = ConfigWithScanner
-        try:
-            config = load_config(path)
-        finally:
-            common.config.Config = Config
+    """The whole config, validated as every process validates it, and its `scanner` section resolved."""
+    config = load_config(path)
     return config, config.scanner.resolved(config.collection.interval_seconds)
 
 

@@ -206,7 +206,10 @@ class Worker:
                                          bulk.funding.get(symbol) or {}, self._default_hours(symbol),
                                          self.venue.next_funding_field, self.venue.open_interest)
             except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the cycle
-                self._problem(symbol, f"malformed bulk row: {_describe(e)}")
+                if symbol in self.watched:
+                    self._problem(symbol, f"malformed bulk row: {_describe(e)}")
+                else:
+                    self._row_problem("board", symbol, _describe(e))
         return rows
 
     def _default_hours(self, symbol: str) -> float | None:

@@ -67,7 +67,8 @@ def base_levels(levels: list, contract_size: float) -> list:
     snapshot's own tuples), else converted from contracts, or cut to two entries where ccxt adds a count."""
     if contract_size == 1 and (not levels or len(levels[0]) == 2):
         return levels
-    return [(level[0], level[1] * contract_size) for level in levels]
+    # Rounded to 12 places: 271 contracts of 0.0001 BTC are 0.0271 BTC, not 0.027100000000000003.
+    return [(level[0], round(level[1] * contract_size, 12)) for level in levels]
 
 
 def snapshot(exchange: str, row: BoardRow, book: dict, extras: dict, now_ms: int) -> FuturesData:

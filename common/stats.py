@@ -18,7 +18,7 @@ DISPLAY_NAMES = {"binance": "Binance", "bybit": "Bybit", "bitget": "Bitget", "ht
 class Counters:
     success: int = 0           # snapshots collected and valid
     errors: int = 0            # symbols (or whole cycles) that could not be collected
-    published: int = 0         # snapshots the broker confirmed
+    published: int = 0         # snapshots handed to the broker (no publisher confirms: see worker.py)
     publish_failed: int = 0    # snapshots dropped because the broker was unreachable
 
     def minus(self, other: "Counters") -> "Counters":

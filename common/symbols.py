@@ -36,7 +36,8 @@ def routing_key(exchange: str, symbol: str) -> str:
 
 
 class SymbolSet(BaseModel):
-    """The full set of symbols to collect, as the controller broadcasts it. Higher version wins."""
+    """The full set of symbols to collect, as the controller broadcasts it, with its version (the latest
+    broadcast is the current set, whatever its version: a controller that lost its state starts again at 1)."""
     version: int = Field(ge=0)
     symbols: list[str] = Field(max_length=MAX_SYMBOLS)
     timestamp: int = 0  # ms, when the controller made this version

@@ -2,7 +2,8 @@
 # The demo: the whole system under supervisord, with every exchange's api_url pointed at the built-in
 # exchange simulator (which supervisord runs too, on 127.0.0.1:8900). No internet, no API keys needed.
 # Prepares the machine like scripts/run.sh (virtualenv, requirements, local RabbitMQ).
-#   FUTURES_SCAN_SIM_PORT=8901 scripts/demo.sh     another port for the simulator
+#   FUTURES_SCAN_SIM_PORT=8901 scripts/demo.sh       another port for the simulator
+#   FUTURES_SCAN_SCANNER_PORT=8001 scripts/demo.sh   another port for the scanner's page (default 8000)
 # The config's path is recorded in run/config.path while the demo runs, so that scripts/control_client.py and
 # scripts/watch_snapshots.py talk to the demo without --config. Stop with scripts/stop.sh (removes the record).
 set -euo pipefail
@@ -10,12 +11,15 @@ cd "$(dirname "$0")/.."
 CTL=(.venv/bin/supervisorctl -c supervisord.conf)
 
 export FUTURES_SCAN_SIM_PORT=${FUTURES_SCAN_SIM_PORT:-8900}
+SCANNER_PORT=${FUTURES_SCAN_SCANNER_PORT:-8000}
+[[ "$SCANNER_PORT" =~ ^[0-9]+$ ]] || { echo "demo: FUTURES_SCAN_SCANNER_PORT must be a port number" >&2; exit 1; }
 [[ "$FUTURES_SCAN_SIM_PORT" =~ ^[0-9]+$ ]] || { echo "demo: FUTURES_SCAN_SIM_PORT must be a port number" >&2; exit 1; }
 mkdir -p logs run state
 config=config/config.demo.json
-if [ "$FUTURES_SCAN_SIM_PORT" != 8900 ]; then
+if [ "$FUTURES_SCAN_SIM_PORT" != 8900 ] || [ "$SCANNER_PORT" != 8000 ]; then
   config=run/config.demo.json
-  sed "s#http://127.0.0.1:8900/#http://127.0.0.1:$FUTURES_SCAN_SIM_PORT/#" config/config.demo.json > "$config"
+  sed -e "s#http://127.0.0.1:8900/#http://127.0.0.1:$FUTURES_SCAN_SIM_PORT/#" \
+      -e "s#\"listen\": \"127.0.0.1:8000\"#\"listen\": \"127.0.0.1:$SCANNER_PORT\"#" config/config.demo.json > "$config"
 fi
 export FUTURES_SCAN_CONFIG="$PWD/$config"
 
@@ -50,6 +54,7 @@ Snapshots appear within about 10 seconds. Watch them (the tools find the demo's 
   .venv/bin/python scripts/watch_snapshots.py                      everything
   .venv/bin/python scripts/watch_snapshots.py 'futures.*.BTCUSDT'  BTC on every exchange
   .venv/bin/python scripts/watch_snapshots.py 'futures.bybit.#'    everything from Bybit
+The scanner's live table: http://127.0.0.1:$SCANNER_PORT  (or in a terminal: .venv/bin/python scripts/scan.py)
 Operate it:
   .venv/bin/python scripts/control_client.py get_symbols          the symbol set; add_symbol "XRP/USDT:USDT" adds one
   tail -f logs/app.log                            every process's log in one file

@@ -2,6 +2,7 @@
 # Prepare this machine to run or test futures_scan: the virtualenv with requirements.txt, and a local
 # RabbitMQ server (management plugin on) when none answers at RABBITMQ_HOST:RABBITMQ_PORT.
 # Idempotent: a second run only checks. Needs root (or sudo) only to install Debian packages.
+# --venv-only: the virtualenv and requirements only (what the unit tests need).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
+
+[ "${1:-}" = "--venv-only" ] && exit 0
 
 # 2. RabbitMQ
 host=${RABBITMQ_HOST:-127.0.0.1}

@@ -264,6 +264,7 @@ def write_config(path: Path, rabbit: Rabbit, sim: Simulator, exchanges=EXCHANGES
         "api_keys_file": None,
         "state_file": str(path.parent / "symbols.json"),
         "logging": {"level": "DEBUG"},
+        "scanner": {"listen": "127.0.0.1:0"},  # a free port: tests run beside each other and a user's system
     }
     for key, value in overrides.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) \

@@ -33,7 +33,8 @@ INTERVAL = 5
 SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"]  # listed on all five
 ADDED = "XRP/USDT:USDT"  # added at run time through the control API; not in the config file
 WORKERS = [f"worker:{ex}" for ex in EXCHANGES]
-PROGRAMS = ["controller", *WORKERS]
+COLLECTORS = ["controller", *WORKERS]   # the processes that print the vision's statistics block
+PROGRAMS = [*COLLECTORS, "scanner"]
 LOST = r"Lost the RabbitMQ connection|Cannot connect to RabbitMQ"
 _ENV_DROP = ("RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "RABBITMQ_VHOST",
              "FUTURES_SCAN_CONFIG", "FUTURES_SCAN_SIM_PORT", "PYTHONUNBUFFERED")  # as in a user's shell
@@ -295,10 +296,10 @@ def test_every_process_runs_and_every_exchange_and_symbol_arrives(system):
 
 
 def test_every_process_appends_to_the_shared_log_file(system):
-    """logging.file: one file all six processes append to (`tail -f` shows the whole system), masked."""
+    """logging.file: one file every process appends to (`tail -f` shows the whole system), masked."""
     system.up()
     shared = json.loads(system.config.read_text())["logging"]["file"]
-    components = ["controller", *EXCHANGES]
+    components = ["controller", *EXCHANGES, "scanner"]
 
     def every_component_logged():
         try:
@@ -431,9 +432,11 @@ def test_supervisorctl_stop_all_exits_cleanly_with_final_statistics(system):
     for program in PROGRAMS:
         name = program.split(":")[-1]
         system.sup.wait_for_log("supervisord", rf"stopped: {name} \(exit status 0\)", 5, offsets["supervisord"])
+    for program in COLLECTORS:
         log = system.sup.log(program, offsets[program])
         assert re.search(r"Final statistics.*\n=== Statistics .*===\n", log), f"{program}:\n{log}"
         assert re.search(r"RabbitMQ: \d+ published, \d+ failed\n=+\n", log), f"{program}:\n{log}"
+    assert "[scanner] Stopped after" in system.sup.log("scanner", offsets["scanner"])
     states = system.sup.status()
     assert {p: s for p, (s, _) in states.items()} == {p: "STOPPED" for p in PROGRAMS}
 
@@ -520,7 +523,8 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit):
     test's broker account), then the watch command it prints and the control client as README shows them
     (no --config: they find the demo's config), then scripts/stop.sh."""
     root = copy_repo(tmp_path / "repo")
-    env = clean_env(FUTURES_SCAN_SIM_PORT=str(free_port()), RABBITMQ_PORT=str(RABBIT_PORT),
+    env = clean_env(FUTURES_SCAN_SIM_PORT=str(free_port()), FUTURES_SCAN_SCANNER_PORT=str(free_port()),
+                    RABBITMQ_PORT=str(RABBIT_PORT),
                     RABBITMQ_USER=own_rabbit.user, RABBITMQ_PASSWORD=own_rabbit.password,
                     RABBITMQ_VHOST=own_rabbit.vhost)
     ctl = [str(root / ".venv/bin/supervisorctl")]
@@ -557,7 +561,7 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit):
         alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         assert alive == [], f"still running after scripts/stop.sh: {alive}"
         sup_log = (root / "logs/supervisord.log").read_text()
-        for name in ("simulator", "controller", *EXCHANGES):
+        for name in ("simulator", "controller", *EXCHANGES, "scanner"):
             assert re.search(rf"stopped: {name} \(exit status 0\)", sup_log), sup_log
         assert not (root / "run/config.path").exists()  # the tools no longer point at a stopped demo
     finally:
