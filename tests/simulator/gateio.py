@@ -180,9 +180,9 @@ def _ticker(req, coin) -> dict:
         "index_price": _s(q.index_price),
         "quanto_base_rate": "",
         "highest_bid": _s(q.bid),
-        "highest_size": _s(q.book.bids[0][1]) if q.bid is not None else "",
+        "highest_size": _s(q.book.top_lots("bids")) if q.bid is not None else "",
         "lowest_ask": _s(q.ask),
-        "lowest_size": _s(q.book.asks[0][1]) if q.ask is not None else "",
+        "lowest_size": _s(q.book.top_lots("asks")) if q.ask is not None else "",
     }
 
 
