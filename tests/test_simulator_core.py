@@ -124,3 +124,18 @@ def test_a_ban_keeps_to_the_address_that_earned_it(sim, fixed_minute):
 def test_log_entries_default_to_the_local_address():
     entry = LogEntry(0.0, "bybit", "GET", "/v5/market/time", "", 200)
     assert entry.client == "127.0.0.1"
+
+
+def test_a_request_through_the_simulator_as_proxy_counts_for_the_proxy(sim, fixed_minute):
+    """A worker's proxy (SPEC section 11), played by the simulator itself: ccxt's httpProxy with a user name
+    per proxy; each proxy is one more IP with the whole budget."""
+    direct = binance_from(sim, "127.0.0.1")
+    proxied = binance_from(sim, "127.0.0.1")
+    proxied.httpProxy = f"http://proxy-a:secret@127.0.0.1:{sim.port}"
+    sim.spend_weight("binance", 2400)                                        # the direct IP's budget is gone
+    with pytest.raises(ccxt.DDoSProtection, match=" 429 "):
+        direct.fapiPublicGetTime()
+    assert proxied.fapiPublicGetTime()["serverTime"] > 0
+    assert proxied.last_response_headers["X-MBX-USED-WEIGHT-1M"] == "1"
+    assert [(e.path, e.status) for e in sim.requests("binance", client="proxy-a")] == [("/fapi/v1/time", 200)]
+    assert sim.statuses("binance", client="127.0.0.1") == {429: 1}

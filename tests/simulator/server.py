@@ -13,6 +13,11 @@ weight) is kept per (exchange, client address), the client address being the req
 listens on 127.0.0.1; on Linux all of 127.0.0.0/8 is loopback, so a client whose socket is bound to
 127.0.0.2 (a second "IP", as a proxy would give) reaches it and is counted apart.
 
+The server is also an HTTP proxy to itself, for a worker's `proxies` (SPEC section 11): a request sent
+through it (absolute-form request line, e.g. ccxt's httpProxy = "http://proxy-a:pw@127.0.0.1:PORT") is
+answered as usual and counted for the proxy, its client being the proxy's user name ("proxy-a") or, without
+credentials, the address the connection reached.
+
 Used in-process by tests (``Simulator().start()``) or as ``python -m tests.simulator --port 8900``; the
 same controls are served over HTTP under ``/__sim/`` (see ``_control``).
 """
@@ -29,7 +34,8 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from base64 import b64decode
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from tests.simulator.market import EXCHANGES, Market, Quote
 
@@ -510,10 +516,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         sim = self.server.sim
-        if self.path.startswith("/__sim/"):
-            reply = sim.control(method, self.path, body)
+        path, client = self._path_and_client()
+        if path.startswith("/__sim/"):
+            reply = sim.control(method, path, body)
         else:
-            reply = sim.handle(method, self.path, body, self.client_address[0])
+            reply = sim.handle(method, path, body, client)
         if reply == "reset":
             # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -525,6 +532,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._send(reply)
+
+    def _path_and_client(self) -> tuple[str, str]:
+        """The request's path?query and the address its exchange counts it for: the TCP peer, or for a
+        request sent to us as its HTTP proxy (absolute-form target) the proxy's identity."""
+        target = urlsplit(self.path)
+        if not target.scheme:
+            return self.path, self.client_address[0]
+        return urlunsplit(("", "", target.path, target.query, "")), self._proxy_identity()
+
+    def _proxy_identity(self) -> str:
+        kind, _, credentials = (self.headers.get("Proxy-Authorization") or "").partition(" ")
+        if kind.lower() == "basic" and credentials:
+            try:
+                return b64decode(credentials).decode().partition(":")[0]
+            except ValueError:
+                pass
+        return self.connection.getsockname()[0]
 
     def _send(self, reply: Reply) -> None:
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body, separators=(",", ":")).encode()
