@@ -102,7 +102,7 @@ class Request:
     market: Market
     tick: int
     dropped: frozenset = frozenset()
-    client: str = LOCAL_CLIENT     # the TCP peer address
+    client: str = LOCAL_CLIENT     # the IP the exchange counts budgets for: TCP peer, or proxy identity
 
     def listed(self):
         return self.market.listed(self.exchange)
@@ -122,7 +122,7 @@ class LogEntry:
     path: str
     query: str
     status: int
-    client: str = LOCAL_CLIENT     # the TCP peer address: the IP the exchange counts budgets for
+    client: str = LOCAL_CLIENT     # the IP the exchange counts budgets for: TCP peer, or proxy identity
 
 
 class Simulator:
@@ -237,7 +237,7 @@ class Simulator:
         with self._lock:
             keys = [key for key in self._budget_keys(dialect, exchange, client, endpoint)
                     if key[3] or not dialect.BUDGETS[key[2]].per_endpoint]
-            self._admit(dialect, keys, weight, now)
+            self._admit(dialect, (exchange, client), keys, weight, now)
 
     def used_weight(self, exchange: str, client: str = LOCAL_CLIENT) -> float:
         """The weight the client's IP used in the exchange's current fixed window (what its header reports)."""
@@ -369,7 +369,7 @@ class Simulator:
                 if self._window_sums[key] + weight > budget.limit:
                     retry = int(window[0][0] + budget.window - now) + 1 if window else 1
                     return self._too_many(dialect, ip, now, retry, budget)
-            self._admit(dialect, keys, weight, now)
+            self._admit(dialect, ip, keys, weight, now)
         return None
 
     @staticmethod
@@ -385,7 +385,7 @@ class Simulator:
             self._window_sums[key] -= window.popleft()[1]
         return window
 
-    def _admit(self, dialect, keys: list[tuple], weight: float, now: float) -> None:
+    def _admit(self, dialect, ip: tuple, keys: list[tuple], weight: float, now: float) -> None:
         """Count `weight` in the windows of `keys` and in the IP's used weight (lock held)."""
         for key in keys:
             budget = dialect.BUDGETS[key[2]]
@@ -393,8 +393,7 @@ class Simulator:
             self._windows[key].append((now, weight))
             self._window_sums[key] += weight
             self._peaks[key] = max(self._peaks[key], self._window_sums[key] / budget.limit)
-        if keys:
-            self._count_used(dialect, keys[0][:2], weight, now)
+        self._count_used(dialect, ip, weight, now)
 
     def _count_used(self, dialect, ip: tuple, weight: float, now: float) -> None:
         self._used[ip] = (self._fixed_window(dialect, now), self._used_now(dialect, *ip, now) + weight)
