@@ -1,5 +1,6 @@
-"""HTX (ex-Huobi) REST dialect: USDT-margined ("linear") swaps on api.hbdm.com, plus the small spot and
-coin-margined answers ccxt's default load_markets asks for.
+"""HTX (ex-Huobi) REST dialect: USDT-margined ("linear") swaps on api.hbdm.com, plus the small currencies,
+spot and coin-margined answers ccxt's default load_markets asks for (/v2/reference/currencies,
+/v1/common/symbols, swap and futures contract info).
 
 Wire format as in ccxt 4.5.90's htx.py (parse_ticker, fetch_order_book, parse_funding_rate and the response
 examples in its comments) and HTX's USDT-margined swap docs:
