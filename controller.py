@@ -146,7 +146,9 @@ class Controller:
 
     def _get_symbols(self, request: Request) -> dict:
         current = self.symbol_set.symbols
-        return success(request, "Symbols retrieved successfully", {"symbols": current, "count": len(current)})
+        # The version too: a worker whose symbols queue is new (a new shard) asks for the set this way.
+        return success(request, "Symbols retrieved successfully",
+                       {"symbols": current, "count": len(current), "version": self.symbol_set.version})
 
     def _get_statistics(self, request: Request) -> dict:
         return success(request, "Statistics retrieved successfully", self.workers.response_data())

@@ -21,26 +21,27 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import threading
 import time
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import unquote, urlsplit
 
 import ccxt
 from pydantic import ValidationError
 
-from common.broker import STATS_EXCHANGE, Broker, declare_symbols_queue
-from common.config import Config, ConfigError, ExchangeEntry, load_config, load_credentials
+from common.broker import CONTROL_QUEUE, STATS_EXCHANGE, Broker, ask, declare_symbols_queue
+from common.config import Config, ConfigError, ExchangeEntry, load_config, load_credentials, proxy_label
 from common.board import Board, BoardRow, board_routing_key
 from common.exchanges import Bulk, SharedThrottle, Venue, create_exchange, venue_for
 from common.logs import secret_mask, setup_logging
 from common.mapping import MissingValues, board_row, interval_hours
 from common.mapping import snapshot as build_snapshot
 from common.models import FuturesData
+from common.routes import Route, Routes
 from common.shutdown import Shutdown, StopSignal
 from common.stats import Counters, WorkerStatistics, format_block
-from common.symbols import SymbolSet, routing_key
+from common.symbols import Shard, SymbolSet, routing_key
 
 MARKETS_RELOAD_SECONDS = 15 * 60      # notice new listings without a restart
 UNLISTED_RELOAD_SECONDS = 60          # sooner when a new symbol set names a symbol not listed yet
@@ -50,18 +51,17 @@ NOT_RETRYABLE = (ccxt.BadSymbol, ccxt.BadRequest, ccxt.NotSupported, ccxt.Authen
 
 
 class Worker:
-    def __init__(self, config: Config, entry: ExchangeEntry, clients: list[ccxt.Exchange], venue: Venue,
-                 stop: StopSignal):
+    def __init__(self, config: Config, entry: ExchangeEntry, routes: Routes, venue: Venue, stop: StopSignal,
+                 shard: Shard = Shard()):
         self.config = config
         self.name = entry.name
-        self.exchange = clients[0]  # bulk calls and markets; all clients fetch books
+        self.routes = routes  # the addresses it sends from, each with its throttle and book clients
+        self.exchange = routes.routes[0].clients[0]  # holds the markets and parses; every client shares them
         self.venue = venue
+        self.shard = shard
         self.book_limit = entry.depth or venue.book_limit
-        self.book_clients: queue.SimpleQueue = queue.SimpleQueue()
-        for client in clients:
-            self.book_clients.put(client)
-        self.clients = clients
-        self.pool = ThreadPoolExecutor(len(clients), thread_name_prefix="book") if len(clients) > 1 else None
+        count = routes.client_count
+        self.pool = ThreadPoolExecutor(count, thread_name_prefix="book") if count > 1 else None
         self.stop = stop
         self.log = logging.getLogger(self.name)
         # No publisher confirms: a confirm costs a round trip and as much CPU as validating the snapshot,
@@ -70,15 +70,14 @@ class Worker:
         self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
         self.watched = frozenset(self.symbol_set.symbols)  # read by book threads: replaced, never mutated
         self.symbol_extras = venue.symbol_extras if entry.per_symbol_extras else ()
-        self.board = config.collection.board
+        self.board = config.collection.board and shard.publishes_board
         self.perpetuals: dict[str, dict] = {}  # symbol -> market: the board's rows
-        throttle = getattr(self.exchange, "throttle", None)  # ccxt's own (a method) on the generic row
-        self.throttle = throttle if isinstance(throttle, SharedThrottle) else None
         self._problems: dict[str, str] = {}      # symbol -> why it was not published, to log each problem once
         self._row_problems: dict[str, str] = {}  # bulk row -> why it was left out, likewise
-        self.stats = WorkerStatistics(exchange=self.name, pid=os.getpid())
+        self.stats = WorkerStatistics(exchange=self.name, pid=os.getpid(), shard=str(shard))
         self._window_start, self._window_base = time.monotonic(), Counters()
         self._held_symbols_tag = None
+        self._asking_for_set = False
         self._markets_loaded_at = 0.0
         self._funding_missing: set[str] = set()
         self.funding_hours: dict[str, float | None] = {}  # from fetch_funding_intervals, where needed
@@ -91,6 +90,7 @@ class Worker:
         self.broker.ensure_connected()
         while not self._load_markets():
             self.wait(self.config.collection.interval_seconds)
+        self._await_current_set()
         next_start = time.monotonic()
         while not self.stop.requested:
             self.collect_cycle()
@@ -102,6 +102,13 @@ class Worker:
                                  self.config.collection.interval_seconds, late)
                 next_start = time.monotonic()
             self.wait(next_start - time.monotonic())
+
+    def _await_current_set(self, seconds: float = 3.0) -> None:
+        """Give the controller a moment to answer get_symbols (a new shard's first cycle then collects the
+        current set); without a controller the config's list stands until a broadcast arrives."""
+        deadline = time.monotonic() + seconds
+        while self._asking_for_set and time.monotonic() < deadline:
+            self.wait(0.05)
 
     def shutdown(self) -> None:
         self.print_statistics(final=True)
@@ -123,19 +130,22 @@ class Worker:
 
     # -- markets -----------------------------------------------------------------------------------
     def _load_markets(self, reload: bool = False) -> bool:
-        markets = self.call("markets", self.exchange.load_markets, reload)
+        loader = self.routes.bulk_route().clients[0]
+        markets = self.call("markets", loader.load_markets, reload)
         if markets is None:
             return False
         self._markets_loaded_at = time.monotonic()
-        for client in self.clients[1:]:
-            client.set_markets(self.exchange.markets)
+        for route in self.routes.routes:
+            for client in route.clients:
+                if client is not loader:
+                    client.set_markets(loader.markets, loader.currencies)
         # The board's rows: every linear perpetual loaded (USDT-margined; USDC too where the options load it).
         self.perpetuals = {symbol: market for symbol, market in self.exchange.markets.items()
                            if market.get("swap") and market.get("linear")}
         self.log.info("Loaded %d markets", len(markets))
         if self.venue.funding_intervals:
             # Where the funding rows do not say it; changes rarely, so once per market load.
-            intervals = self.call("funding intervals", self.venue.funding_intervals, self.exchange, empty_ok=True)
+            intervals = self.call("funding intervals", self.venue.funding_intervals, loader, empty_ok=True)
             self.funding_hours = {s: interval_hours(row.get("interval")) for s, row in _only_maps(intervals).items()}
         return True
 
@@ -146,9 +156,10 @@ class Worker:
             self._load_markets(reload=True)
 
     def listed_symbols(self) -> list[str]:
-        """The current symbols this exchange lists; the others are reported in the statistics."""
+        """This shard's part of the current symbols that the exchange lists; the unlisted ones are reported
+        in the statistics."""
         listed, unlisted = [], []
-        for symbol in self.symbol_set.symbols:
+        for symbol in filter(self.shard.owns, self.symbol_set.symbols):
             (listed if symbol in self.exchange.markets else unlisted).append(symbol)
         if unlisted != self.stats.unlisted_symbols:
             for symbol in set(unlisted) - set(self.stats.unlisted_symbols):
@@ -174,14 +185,15 @@ class Worker:
                     self.publish_collected(symbol, rows.get(symbol), book, extras)
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
+        self.stats.routes = self.routes.report()
         self.publish_statistics()
 
     def fetch_bulk(self) -> Bulk | None:
         """Every listed perpetual's tickers and funding, with as few requests as the exchange allows (the
         venue's bulk calls); None without tickers. A malformed row costs its own symbol only."""
-        bulk = Bulk()
+        bulk, client = Bulk(), self.routes.bulk_route().clients[0]
         for call in self.venue.bulk_calls:
-            rows = self.call(call.what, call.fetch, self.exchange)
+            rows = self.call(call.what, call.fetch, client)
             if not isinstance(rows, (dict, list)):
                 if rows is not None:
                     self.log.error("Failed to fetch %s: the answer is a %s", call.what, type(rows).__name__)
@@ -225,14 +237,14 @@ class Worker:
 
     def fetch_books(self, symbols: list[str]):
         """(symbol, book or None, extras) for every symbol still watched, as they arrive. With several
-        clients the books are fetched concurrently (the shared throttle keeps the budget); the broker is
+        clients the books are fetched concurrently (each address's throttle keeps its budget); the broker is
         served from this thread only, between arrivals."""
         if self.pool is None:
             for symbol in symbols:
                 self.broker.pump()  # keep heartbeats flowing through long cycles
-                yield self.fetch_symbol(self.exchange, symbol)
+                yield self.fetch_symbol(symbol)
             return
-        pending = {self.pool.submit(self._fetch_symbol_pooled, symbol) for symbol in symbols}
+        pending = {self.pool.submit(self.fetch_symbol, symbol) for symbol in symbols}
         try:
             while pending:
                 done, pending = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
@@ -245,23 +257,30 @@ class Worker:
             for future in pending:
                 future.cancel()
 
-    def _fetch_symbol_pooled(self, symbol: str) -> tuple[str, dict | None, dict]:
-        client = self.book_clients.get()
-        try:
-            return self.fetch_symbol(client, symbol)
-        finally:
-            self.book_clients.put(client)
-
-    def fetch_symbol(self, client: ccxt.Exchange, symbol: str) -> tuple[str, dict | None, dict]:
+    def fetch_symbol(self, symbol: str) -> tuple[str, dict | None, dict]:
         """The book and the per-symbol extras of one symbol; nothing for a symbol no longer watched (a set
         that arrived mid-cycle: its budget goes to the symbols that are)."""
         if symbol not in self.watched:
             return symbol, None, {}
-        book = self.call(f"orderbook {symbol}", self.fetch_book, client, symbol, client=client)
-        extras = {}
-        for fetch_extra in self.symbol_extras if book is not None else ():
-            extras.update(self.fetch_extra(fetch_extra, client, symbol))
+        book, extras = self.call(f"orderbook {symbol}", self.fetch_book_and_extras, symbol) or (None, {})
         return symbol, book, extras
+
+    def fetch_book_and_extras(self, symbol: str) -> tuple[dict, dict]:
+        """On a free client of an address with room; a proxy that cannot be reached hands the request to
+        another address at once (the exchange never saw it, so it is no retry)."""
+        while True:
+            with self.routes.client() as (route, client):
+                try:
+                    book = self.fetch_book(client, symbol)
+                except Exception as e:
+                    if self.routes.failed(route, e):
+                        continue
+                    raise
+                self.routes.answered(route)
+                extras = {}
+                for fetch_extra in self.symbol_extras:
+                    extras.update(self.fetch_extra(fetch_extra, client, symbol))
+                return book, extras
 
     def fetch_extra(self, fetch_extra, client: ccxt.Exchange, symbol: str) -> dict:
         """One try, no retries: a missing extra publishes null and never holds the snapshot back."""
@@ -330,7 +349,7 @@ class Worker:
             self.stats.totals.publish_failed += 1
 
     # -- requests with retries ---------------------------------------------------------------------
-    def call(self, what: str, fn, *args, client: ccxt.Exchange | None = None, empty_ok: bool = False):
+    def call(self, what: str, fn, *args, empty_ok: bool = False):
         """fn(*args), retried on the configured schedule; None once the retries are spent.
         An empty answer counts as a failure (ccxt turns some malformed bodies into {} instead of raising),
         unless `empty_ok`: some answers are legitimately empty. Runs in the main thread (bulk calls) or a
@@ -339,8 +358,9 @@ class Worker:
         retries = self.config.collection.retry_attempts
         for attempt in range(retries + 1):
             try:
-                if in_main and self.throttle is not None and self.throttle.paused_for() > 0:
-                    self.wait(self.throttle.paused_for())  # the pause of a 429/418, serving the broker
+                throttle = self.routes.bulk_route().throttle if in_main else None
+                if throttle is not None and throttle.paused_for() > 0:
+                    self.wait(throttle.paused_for())  # the pause of a 429/418, serving the broker
                 with self.stop.interruptible() if in_main else contextlib.nullcontext():
                     result = fn(*args)
                 if not result and not (empty_ok and result is not None):
@@ -370,13 +390,17 @@ class Worker:
     def _declare(self, channel) -> None:
         channel.exchange_declare(self.config.rabbitmq.exchange, exchange_type="topic", durable=True)
         channel.exchange_declare(STATS_EXCHANGE, exchange_type="topic", durable=True)
-        queue = declare_symbols_queue(channel, self.name)
+        queue = declare_symbols_queue(channel, self.name, str(self.shard))
         channel.basic_qos(prefetch_count=2)
         self._held_symbols_tag = None
         # Take the current set synchronously, so that the very next cycle already collects it.
         method, properties, body = channel.basic_get(queue)
         if method is not None:
             self._on_symbol_set(channel, method, properties, body)
+        else:
+            # A queue the controller never filled (a new shard's): ask it for the current set.
+            ask(channel, CONTROL_QUEUE, json.dumps({"command": "get_symbols"}).encode(), self._on_current_set)
+            self._asking_for_set = True
         channel.basic_consume(queue, self._on_symbol_set)
 
     def _on_symbol_set(self, channel, method, _properties, body: bytes) -> None:
@@ -392,6 +416,22 @@ class Worker:
         if self._held_symbols_tag is not None:
             channel.basic_ack(self._held_symbols_tag)
         self._held_symbols_tag = method.delivery_tag
+        self._asking_for_set = False
+        self._adopt(update)
+
+    def _on_current_set(self, body: bytes) -> None:
+        """The controller's answer to get_symbols; a broadcast that came first wins."""
+        self._asking_for_set = False
+        try:
+            data = json.loads(body)["data"]
+            update = SymbolSet(version=data["version"], symbols=data["symbols"])
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            self.log.error("Ignoring an invalid answer to get_symbols: %s", _describe(e))
+            return
+        if self._held_symbols_tag is None:
+            self._adopt(update)
+
+    def _adopt(self, update: SymbolSet) -> None:
         if update.symbols != self.symbol_set.symbols or update.version != self.symbol_set.version:
             self.log.info("Symbol set v%d: %s", update.version, ", ".join(update.symbols) or "(empty)")
             markets = self.exchange.markets or {}
@@ -414,7 +454,8 @@ class Worker:
         seconds = time.monotonic() - self._window_start
         if final:
             window, seconds = self.stats.totals, time.time() - self.stats.started_at
-        block = format_block(seconds, {self.name: window}, window.published, window.publish_failed)
+        block = format_block(seconds, {self.name: window}, window.published, window.publish_failed,
+                             self.routes.report())
         print(("Final statistics\n" if final else "") + block, flush=True)
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
 
@@ -438,31 +479,56 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
-def create_clients(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> list[ccxt.Exchange]:
-    """One ccxt client per book thread, all sharing one throttle and so one rate budget (the config entry's
-    share of it)."""
+def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> Routes:
+    """The addresses the worker sends from: the machine's own (unless `direct: false`) and each proxy, each
+    with the published budget (the entry's share of it) in a throttle of its own and one ccxt client per
+    book thread sharing it."""
     log = logging.getLogger(entry.name)
-    throttle = SharedThrottle(venue.budget.share(entry.rate_share), log) if venue.budget else None
-    timeout_ms = int(config.collection.request_timeout_seconds * 1000)
-    return [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
-                            timeout_ms=timeout_ms, throttle=throttle)
-            for _ in range(venue.book_threads if throttle else 1)]
+    proxies = [proxy.get_secret_value() for proxy in entry.proxies]
+    routes = []
+    for proxy in ([None] if entry.direct else []) + proxies:
+        throttle = SharedThrottle(venue.budget.share(entry.rate_share), log) if venue.budget else None
+        clients = [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
+                                   timeout_ms=int(config.collection.request_timeout_seconds * 1000),
+                                   throttle=throttle, proxy=proxy)
+                   for _ in range(venue.book_threads if throttle else 1)]
+        routes.append(Route("direct" if proxy is None else proxy_label(proxy), clients, throttle,
+                            is_proxy=proxy is not None))
+    return Routes(routes, log)
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise ConfigError(f"--shard: {e}") from None
+
+
+def _proxy_secrets(url: str) -> list[str]:
+    """What of a proxy URL must never be logged: the URL itself and its password."""
+    password = urlsplit(url).password
+    return [url] + ([password, unquote(password)] if password else [])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Collect one exchange's futures snapshots into RabbitMQ")
     parser.add_argument("exchange", help="exchange name from the config, e.g. bybit")
     parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
+    parser.add_argument("--shard", default=os.environ.get("FUTURES_SCAN_SHARD", "1/1"),
+                        help="INDEX/COUNT: collect only this shard's part of the symbols, e.g. 2/3 "
+                             "(default: $FUTURES_SCAN_SHARD or 1/1, all of them)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        shard = _shard(args.shard)
         config = load_config(args.config)
         entry = config.exchange(args.exchange)
         credentials = load_credentials(config, args.exchange)
-        secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values())
+        secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values(),
+                        *(secret for proxy in entry.proxies for secret in _proxy_secrets(proxy.get_secret_value())))
         setup_logging(config.logging.level, config.log_file)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
@@ -470,7 +536,7 @@ def main(argv=None) -> int:
     venue = venue_for(entry.name)
     stop = StopSignal(logging.getLogger(entry.name))
     stop.install()
-    worker = Worker(config, entry, create_clients(config, entry, venue, credentials), venue, stop)
+    worker = Worker(config, entry, create_routes(config, entry, venue, credentials), venue, stop, shard)
     try:
         worker.run()
     except Shutdown:

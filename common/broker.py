@@ -33,18 +33,31 @@ CONNECTION_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPCh
                      pika.exceptions.ProtocolSyntaxError, AMQPConnectorException, OSError)
 
 
-def symbols_queue(exchange: str) -> str:
+def symbols_queue(exchange: str, shard: str | None = None) -> str:
     """Each worker's queue on the symbols fanout. It holds only the latest set (x-max-length 1), and the
-    worker keeps that message unacknowledged, so a restarted worker is handed the current set."""
-    return f"{SYMBOLS_EXCHANGE}.{exchange}"
+    worker keeps that message unacknowledged, so a restarted worker is handed the current set. Shards of
+    one exchange (`shard` '2/3') each have their own, so that every one gets every set."""
+    name = f"{SYMBOLS_EXCHANGE}.{exchange}"
+    return name if shard in (None, "1/1") else f"{name}.shard-{shard.replace('/', '-of-')}"
 
 
-def declare_symbols_queue(channel, exchange: str) -> str:
+def declare_symbols_queue(channel, exchange: str, shard: str | None = None) -> str:
     channel.exchange_declare(SYMBOLS_EXCHANGE, exchange_type="fanout", durable=True)
-    queue = symbols_queue(exchange)
+    queue = symbols_queue(exchange, shard)
     channel.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "drop-head"})
     channel.queue_bind(queue, SYMBOLS_EXCHANGE)
     return queue
+
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def ask(channel, queue: str, body: bytes, on_reply: Callable[[bytes], None]) -> None:
+    """Send a request to `queue` with RabbitMQ's direct reply-to: `on_reply(body)` gets the answer, delivered
+    while the connection is served. Nothing arrives when no one answers (no controller running)."""
+    channel.basic_consume(DIRECT_REPLY_TO, lambda _ch, _method, _props, reply: on_reply(reply), auto_ack=True)
+    channel.basic_publish("", queue, body, pika.BasicProperties(reply_to=DIRECT_REPLY_TO, content_type=JSON,
+                                                                 content_encoding="utf-8"))
 
 
 def connection_parameters(config: RabbitMQConfig, timeout: float = 5.0, **extra) -> pika.ConnectionParameters:

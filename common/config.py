@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 from dotenv import load_dotenv
@@ -56,6 +57,26 @@ class ExchangeEntry(_Strict):
     # Per-symbol requests for fields no bulk call carries (HTX's mark price): false saves the requests and
     # publishes null for those fields.
     per_symbol_extras: bool = True
+    # Past one IP: each proxy (http, https, socks4, socks5; credentials are secrets, never logged) is one more
+    # address with the exchange's whole budget (times rate_share); `direct: false` sends nothing from the
+    # machine's own address.
+    proxies: list[SecretStr] = Field(default_factory=list, max_length=64)
+    direct: bool = True
+
+    @field_validator("proxies")
+    @classmethod
+    def _proxy_urls(cls, proxies: list[SecretStr]) -> list[SecretStr]:
+        for number, proxy in enumerate(proxies, 1):
+            problem = proxy_problem(proxy.get_secret_value())
+            if problem:
+                raise ValueError(f"proxy {number}: {problem}")  # never echo the URL: it may hold a password
+        return proxies
+
+    @model_validator(mode="after")
+    def _some_address(self):
+        if not self.direct and not self.proxies:
+            raise ValueError(f"{self.name}: direct is false and no proxies are listed: no address to send from")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -157,6 +178,29 @@ class Config(_Strict):
     def log_file(self) -> Path | None:
         """The shared log file (logging.file) as a path, or None."""
         return self.path(self.logging.file) if self.logging.file else None
+
+
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+
+
+def proxy_problem(url: str) -> str | None:
+    """Why a proxy URL cannot be used (never quoting it), or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in PROXY_SCHEMES:
+        return f"the scheme must be one of {', '.join(PROXY_SCHEMES)}"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port is not a number from 1 to 65535"
+    if not parts.hostname or port is None:
+        return "expected scheme://[user:password@]host:port"
+    return None
+
+
+def proxy_label(url: str) -> str:
+    """A proxy as logs and statistics show it: scheme, host and port, never the credentials."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}"
 
 
 _ENV_OVERRIDES = {"RABBITMQ_HOST": "host", "RABBITMQ_PORT": "port", "RABBITMQ_USER": "user",

@@ -281,6 +281,7 @@ class SharedThrottle:
         self._used: dict[str, float] = defaultdict(float)
         self._paused_until = 0.0                            # monotonic
         self._minute, self._minute_used = -1, 0.0           # clock minute, weight used on the IP in it
+        self._held_minute = -1                              # the last minute whose hold was logged
 
     def __call__(self, cost=None) -> None:
         endpoint, weight = cost if isinstance(cost, tuple) else ("", 1.0)
@@ -349,9 +350,15 @@ class SharedThrottle:
         if not self.budget.used_weight_header:
             return 0.0
         self._roll_minute()
-        if self._minute_used + weight <= self.budget.used_weight_header[1]:
+        limit = self.budget.used_weight_header[1]
+        if self._minute_used + weight <= limit:
             return 0.0
-        return max(60.0 - self._minute_clock() % 60.0, 0.0005)
+        wait = max(60.0 - self._minute_clock() % 60.0, 0.0005)
+        if self._held_minute != self._minute:
+            self._held_minute = self._minute
+            self.log.warning("%.0f of the IP's %.0f weight used this minute (other programs included): "
+                             "requests wait %.0fs for the next minute", self._minute_used, limit, wait)
+        return wait
 
     def _minute_clock(self) -> float:
         """Wall time `guard` late: a new minute starts for us a little after the exchange's clock says so."""
@@ -374,7 +381,7 @@ def _seconds(value) -> float | None:
 
 def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False, options: dict | None = None,
                     credentials: dict | None = None, timeout_ms: int = 10_000,
-                    throttle: SharedThrottle | None = None) -> ccxt.Exchange:
+                    throttle: SharedThrottle | None = None, proxy: str | None = None) -> ccxt.Exchange:
     """A sync ccxt client for a config name. Its requests keep to the venue's RateBudget through `throttle`
     (shared by all clients of one worker), or a throttle of its own when none is given."""
     venue = venue_for(name)
@@ -387,6 +394,8 @@ def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False
         exchange.set_sandbox_mode(True)
     if api_url:
         exchange.urls["api"] = redirect_urls(exchange.urls["api"], api_url)
+    if proxy:
+        exchange.proxies = {"http": proxy, "https": proxy}  # requests' own proxy map: http, https or socks
     if venue.budget is not None:
         _throttle_by_budget(exchange, throttle or SharedThrottle(venue.budget))
     return exchange

@@ -9,9 +9,14 @@ from typing import Annotated, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.exchanges import VENUES
 from common.symbols import MAX_SYMBOLS
 
-DISPLAY_NAMES = {"binance": "Binance", "bybit": "Bybit", "bitget": "Bitget", "htx": "HTX", "gateio": "Gate.io"}
+
+
+def display_name(exchange: str) -> str:
+    """'Gate.io' for gateio: the table's name, else the config name."""
+    return VENUES[exchange].display_name if exchange in VENUES else exchange
 
 
 @dataclass
@@ -42,6 +47,8 @@ class WorkerStatistics:
     last_cycle_seconds: float = 0.0
     unlisted_symbols: list[str] = field(default_factory=list)  # configured but not listed on the exchange
     symbols_version: int = 0
+    shard: str = "1/1"                                          # this process's part of the symbols
+    routes: dict = field(default_factory=dict)                  # address -> {requests, failures}
 
     def to_message(self, final: bool = False) -> dict:
         """The report as published; `final` on the last one a stopping process sends (the controller then
@@ -49,10 +56,15 @@ class WorkerStatistics:
         return {**asdict(self), "timestamp": time.time(), "final": final}
 
 
-def format_block(window_seconds: float, per_exchange: dict[str, Counters], published: int, failed: int) -> str:
+def format_block(window_seconds: float, per_exchange: dict[str, Counters], published: int, failed: int,
+                 routes: dict | None = None) -> str:
+    """The vision's block; `routes` (address -> {requests, failures}) adds a line per address where a worker
+    sends from more than one."""
     lines = [f"=== Statistics (last {window_seconds:.0f}s) ==="]
     for name, c in per_exchange.items():
-        lines.append(f"{DISPLAY_NAMES.get(name, name)}: {c.success} success, {c.errors} errors")
+        lines.append(f"{display_name(name)}: {c.success} success, {c.errors} errors")
+    for label, counts in (routes or {}).items() if len(routes or {}) > 1 else ():
+        lines.append(f"  via {label}: {counts['requests']} requests, {counts['failures']} failed")
     lines.append(f"RabbitMQ: {published} published, {failed} failed")
     lines.append("=============================")
     return "\n".join(lines)
@@ -96,6 +108,9 @@ class WorkerReport(BaseModel):
     symbols_version: Count
     timestamp: Seconds
     final: bool = False
+    shard: str = Field("1/1", pattern=r"^\d{1,3}/\d{1,3}$")
+    routes: dict[Annotated[str, Field(max_length=200)], dict[Annotated[str, Field(max_length=20)], Count]] = \
+        Field(default_factory=dict, max_length=65)
 
     @property
     def process(self) -> tuple[int, float]:
@@ -190,6 +205,7 @@ class WorkerTotals:
     def __init__(self, exchanges: Iterable[str], stale_after: float):
         self.exchanges = {name: ExchangeTotals(stale_after) for name in exchanges}
         self.latest: dict[str, WorkerReport] = {}
+        self.shards: dict[str, dict[str, WorkerReport]] = {}  # exchange -> shard ('2/3') -> its latest report
 
     def record(self, report: WorkerReport, now: float) -> None:
         """Take one valid report; ReportError (nothing changed) for an unknown exchange or totals going back."""
@@ -198,6 +214,7 @@ class WorkerTotals:
                               f"({', '.join(self.exchanges)})")
         self.exchanges[report.exchange].record(report, now)
         self.latest[report.exchange] = report
+        self.shards.setdefault(report.exchange, {})[report.shard] = report
 
     def per_exchange(self) -> dict[str, Counters]:
         """Totals of every exchange that has reported."""
@@ -212,6 +229,12 @@ class WorkerTotals:
             "rabbitmq_failed": sum(c.publish_failed for c in totals.values()),
             "workers": {ex: {"pid": r.pid, "cycles": r.cycles, "last_report": int(r.timestamp),
                              "symbols_version": r.symbols_version, "unlisted_symbols": r.unlisted_symbols,
-                             "live_processes": len(self.exchanges[ex].live)}
+                             "live_processes": len(self.exchanges[ex].live),
+                             "shards": {shard: _shard_data(s) for shard, s in sorted(self.shards[ex].items())}}
                         for ex, r in self.latest.items()},
         }
+
+
+def _shard_data(report: WorkerReport) -> dict:
+    return {"pid": report.pid, "cycles": report.cycles, "last_report": int(report.timestamp),
+            "totals": asdict(report.totals.counters()), "routes": report.routes}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import zlib
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -55,3 +57,34 @@ def valid_symbols(symbols: list[str]) -> list[str]:
         if problem:
             raise ValueError(problem)
     return list(dict.fromkeys(symbols))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of `count` workers sharing one exchange's symbols (on several hosts, each with its own IP): it
+    collects the symbols whose CRC-32 falls to it. CRC-32 of the symbol alone, never Python's hash() (salted
+    per process): every process on every host agrees, and adding or removing a symbol moves no other one."""
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """'2/3' -> Shard(2, 3); ValueError naming the problem."""
+        match = re.fullmatch(r"\s*(\d{1,3})\s*/\s*(\d{1,3})\s*", text or "")
+        if not match:
+            raise ValueError(f"shard {text!r}: expected INDEX/COUNT, e.g. 2/3")
+        shard = cls(int(match.group(1)), int(match.group(2)))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"shard {text!r}: the index must be from 1 to the count")
+        return shard
+
+    def owns(self, symbol: str) -> bool:
+        return self.count == 1 or zlib.crc32(symbol.encode()) % self.count == self.index - 1
+
+    @property
+    def publishes_board(self) -> bool:
+        """One board per exchange per cycle: the first shard's (every shard makes the same bulk calls)."""
+        return self.index == 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"

@@ -9,6 +9,6 @@ if [ "$*" = "-m unit" ]; then
   bash scripts/setup.sh --venv-only
 else
   bash scripts/setup.sh
-  bash scripts/install_chromium.sh
+  bash scripts/install_test_tools.sh
 fi
 exec .venv/bin/python -m pytest -q tests "$@"

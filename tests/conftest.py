@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -284,3 +286,54 @@ def start_worker(tmp_path):
     yield start
     for p in processes:
         p.kill()
+
+
+# -- proxies ---------------------------------------------------------------------------------------
+class Tinyproxy:
+    """Debian's tinyproxy listening on, and sending from, its own loopback address (127.0.0.2 and up), so
+    that the simulator sees each proxy as one more client IP."""
+
+    def __init__(self, address: str, folder: Path):
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+            self.port = probe.getsockname()[1]
+        self.address = address
+        conf = folder / f"tinyproxy-{address}.conf"
+        conf.write_text(f"Listen {address}\nPort {self.port}\nBind {address}\nAllow 127.0.0.0/8\nMaxClients 64\n"
+                        "Timeout 30\nLogLevel Connect\nDisableViaHeader Yes\n")
+        self.log_path = folder / f"tinyproxy-{address}.log"
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["tinyproxy", "-d", "-c", str(conf)], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while True:  # listening is the event; there is no other way to learn of it
+            try:
+                socket.create_connection((address, self.port), timeout=1).close()
+                break
+            except OSError:
+                assert self.proc.poll() is None and time.time() < deadline, self.log_path.read_text()
+                time.sleep(0.05)
+
+    def url(self, credentials: str = "") -> str:
+        return f"http://{credentials + '@' if credentials else ''}{self.address}:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def tinyproxies(tmp_path):
+    """start(n) -> n proxies on 127.0.0.2, 127.0.0.3, ...; all stopped (by PID) after the test."""
+    if not shutil.which("tinyproxy"):
+        pytest.fail("tinyproxy is missing: run scripts/install_test_tools.sh (the test command does)")
+    started: list[Tinyproxy] = []
+
+    def start(count: int) -> list[Tinyproxy]:
+        new = [Tinyproxy(f"127.0.0.{len(started) + i + 2}", tmp_path) for i in range(count)]
+        started.extend(new)
+        return new
+    yield start
+    for proxy in started:
+        proxy.stop()

@@ -93,7 +93,7 @@ def test_get_symbols(fresh):
     r = fresh.ask({"command": "get_symbols", "correlation_id": "uuid-12348", "timestamp": 1730107608})
     assert r["correlation_id"] == "uuid-12348" and r["success"] is True and r["command"] == "get_symbols"
     assert r["message"] == "Symbols retrieved successfully"
-    assert r["data"] == {"symbols": INITIAL, "count": 2}
+    assert r["data"] == {"symbols": INITIAL, "count": 2, "version": fresh.saved()["version"]}
     assert abs(r["timestamp"] - time.time()) < 5 and set(r) == {"correlation_id", "success", "command",
                                                                  "message", "data", "timestamp"}
 

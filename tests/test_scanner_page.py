@@ -1,4 +1,4 @@
-"""The scanner's page in real headless Chromium (Debian's /usr/bin/chromium, scripts/install_chromium.sh),
+"""The scanner's page in real headless Chromium (Debian's /usr/bin/chromium, scripts/install_test_tools.sh),
 driven over the DevTools protocol: the page's own JavaScript polls a real scanner.py, which consumes what
 the test publishes on a vhost of its own."""
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Chromium:
 
     def __init__(self, profile: Path, width: int = 1920, height: int = 1000):
         if not os.access(CHROMIUM, os.X_OK):
-            pytest.fail(f"{CHROMIUM} is missing: run scripts/install_chromium.sh (the test command does)")
+            pytest.fail(f"{CHROMIUM} is missing: run scripts/install_test_tools.sh (the test command does)")
         self.log = open(profile.parent / "chromium.log", "wb")
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

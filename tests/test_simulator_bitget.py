@@ -11,7 +11,7 @@ from common.config import Config
 from common.exchanges import VENUES, SharedThrottle, redirect_urls
 from tests.simulator import bitget as dialect
 from tests.simulator.server import Budget
-from worker import create_clients
+from worker import create_routes
 
 SWAP = "BTC/USDT:USDT"
 # The throttle counts a request when it leaves, the simulator when it arrives: on a loaded test machine a
@@ -233,7 +233,7 @@ def test_rate_share_in_the_config_caps_the_workers_budget(sim, client, tmp_path)
     config = Config.model_validate({"exchanges": [{"name": "bitget", "api_url": sim.api_url("bitget"),
                                                    "rate_share": 0.5}], "symbols": [SWAP], "api_keys_file": None})
     entry = config.exchange("bitget")
-    clients = create_clients(config, entry, VENUES["bitget"], {})
+    clients = create_routes(config, entry, VENUES["bitget"], {}).routes[0].clients
     for c in clients:
         c.set_markets(client.markets)
     with ThreadPoolExecutor(len(clients)) as pool:

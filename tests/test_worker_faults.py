@@ -111,3 +111,21 @@ def test_per_symbol_extras_off_sends_no_extra_request(solo, own_sim):
     assert first["mark_price"] is None
     assert not own_sim.requests("htx", path="mark_price_kline")
     assert own_sim.requests("htx", path=BOOK_PATH["htx"])
+
+
+def test_weight_another_program_spent_on_the_ip_holds_the_workers_requests(solo, own_sim):
+    """A trading bot on the same IP has spent most of Binance's minute when the worker starts: the answers'
+    X-MBX-USED-WEIGHT-1M tell it, and it holds its requests for the next minute (no 429), though its own
+    5 s window would allow 200 weight at once."""
+    while time.time() % 60 > 40:  # the spend and the hold in one clock minute
+        time.sleep(0.2)  # waiting for the clock itself: no event to await
+    started = time.time()
+    left = 100  # markets (1), the bulk calls (40 + 5 + 10) and two books of 20: the third does not fit
+    own_sim.spend_weight("binance", 2400 - left)
+    worker, _ = solo("binance", symbols=listed(own_sim, "binance"))
+    worker.wait_for_log(r"of the IP's 2400 weight used this minute \(other programs included\): requests wait",
+                        3 * INTERVAL)
+    after = own_sim.requests("binance", since=started)
+    assert own_sim.statuses("binance").get(429, 0) == 0, [(e.path, e.status) for e in after]
+    assert 1 <= len([e for e in after if e.path == BOOK_PATH["binance"]]) <= 2
+    assert own_sim.used_weight("binance") <= 2400

@@ -33,7 +33,8 @@ def test_an_unmatched_command_is_refused_and_never_sets_the_symbols(controller, 
 
 
 def test_every_known_command_has_its_own_handler(controller):
-    assert controller.execute(Request("get_symbols", None))["data"] == {"symbols": INITIAL, "count": 2}
+    assert controller.execute(Request("get_symbols", None))["data"] == {"symbols": INITIAL, "count": 2,
+                                                                         "version": controller.symbol_set.version}
     assert set(controller.execute(Request("get_statistics", None))["data"]) >= {
         "exchange_success", "exchange_errors", "rabbitmq_published", "rabbitmq_failed", "workers"}
     with pytest.raises(RequestError, match="already exists"):

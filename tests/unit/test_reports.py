@@ -34,7 +34,8 @@ def test_a_workers_own_message_is_accepted():
     assert (r.exchange, r.pid, r.cycles, r.final) == ("bybit", 100, 3, False)
     assert r.totals.counters() == Counters(7, 1, 6, 1)
     assert parse_report(raw(WorkerStatistics("bybit", 7).to_message(final=True))).final is True
-    assert parse_report(raw(report(shard=2))).pid == 100  # fields the controller does not read are ignored
+    assert parse_report(raw(report(flavour=2))).pid == 100  # fields the controller does not read are ignored
+    assert parse_report(raw(report(shard="2/3"))).shard == "2/3"
 
 
 @pytest.mark.parametrize("body, problem", [

@@ -1,0 +1,65 @@
+"""Past one IP: a Binance worker sending from the machine's own address and two proxies (Debian's tinyproxy
+on 127.0.0.2 and 127.0.0.3, each sending from its own address), against a simulator that keeps Binance's
+budget per client address, as Binance does per IP."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.broker import STATS_EXCHANGE
+from tests.conftest import Consumer, Process, write_config
+
+INTERVAL = 5
+BOOK_PATH = "/fapi/v1/depth"
+PROXY_PASSWORD = "s3cret-proxy-pw"
+
+
+@pytest.fixture
+def binance(own_sim, own_rabbit, tmp_path, tinyproxies):
+    """Eleven symbols at depth 1000 every 5 s: 275 weight a cycle, more than one IP's 200 per 5 s."""
+    proxies = tinyproxies(2)
+    symbols = [f"{c.base}/USDT:USDT" for c in own_sim.market.listed("binance")]
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["binance"], symbols=symbols)
+    raw = json.loads(config.read_text())
+    raw["exchanges"][0]["proxies"] = [p.url(f"trader:{PROXY_PASSWORD}") for p in proxies]
+    config.write_text(json.dumps(raw))
+    stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
+    worker = Process(["worker.py", "binance", "--config", str(config)], tmp_path / "binance.log")
+    yield worker, stats, proxies, symbols
+    worker.kill()
+    stats.close()
+
+
+def report_after(stats: Consumer, cycles: int, timeout: float = 6 * INTERVAL) -> dict:
+    return stats.wait_for(lambda k, b: b["cycles"] >= cycles, timeout, f"cycle {cycles}")[1]
+
+
+def test_books_spread_over_the_addresses_each_within_its_budget(binance, own_sim):
+    worker, stats, proxies, symbols = binance
+    first, third = report_after(stats, 1), report_after(stats, 3)
+    # Every symbol, every cycle, in time: what one address could not hold.
+    assert third["totals"]["success"] - first["totals"]["success"] == 2 * len(symbols)
+    assert third["totals"]["errors"] == 0 and third["last_cycle_seconds"] < INTERVAL
+    clients = {e.client for e in own_sim.requests("binance", path=BOOK_PATH)}
+    assert clients == {"127.0.0.1", *(p.address for p in proxies)}
+    assert own_sim.statuses("binance").get(429, 0) == own_sim.statuses("binance").get(418, 0) == 0
+    for client in clients:
+        assert 0 < own_sim.peak_share("binance", client=client) <= 1.0, client
+    labels = {"direct", *(p.url() for p in proxies)}
+    assert set(third["routes"]) == labels and all(r["requests"] > 0 for r in third["routes"].values())
+    assert PROXY_PASSWORD not in worker.log_text()
+
+
+def test_a_proxy_killed_mid_run_costs_no_symbol_its_cycle(binance, own_sim):
+    worker, stats, proxies, symbols = binance
+    before = report_after(stats, 2)
+    proxies[0].stop()
+    killed_at = before["cycles"]
+    worker.wait_for_log(rf"Proxy {proxies[0].url()} failed \(\w+\): its books go to the other addresses", 3 * INTERVAL)
+    after = report_after(stats, killed_at + 3)
+    assert after["totals"]["errors"] == 0
+    assert after["totals"]["success"] - before["totals"]["success"] == (after["cycles"] - killed_at) * len(symbols)
+    assert after["routes"][proxies[0].url()]["failures"] >= 1
+    assert own_sim.statuses("binance").get(429, 0) == 0
+    assert worker.proc.poll() is None and PROXY_PASSWORD not in worker.log_text()
