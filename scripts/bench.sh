@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark command: prepares the machine (scripts/setup.sh: venv, requirements, local RabbitMQ), adds the
-# plot's requirements (bench/requirements.txt), then runs the benchmark. The full run takes ~15 minutes on 2 cores
-# and writes docs/benchmarks.md and docs/benchmarks.png; `scripts/bench.sh --quick` is a < 2 minute smoke run.
+# plot's requirements (bench/requirements.txt), then runs the benchmark. The full run takes ~50 minutes on 2 cores
+# (real market sizes, the largest-N searches up to every listed perpetual and with 1-3 IPs, the board at 5 s) and writes
+# docs/benchmarks.md, .png and .json; `scripts/bench.sh --quick` is a smoke run of a few minutes into a temp dir.
 # Arguments go to `python -m bench.run` (see bench/run.py). Needs rabbitmqctl (root or sudo) for a private vhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,0 +1,155 @@
+"""The floor of SPEC section 8, derived from the product itself: what one cycle's requests cost, and the most
+symbols each exchange's published budget holds every 5 s.
+
+The paths and weights are not written down here: they are what the worker's own throttle charges when a
+client built by `common.exchanges.create_exchange` runs the venue's `bulk_calls` once and one symbol's
+book and `symbol_extras` once (ccxt's cost table, corrected by `RateBudget.weigh`). So the floor follows
+VENUES: a bulk call or extra added there shows up here, and a request the worker sends beyond them shows up
+as a cycle above the floor.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
+from common.exchanges import VENUES, create_exchange
+
+INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One request as the worker's throttle charges it."""
+    path: str        # as the exchange (and the simulator's log) sees it, e.g. /fapi/v1/depth
+    endpoint: str    # the throttle's key (ccxt's api:path): per-endpoint budgets count each apart
+    weight: float
+
+
+@dataclass
+class Floor:
+    """One cycle's requests at the floor: the bulk calls once, then per watched symbol its book and extras."""
+    exchange: str
+    depth: object                     # the book depth asked for (None: the exchange's fixed depth)
+    bulk: list[Charge]
+    per_symbol: list[Charge]          # the book first
+    limit: float                      # the RateBudget: `limit` weight per `window` seconds
+    window: float
+    per_endpoint: bool
+    guard: float
+    weight_unit: str = "requests"     # "weight" where the exchange counts request weight (binance)
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def book_path(self) -> str:
+        return self.per_symbol[0].path
+
+    def requests(self, n: int) -> int:
+        return len(self.bulk) + n * len(self.per_symbol)
+
+    def weight(self, n: int) -> float:
+        return sum(c.weight for c in self.bulk) + n * sum(c.weight for c in self.per_symbol)
+
+    def most_symbols(self, sustained: bool = False) -> int:
+        """The most symbols per 5 s cycle the budget holds: the published one, or (`sustained`) what the
+        worker's throttle lets through for good, each request held `guard` seconds longer than the exchange
+        holds it. Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own."""
+        per_cycle = self.limit * INTERVAL / (self.window + (self.guard if sustained else 0.0))
+        groups = {c.endpoint for c in self.per_symbol} if self.per_endpoint else {None}
+        most = math.inf
+        for endpoint in groups:
+            bulk = sum(c.weight for c in self.bulk if endpoint in (None, c.endpoint))
+            symbol = sum(c.weight for c in self.per_symbol if endpoint in (None, c.endpoint))
+            most = min(most, (per_cycle - bulk) // symbol)
+        return int(most)
+
+    def load(self, weight_by_path: dict[str, float]) -> float:
+        """A measured cycle's weight on the budget its symbols draw from: the whole cycle where the budget
+        is per IP, the busiest per-symbol endpoint where the exchange counts each endpoint apart."""
+        if not self.per_endpoint:
+            return sum(weight_by_path.values())
+        return max(weight_by_path.get(c.path, 0.0) for c in self.per_symbol)
+
+    def latency_allows(self, round_trip: float) -> int:
+        """The most symbols one 5 s cycle holds when every answer takes `round_trip` seconds: the bulk calls one
+        after another, then the per-symbol requests with `book_threads` in flight (SPEC section 8: a
+        synchronous client is bound by N <= interval / RTT)."""
+        threads = self.notes.get("book_threads", 1)
+        left = INTERVAL - len(self.bulk) * round_trip
+        return int(left * threads // (len(self.per_symbol) * round_trip))
+
+    def sustained_load(self) -> float:
+        """The most weight per 5 s the throttle sustains on one budget (see most_symbols)."""
+        return self.limit * INTERVAL / (self.window + self.guard)
+
+    @property
+    def shown_depth(self) -> str:
+        """The depth as asked for, with the levels a book then has where it is not a number (max, fixed)."""
+        if isinstance(self.depth, int):
+            return str(self.depth)
+        return f"{self.notes.get('book_levels')} ({self.depth or 'fixed'})"
+
+    def describe_budget(self) -> str:
+        scope = "per endpoint" if self.per_endpoint else "per IP"
+        return f"{self.limit:g} {self.weight_unit} / {self.window:g} s {scope}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Floor:
+        charges = {k: [Charge(**c) for c in data[k]] for k in ("bulk", "per_symbol")}
+        return cls(**{**data, **charges})
+
+
+def measure_floor(exchange: str, api_url: str, depth=None, symbol: str | None = None) -> Floor:
+    """Run the venue's cycle once for one symbol against `api_url` (the simulator) with a client as the worker
+    builds it, and keep what its throttle charged. The market load before it is not part of a cycle."""
+    venue = VENUES[exchange]
+    client = create_exchange(exchange, api_url)
+    client.load_markets()
+    symbol = symbol or _a_perpetual(client)
+    charged = _record_charges(client, api_url)
+    for call in venue.bulk_calls:
+        call.fetch(client)
+    bulk = list(charged)
+    charged.clear()
+    book = client.fetch_order_book(symbol, depth or venue.book_limit, venue.book_params)
+    for extra in venue.symbol_extras:
+        extra(client, symbol)
+    budget = venue.budget
+    return Floor(exchange, depth or venue.book_limit, bulk, list(charged), budget.limit, budget.window,
+                 budget.per_endpoint, budget.guard, "weight" if budget.ccxt_cost_is_weight else "requests",
+                 {"book_threads": venue.book_threads, "perpetuals": len(_perpetuals(client)), "book_levels": len(book["bids"]), "bulk_calls": [call.what for call in venue.bulk_calls],
+                  "symbol_extras": [extra.__name__ for extra in venue.symbol_extras]})
+
+
+def _perpetuals(client) -> list[str]:
+    """The linear perpetuals ccxt loaded: the rows of the board (SPEC section 9), as the worker selects them."""
+    return [s for s, m in client.markets.items() if m.get("swap") and m.get("linear")]
+
+
+def _a_perpetual(client) -> str:
+    linear = _perpetuals(client)
+    return "BTC/USDT:USDT" if "BTC/USDT:USDT" in linear else linear[0]
+
+
+def _record_charges(client, api_url: str) -> list[Charge]:
+    """Wrap the client's throttle (what each request is charged) and fetch (which URL it went to); ccxt calls
+    the one right before the other, from one thread here."""
+    charged: list[Charge] = []
+    costs: list = []
+    throttle, fetch = client.throttle, client.fetch
+    prefix = urlsplit(api_url).path.rstrip("/")
+
+    def charging(cost=None):
+        costs.append(cost)
+        return throttle(cost)
+
+    def fetching(url, method="GET", headers=None, body=None):
+        endpoint, weight = costs.pop() if costs and isinstance(costs[-1], tuple) else ("", 1.0)
+        charged.append(Charge(urlsplit(url).path[len(prefix):], endpoint, float(weight)))
+        return fetch(url, method, headers, body)
+
+    client.throttle, client.fetch = charging, fetching
+    return charged

@@ -1,0 +1,208 @@
+"""Runs of real `worker.py` processes: requests and weight per cycle from the simulator's log, cycle times
+from the worker's own statistics messages, and the largest N that holds the 5 s cadence.
+"""
+from __future__ import annotations
+
+import importlib
+import statistics
+import time
+from types import SimpleNamespace
+from urllib.parse import parse_qsl
+
+from bench.budget import INTERVAL, Floor
+from bench.harness import LATENCY, Lab, log, rss_mb, stop_process, wait_for_broker
+
+
+def exchange_weight(ex: str, entry: dict) -> float:
+    """A logged request's weight by the exchange's own rules (the simulator's dialect), independent of what
+    the worker's throttle thinks it costs."""
+    dialect = importlib.import_module(f"tests.simulator.{ex}")
+    return dialect.weight(SimpleNamespace(path=entry["path"], query=dict(parse_qsl(entry["query"]))))
+
+
+def trial(lab: Lab, ex: str, floor: Floor, symbols: list[str], purpose: str, measured: int = 2,
+          retry: bool = True, proxies: list[str] = ()) -> dict:
+    """worker.py watching `symbols` until `measured` cycles after the first have ended (fewer when cycles are
+    long), then stopped. Cycle 1 (cold connections) counts only when it is the only one. `proxies`: more
+    addresses for the worker (SPEC section 11), each counted apart by the simulator."""
+    sim = lab.sims[ex]
+    sim.fresh()
+    n, depth = len(symbols), floor.depth
+    name = f"worker-{ex}-{n}-{depth or 'fixed'}-{1 + len(proxies)}ip"
+    config = lab.write_config(name, ex, symbols, depth=depth, proxies=list(proxies))
+    t0 = time.time()
+    proc, logf = lab.start_worker(config, ex, name)
+    try:
+        seen = _watch(lab, ex, proc, t0, measured)
+    finally:
+        seen["rss_end_mb"] = rss_mb(proc.pid)
+        stop_process(proc)
+        logf.close()
+    t_end = time.time()
+    result = _measure(lab, ex, floor, n, proc.pid, t0, t_end)
+    result.update(purpose=purpose, ips=1 + len(proxies), **seen)
+    if (result["broker_outage"] or not result["cycles"]) and retry:
+        log("  the broker was lost during this run (someone restarted it?): waiting for it, then once more")
+        wait_for_broker(lab.vhost.port)
+        return trial(lab, ex, floor, symbols, purpose, measured, retry=False, proxies=proxies)
+    _say(result)
+    return result
+
+
+def _watch(lab: Lab, ex: str, proc, t0: float, measured: int) -> dict:
+    """Wait for the worker's cycles; its start-up to first snapshot, RSS after cycle 1."""
+    first_snapshot = rss_warm = need = None
+    deadline = t0 + 150   # binance's first cycle at 100 symbols takes ~52 s
+    while True:
+        time.sleep(0.05)
+        if first_snapshot is None:
+            snaps = lab.listener.snapshots_of(ex, t0)
+            first_snapshot = snaps[0][1] - t0 if snaps else None
+        msgs = lab.listener.stats_of(proc.pid)
+        if msgs and need is None:
+            rss_warm = rss_mb(proc.pid)
+            first = msgs[0]["last_cycle_seconds"]
+            # Long cycles: fewer of them, but cycles that overrun share windows with their neighbours, so a few.
+            need = 1 + (measured if first <= 8 else 3 if first <= 30 else 0)
+            deadline = time.time() + need * max(first, INTERVAL) * 1.5 + 20
+        if need is not None and len(msgs) >= need:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker {ex} exited ({proc.returncode}); see its log in {lab.work}")
+        if time.time() > deadline:
+            log(f"  {ex}: timed out waiting for cycles ({len(msgs)} of {need})")
+            break
+    return {"first_snapshot_seconds": first_snapshot, "rss_warm_mb": rss_warm}
+
+
+def _measure(lab: Lab, ex: str, floor: Floor, n: int, pid: int, t0: float, t_end: float) -> dict:
+    durations = {}   # cycle number -> last_cycle_seconds (the final message on SIGTERM repeats the last)
+    for m in lab.listener.stats_of(pid):
+        if m.get("cycles", 0) >= 1:
+            durations.setdefault(m["cycles"], m["last_cycle_seconds"])
+    outage = any(t0 <= t <= t_end for t, _ in lab.listener.outages) or any(
+        m.get("totals", {}).get("publish_failed", 0) for m in lab.listener.stats_of(pid))
+    # From the process start on: a request a previous worker had in flight when it was stopped is logged
+    # (with its arrival time) only after the simulator's reset, and must not open a cycle here.
+    entries = lab.sims[ex].entries(ex, t0)
+    cycles = _cycles(ex, floor, entries, durations, t_end)
+    statuses: dict[str, int] = {}
+    for e in entries:
+        statuses[str(e["status"])] = statuses.get(str(e["status"]), 0) + 1
+    boards = lab.listener.boards_of(ex, t0, t_end)
+    per_ip: dict[str, dict] = {}
+    for e in entries:
+        counts = per_ip.setdefault(e.get("client", "?"), {"requests": 0, "429": 0, "418": 0})
+        counts["requests"] += 1
+        if e["status"] in (429, 418):
+            counts[str(e["status"])] += 1
+    result = {"exchange": ex, "n": n, "depth": floor.depth, "cycles": cycles,
+              "cycle_seconds_max": max((c["seconds"] for c in cycles), default=None),
+              "cycle_seconds_mean": statistics.mean(c["seconds"] for c in cycles) if cycles else None,
+              "first_cycle_seconds": durations.get(1), "broker_outage": outage, "statuses": statuses,
+              "delays": _snapshot_delays(lab, ex, floor, entries, t0, t_end), "rate_limited": _rate_limited(entries),
+              "boards": len(boards), "board_markets": boards[-1][2] if boards else None,
+              "cycles_run": max(durations, default=0), "per_ip": per_ip}
+    # A cadence the throttle keeps up for good: a short run alone would flatter a load above the budget,
+    # because the first windows start empty and a sliding window lets a burst through.
+    result["budget_share"] = max((c["load"] for c in cycles), default=0.0) / floor.sustained_load()
+    result["holds"] = (bool(cycles) and result["cycle_seconds_max"] <= INTERVAL
+                       and all(c["books"] == n for c in cycles) and result["budget_share"] <= 1.0)
+    return result
+
+
+def _cycles(ex: str, floor: Floor, entries: list[dict], durations: dict, t_end: float) -> list[dict]:
+    """Cycle k runs from its first bulk call to the next cycle's first bulk call, in the simulator's log."""
+    marker = floor.bulk[0].path
+    starts = [e["time"] for e in entries if e["path"] == marker]
+    windows = {k: (starts[k - 1], starts[k] if k < len(starts) else t_end) for k in durations if k <= len(starts)}
+    chosen = sorted(windows)[1:] if len(windows) > 1 else sorted(windows)
+    cycles = []
+    for k in chosen:
+        start, end = windows[k]
+        inside = [e for e in entries if start <= e["time"] < end]
+        by_ip: dict[str, dict[str, float]] = {}   # each address has the whole budget: loads are per address
+        for e in inside:
+            by_path = by_ip.setdefault(e.get("client", "?"), {})
+            by_path[e["path"]] = by_path.get(e["path"], 0.0) + exchange_weight(ex, e)
+        books = sum(1 for e in inside if e["path"] == floor.book_path)
+        per_symbol = {c.path for c in floor.per_symbol}
+        cycles.append({"cycle": k, "seconds": durations[k], "requests": len(inside), "books": books,
+                       "per_symbol": sum(1 for e in inside if e["path"] in per_symbol),
+                       "bulk": sum(1 for e in inside if e["path"] not in per_symbol),
+                       "weight": sum(sum(p.values()) for p in by_ip.values()),
+                       "load": max((floor.load(p) for p in by_ip.values()), default=0.0),
+                       "paths": sorted({path for p in by_ip.values() for path in p})})
+    return cycles
+
+
+def _symbol_of(entry: dict, watched: set[str]) -> str | None:
+    """The watched symbol (BASEQUOTE, as in routing keys) a per-symbol request names in its query."""
+    for value in dict(parse_qsl(entry["query"])).values():
+        key = value.replace("-", "").replace("_", "").upper()
+        if key in watched:
+            return key
+    return None
+
+
+def _snapshot_delays(lab: Lab, ex: str, floor: Floor, entries: list[dict], since: float, until: float) -> list[float]:
+    """For each snapshot received: receipt time minus the simulator's answer to the last per-symbol request it
+    waited for (book or extra): log time, taken on arrival, + the added latency; the time to build the answer
+    is not subtracted, so these are slight over-estimates."""
+    received = lab.listener.snapshots_of(ex, since, until)
+    watched = {sym for sym, _ in received}
+    per_symbol = {c.path for c in floor.per_symbol}
+    answered: dict[str, list[float]] = {}
+    for e in entries:
+        if e["path"] in per_symbol and e["status"] == 200:
+            sym = _symbol_of(e, watched)
+            if sym:
+                answered.setdefault(sym, []).append(e["time"] + LATENCY)
+    out = []
+    for sym, t in received:
+        before = [a for a in answered.get(sym, ()) if a <= t]
+        if before:
+            out.append(t - before[-1])
+    return out
+
+
+def _rate_limited(entries: list[dict]) -> list[dict]:
+    """Evidence for every 429/418: how many requests (same path, and all) the simulator saw in the second before."""
+    return [{"time": e["time"], "path": e["path"], "status": e["status"],
+             "same_path_1s": sum(1 for x in entries if x["path"] == e["path"] and e["time"] - 1 < x["time"] <= e["time"]),
+             "all_1s": sum(1 for x in entries if e["time"] - 1 < x["time"] <= e["time"])}
+            for e in entries if e["status"] in (429, 418)]
+
+
+def _say(r: dict) -> None:
+    c = r["cycles"][-1] if r["cycles"] else {}
+    nan = float("nan")
+    log(f"  {r['exchange']} N={r['n']} depth={r['depth'] or 'fixed'} IPs={r['ips']} ({r['purpose']}): cycle {r['cycle_seconds_max'] or nan:.2f} s"
+        f" max over {len(r['cycles'])}, {c.get('requests')} req ({c.get('bulk')} bulk + {c.get('per_symbol')} per"
+        f" symbol), weight {c.get('weight')}, boards {r['boards']} of {r['board_markets']} markets,"
+        f" first snapshot {r['first_snapshot_seconds'] or nan:.2f} s, rss {r['rss_warm_mb'] or nan:.0f}->"
+        f"{r['rss_end_mb'] or nan:.0f} MB, statuses {r['statuses']}{', BROKER OUTAGE' if r['broker_outage'] else ''}")
+
+
+# -- the largest N that holds the 5 s cadence ----------------------------------------------------------------
+def search_max_n(run, known: dict[int, dict], cap: int, budget: int) -> dict:
+    """Between the largest N that held and the smallest that did not, at most `budget` more runs, guided by a
+    straight line through their cycle times. `run(n)` runs one trial."""
+    holding = sorted(n for n, r in known.items() if r["holds"])
+    failing = sorted(n for n, r in known.items() if not r["holds"])
+    lo, hi = (holding[-1] if holding else 0), (failing[0] if failing else None)
+    if hi is None and lo < cap and budget > 0:
+        known[cap] = run(cap)
+        budget -= 1
+        lo, hi = (cap, None) if known[cap]["holds"] else (lo, cap)
+    while hi is not None and hi - lo > 1 and budget > 0:
+        t_lo = known[lo]["cycle_seconds_max"] if lo in known else 0.0
+        guess = lo + (INTERVAL - t_lo) * (hi - lo) / max(known[hi]["cycle_seconds_max"] - t_lo, 1e-6)
+        # Cycle time is not linear in N once the throttle binds: keep every guess inside the middle half.
+        quarter = (hi - lo) / 4
+        n = min(max(int(guess), int(lo + quarter), lo + 1), int(hi - quarter), hi - 1)
+        known[n] = run(n)
+        budget -= 1
+        lo, hi = (n, hi) if known[n]["holds"] else (lo, n)
+    return {"largest": lo, "smallest_failing": hi, "capped": hi is None and lo == cap,
+            "exact": hi is None or hi - lo == 1}
