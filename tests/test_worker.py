@@ -172,6 +172,24 @@ def test_failed_book_requests_are_retried_and_the_symbol_still_published(fleet):
         assert "Failed to fetch orderbook ETH" not in worker.log_text()[offsets[exchange]:]
 
 
+def test_a_malformed_book_level_costs_its_symbol_only_on_every_exchange(fleet):
+    """A level without a size in BTC's book, for two cycles: every worker keeps its process, publishes the
+    other symbols every cycle, says why BTC is missing once, and publishes BTC again afterwards."""
+    pids = {ex: w.proc.pid for ex, w in fleet.workers.items()}
+    offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
+    start = time.time()
+    for exchange in EXCHANGES:
+        fleet.sim.inject_fault(exchange, "bad_level", endpoint=BTC_BOOK[exchange], seconds=2 * INTERVAL + 1)
+    for exchange, worker in fleet.workers.items():
+        fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + 2 * INTERVAL + 1.5, timeout=4 * INTERVAL)
+        log = worker.log_text()[offsets[exchange]:]
+        assert log.count("Not publishing BTC/USDT:USDT: ") == 1, log
+        assert "Publishing BTC/USDT:USDT again" in log
+        during = [k for k, _ in fleet.consumer.since(start) if k == f"futures.{exchange}.ETHUSDT"]
+        assert len(during) >= 2, exchange  # every cycle of the fault window
+        assert worker.proc.pid == pids[exchange] and worker.proc.poll() is None
+
+
 def test_tickers_down_skips_the_cycle_then_recovers(fleet):
     offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
     for exchange in EXCHANGES:

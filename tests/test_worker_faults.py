@@ -129,3 +129,24 @@ def test_weight_another_program_spent_on_the_ip_holds_the_workers_requests(solo,
     assert own_sim.statuses("binance").get(429, 0) == 0, [(e.path, e.status) for e in after]
     assert 1 <= len([e for e in after if e.path == BOOK_PATH["binance"]]) <= 2
     assert own_sim.used_weight("binance") <= 2400
+
+
+def test_a_malformed_bulk_row_costs_its_symbol_only(solo, own_sim):
+    """HTX's raw batch funding and index answers, parsed row by row outside ccxt's request: a row that is
+    not an object leaves its symbol without funding (or index), and every other symbol keeps them."""
+    own_sim.market.freeze()
+    worker, consumer = solo("htx")
+    snapshot(consumer, "htx", "ETH/USDT:USDT")
+    first_coin = own_sim.market.listed("htx")[0].base  # the first row of each batch answer
+    start = time.time()
+    for endpoint in ("swap_batch_funding_rate", "swap_index"):
+        own_sim.inject_fault("htx", "bad_row", endpoint=endpoint, seconds=INTERVAL + 1)
+    broken = consumer.wait_for(lambda k, b: k == f"futures.htx.{first_coin}USDT" and b["timestamp"] > start * 1000
+                               and b["funding_rate"] is None, 3 * INTERVAL, "a snapshot without the bad row")[1]
+    assert broken["extra"]["index_price"] is None and broken["ticker"]["bid"] is not None
+    others = [b for k, b in consumer.since(start) if k != f"futures.htx.{first_coin}USDT"
+              and b["timestamp"] >= broken["timestamp"] - 1000]
+    assert others and all(b["funding_rate"] is not None and b["extra"]["index_price"] for b in others)
+    log = worker.log_text()
+    assert "Leaving out a malformed htx funding rates row" in log and "Leaving out a malformed htx index prices row" in log
+    assert worker.proc.poll() is None

@@ -23,6 +23,7 @@ same controls are served over HTTP under ``/__sim/`` (see ``_control``).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import importlib.util
@@ -39,7 +40,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from tests.simulator.market import EXCHANGES, Market, Quote
 
-FAULT_KINDS = ("http500", "http429", "http418", "hang", "bad_json", "empty", "reset", "drop_fields")
+FAULT_KINDS = ("http500", "http429", "http418", "hang", "bad_json", "empty", "reset", "drop_fields", "bad_level",
+               "bad_row")
 QUOTE_FIELDS = ("bid", "ask", "last", "mark_price", "index_price", "funding_rate", "next_funding_time")
 LOCAL_CLIENT = "127.0.0.1"     # the client address of callers that do not name one
 
@@ -316,7 +318,7 @@ class Simulator:
         fault = self._take_fault(req.exchange, target, now)
         if fault and fault.kind == "drop_fields":
             req.dropped = frozenset(fault.fields)
-        elif fault:
+        elif fault and fault.kind not in ("bad_level", "bad_row"):
             return self._fault_reply(dialect, fault)
         handler = dialect.ROUTES.get(req.path)
         if handler is None:
@@ -327,7 +329,10 @@ class Simulator:
             return e.reply
         except KeyError as e:  # an unknown symbol in the query
             return Reply(400, dialect.error_body(400, f"unknown symbol {e}"))
-        return result if isinstance(result, Reply) else Reply(200, result)
+        reply = result if isinstance(result, Reply) else Reply(200, result)
+        if fault and fault.kind in ("bad_level", "bad_row"):
+            reply = _malformed(reply, _without_first_size if fault.kind == "bad_level" else _first_row_garbled)
+        return reply
 
     def _take_fault(self, exchange: str, path: str, now: float) -> Fault | None:
         with self._lock:
@@ -483,6 +488,43 @@ class Simulator:
         else:
             raise ValueError(f"unknown control /__sim/{name}")
         return {"ok": True, "tick": self.market.tick}
+
+
+def _malformed(reply: Reply, break_body) -> Reply:
+    """The answer with `break_body` applied to a copy of its JSON (dialects that write exact numbers send
+    bytes; the market model keeps the objects it hands out, and a frozen clock hands out the same again)."""
+    body = json.loads(reply.body) if isinstance(reply.body, bytes) else copy.deepcopy(reply.body)
+    break_body(body)
+    return dataclasses.replace(reply, body=body)
+
+
+def _first_row_garbled(body) -> bool:
+    """A bulk answer whose first row (the first object in the first list of objects) is a string instead."""
+    if isinstance(body, dict):
+        return any(_first_row_garbled(value) for value in body.values())
+    if isinstance(body, list) and body:
+        if isinstance(body[0], dict):
+            body[0] = "garbled"
+            return True
+        return any(_first_row_garbled(item) for item in body)
+    return False
+
+
+def _without_first_size(body) -> bool:
+    """A book answer whose first level has no size (null), in whatever shape the exchange writes levels:
+    [price, size] lists, or {"p": ..., "s": ...} objects (gate). Depth first, so the first side listed."""
+    if isinstance(body, dict):
+        return any(_without_first_size(value) for value in body.values())
+    if isinstance(body, list) and body:
+        first = body[0]
+        if isinstance(first, list) and len(first) >= 2 and not isinstance(first[0], (dict, list)):
+            first[1] = None
+            return True
+        if isinstance(first, dict) and "s" in first and "p" in first:
+            first["s"] = None
+            return True
+        return any(_without_first_size(item) for item in body)
+    return False
 
 
 class _Server(ThreadingHTTPServer):
