@@ -1,7 +1,9 @@
-"""Print one line per futures_scan snapshot, as they arrive.
+"""Print one line per futures_scan snapshot, as they arrive; boards (topic board.*) as a summary line and
+the widest funding rates on them.
 
     python scripts/watch_snapshots.py                          every snapshot (topic futures.#)
     python scripts/watch_snapshots.py 'futures.*.BTCUSDT'      BTC on every exchange
+    python scripts/watch_snapshots.py 'board.*'                every exchange's market board, each cycle
     python scripts/watch_snapshots.py 'futures.bybit.#' 'futures.gateio.ETHUSDT'
     python scripts/watch_snapshots.py --config config/config.demo.json --count 20
 
@@ -41,7 +43,10 @@ def _time(ms) -> str:
 
 
 def format_line(body: dict) -> str:
-    """exchange, symbol, bid/ask/last, book depth, funding rate, next funding time: one line."""
+    """exchange, symbol, bid/ask/last, book depth, funding rate, next funding time: one line; a board's
+    summary instead for a board."""
+    if "markets" in body:
+        return format_board(body)
     ticker = body.get("ticker") or {}
     book = body.get("orderbook") or {}
     rate = body.get("funding_rate")
@@ -50,6 +55,21 @@ def format_line(body: dict) -> str:
             f"bid {_num(ticker.get('bid'))} ask {_num(ticker.get('ask'))} last {_num(ticker.get('last'))}  "
             f"book {len(book.get('bids') or [])}x{len(book.get('asks') or [])}  "
             f"funding {'-' if rate is None else f'{rate * 100:.4f}%'}  next {_time(body.get('next_funding_time'))}")
+
+
+def format_board(body: dict, top: int = 3) -> str:
+    """A board: its exchange, how many perpetuals, how many with funding and intervals, and the highest
+    funding rates normalized to a year (rate x 24 / the symbol's own interval x 365)."""
+    rows = [r for r in body.get("markets") or [] if isinstance(r, dict)]
+    aprs = sorted(((r["funding_rate"] * 24 / r["funding_interval_hours"] * 365, r.get("symbol", "?"))
+                   for r in rows if isinstance(r.get("funding_rate"), (int, float))
+                   and isinstance(r.get("funding_interval_hours"), (int, float)) and r["funding_interval_hours"] > 0),
+                  reverse=True)
+    hours = sorted({r.get("funding_interval_hours") for r in rows if r.get("funding_interval_hours")})
+    received = datetime.fromtimestamp(body.get("timestamp", time.time() * 1000) / 1000).strftime("%H:%M:%S")
+    best = ", ".join(f"{symbol} {apr * 100:.1f}%" for apr, symbol in aprs[:top]) or "-"
+    return (f"{received} {body.get('exchange', '?'):<8} board: {len(rows)} perpetuals, {len(aprs)} with funding "
+            f"(intervals {', '.join(f'{h:g}h' for h in hours) or '-'}); highest funding APR: {best}")
 
 
 class _Stop(BaseException):  # like KeyboardInterrupt: nothing in pika swallows it
@@ -104,9 +124,9 @@ def watch(params: pika.ConnectionParameters, exchange: str, topics: list[str], c
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Print one line per futures_scan snapshot")
+    parser = argparse.ArgumentParser(description="Print one line per futures_scan snapshot (or board)")
     parser.add_argument("topics", nargs="*", default=["futures.#"],
-                        help="routing-key filters, e.g. 'futures.*.BTCUSDT' (default: futures.#)")
+                        help="routing-key filters, e.g. 'futures.*.BTCUSDT' or 'board.*' (default: futures.#)")
     parser.add_argument("--config", help=OPERATOR_CONFIG_HELP)
     parser.add_argument("--count", type=int, help="exit after this many snapshots")
     args = parser.parse_args(argv)
