@@ -21,15 +21,12 @@ clock = time.thread_time_ns   # this thread's CPU time: another process or threa
 
 
 def bulk_client(w):
-    """The client the worker sends its bulk calls with (its first address's; a worker from before proxies
-    has one client for them)."""
-    routes = getattr(w, "routes", None)
-    return routes.bulk_route().clients[0] if routes is not None else w.exchange
+    """The client the worker sends its bulk calls with (its first address's)."""
+    return w.routes.bulk_route().clients[0]
 
 
 def all_clients(w) -> list:
-    routes = getattr(w, "routes", None)
-    return [c for route in routes.routes for c in route.clients] if routes is not None else list(w.clients)
+    return [client for route in w.routes.routes for client in route.clients]
 
 
 def mean_ms(samples_ns: list[int]) -> float:

@@ -42,10 +42,7 @@ def make_worker(config_path: str, name: str):
     entry = config.exchange(name)
     venue = venue_for(entry.name)
     stop = StopSignal(logging.getLogger(name))
-    # What main() hands the Worker: its addresses (SPEC section 11: create_routes), or, in a worker from
-    # before proxies, its pool of clients.
-    senders = getattr(worker_module, "create_routes", None) or worker_module.create_clients
-    w = worker_module.Worker(config, entry, senders(config, entry, venue, {}), venue, stop)
+    w = worker_module.Worker(config, entry, worker_module.create_routes(config, entry, venue, {}), venue, stop)
     w.broker.ensure_connected()
     if not w._load_markets():
         raise SystemExit(f"{name}: could not load markets")

@@ -47,7 +47,6 @@ from bench.budget import Floor, measure_floor
 from bench.harness import DATA_EXCHANGE, EXCHANGES, LATENCY, PY, ROOT, Lab, log
 from bench.naive import naive_loop, vision_design
 from bench.workers import search_max_n, trial
-from common.config import ExchangeEntry
 
 BINANCE_DEPTHS = (500, 100)    # SPEC section 8's other binance depths, searched beside the maximum
 # Where the budget binds long before the market size, more addresses hold more symbols (SPEC section 11).
@@ -130,9 +129,6 @@ class Run:
     def ip_scaling(self, ex: str) -> None:
         """The largest N at 5 s with 1, 2, 3 addresses (the machine's own and proxies through the simulator),
         seeded at that many times what one address sustains on paper, and one more."""
-        if "proxies" not in ExchangeEntry.model_fields:
-            log(f"  {ex}: this worker has no proxies (SPEC section 11): IP scaling not measured")
-            return
         floor, symbols, sim = self.floor(ex), self.symbols(ex), self.lab.sims[ex]
         cap = min(len(symbols), self.args.max_n or len(symbols))
         for ips in self.args.ip_counts:
