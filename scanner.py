@@ -1,4 +1,5 @@
-"""scanner.py: the live cross-exchange view (docs/reference.md, "The scanner") on a web page, a JSON API and the terminal.
+"""scanner.py: the live cross-exchange view (docs/reference.md, "The scanner") on a web page, a JSON API
+and the terminal.
 
 Lifecycle: load config -> listen (the page and the API, served from a thread) -> connect to RabbitMQ (with
 backoff, never exiting for it) and consume the boards and snapshots through an exclusive, length-limited

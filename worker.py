@@ -104,10 +104,11 @@ class Worker:
             self.wait(next_start - time.monotonic())
 
     def _await_current_set(self, seconds: float = 3.0) -> None:
-        """Give the controller a moment to answer get_symbols (a new shard's first cycle then collects the
-        current set); without a controller the config's list stands until a broadcast arrives."""
+        """A shard gives the controller a moment to answer get_symbols, so that its first cycle collects the
+        current set (the controller fills only the unsharded queues it knows of); without a controller the
+        config's list stands until a broadcast arrives."""
         deadline = time.monotonic() + seconds
-        while self._asking_for_set and time.monotonic() < deadline:
+        while self.shard.count > 1 and self._asking_for_set and time.monotonic() < deadline:
             self.wait(0.05)
 
     def shutdown(self) -> None:

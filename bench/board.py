@@ -1,6 +1,6 @@
-"""The market board's cost, measured inside one worker built as `worker.main()` builds it (SPEC section 9,
-issue 10): CPU per cycle for the product's part (the worker's `board_rows` + `publish_board`) beside ccxt's
-own parse of the same bulk answers, the message's size, and the delay from the last bulk answer to a
+"""The market board's cost, measured inside one worker built as `worker.main()` builds it (docs/reference.md,
+"The market board"; issue 10): CPU per cycle for the product's part (the worker's `board_rows` +
+`publish_board`) beside ccxt's own parse of the same bulk answers, the message's size, and the delay from the last bulk answer to a
 consumer's receipt of the board.
 
 ccxt's part is the venue's bulk calls' `fetch` with the HTTP layer replaced by the bodies recorded from one

@@ -1,5 +1,5 @@
-"""The floor of SPEC section 8, derived from the product itself: what one cycle's requests cost, and the most
-symbols each exchange's published budget holds every 5 s.
+"""The floor (docs/reference.md, "What each exchange costs"), derived from the product itself: what one
+cycle's requests cost, and the most symbols each exchange's published budget holds every 5 s.
 
 The paths and weights are not written down here: they are what the worker's own throttle charges when a
 client built by `common.exchanges.create_exchange` runs the venue's `bulk_calls` once and one symbol's
@@ -72,7 +72,7 @@ class Floor:
 
     def latency_allows(self, round_trip: float) -> int:
         """The most symbols one 5 s cycle holds when every answer takes `round_trip` seconds: the bulk calls one
-        after another, then the per-symbol requests with `book_threads` in flight (SPEC section 8: a
+        after another, then the per-symbol requests with `book_threads` in flight (docs/reference.md: a
         synchronous client is bound by N <= interval / RTT)."""
         threads = self.notes.get("book_threads", 1)
         left = INTERVAL - len(self.bulk) * round_trip
@@ -125,7 +125,7 @@ def measure_floor(exchange: str, api_url: str, depth=None, symbol: str | None = 
 
 
 def _perpetuals(client) -> list[str]:
-    """The linear perpetuals ccxt loaded: the rows of the board (SPEC section 9), as the worker selects them."""
+    """The linear perpetuals ccxt loaded: the rows of the board, as the worker selects them."""
     return [s for s, m in client.markets.items() if m.get("swap") and m.get("linear")]
 
 

@@ -171,7 +171,7 @@ def ips_section(results: dict, targets: list[Target]) -> list[str]:
         return []
     counts = sorted({int(k) for found in scaled.values() for k in found})
     lines = [f"## 3. Past one IP: symbols at 5 s with {', '.join(map(str, counts))} IPs", "",
-             "The search of section 2 with the worker's `proxies` (SPEC section 11): the machine's own address and "
+             "The search of section 2 with the worker's `proxies` (docs/reference.md, 'Past one IP'): the machine's own address and "
              "proxies, here the simulator itself acting as an HTTP proxy that counts each proxy's requests as one "
              "more IP with the exchange's whole budget. Target: that many times what one IP's budget allows. "
              f"Linear: N at k IPs at least {_pct(LINEAR_TOLERANCE)} of k times N at one IP. Busiest IP: the most "
@@ -337,7 +337,7 @@ def board_section(results: dict, targets: list[Target]) -> list[str]:
     if not shown:
         return []
     lines = ["## 6. The market board", "",
-             "Every listed perpetual, every cycle, from the bulk calls already made (SPEC section 9), at the "
+             "Every listed perpetual, every cycle, from the bulk calls already made (docs/reference.md, 'The market board'), at the "
              "simulator's market sizes; its requests per cycle are those of section 1 (the floor, board on).", "",
              "CPU per cycle: mean thread CPU time in one worker built as `worker.main()` builds it "
              "(`bench/inproc.py board-cpu`, bench/board.py). ccxt: the venue's bulk calls' `fetch` with the network "

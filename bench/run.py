@@ -1,6 +1,6 @@
 """The futures_scan benchmark: collection cost and freshness per exchange against each exchange's rate-limit
-floor (SPEC section 8), the market board's cost (SPEC section 9), and two peers: the naive ccxt loop and the
-vision's own asyncio design.
+floor (docs/reference.md, "What each exchange costs"), the market board's cost ("The market board"), and two
+peers: the naive ccxt loop and the vision's own asyncio design.
 
 Usage (from the repository root; scripts/bench.sh prepares the machine first, then runs this):
 
@@ -48,8 +48,9 @@ from bench.harness import DATA_EXCHANGE, EXCHANGES, LATENCY, PY, ROOT, Lab, log
 from bench.naive import naive_loop, vision_design
 from bench.workers import search_max_n, trial
 
-BINANCE_DEPTHS = (500, 100)    # SPEC section 8's other binance depths, searched beside the maximum
-# Where the budget binds long before the market size, more addresses hold more symbols (SPEC section 11).
+BINANCE_DEPTHS = (500, 100)    # binance's other depths (docs/reference.md), searched beside the maximum
+# Where the budget binds long before the market size, more addresses hold more symbols (docs/reference.md,
+# "Past one IP").
 SCALED_BY_IPS = ("binance", "bitget", "gateio")
 SEARCH_RUNS = 4                # worker runs the search may add per exchange and depth
 LOAD_START = os.getloadavg()[0]

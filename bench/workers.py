@@ -24,7 +24,7 @@ def trial(lab: Lab, ex: str, floor: Floor, symbols: list[str], purpose: str, mea
           retry: bool = True, proxies: list[str] = ()) -> dict:
     """worker.py watching `symbols` until `measured` cycles after the first have ended (fewer when cycles are
     long), then stopped. Cycle 1 (cold connections) counts only when it is the only one. `proxies`: more
-    addresses for the worker (SPEC section 11), each counted apart by the simulator."""
+    addresses for the worker (docs/reference.md, "Past one IP"), each counted apart by the simulator."""
     sim = lab.sims[ex]
     sim.fresh()
     n, depth = len(symbols), floor.depth

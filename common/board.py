@@ -1,5 +1,5 @@
-"""The market board (SPEC section 9): every linear perpetual an exchange lists, from the bulk calls a worker
-makes each cycle anyway, published as one message on routing key `board.{exchange}`.
+"""The market board (docs/reference.md, "The market board"): every linear perpetual an exchange lists, from
+the bulk calls a worker makes each cycle anyway, published as one message on routing key `board.{exchange}`.
 
 The worker validates what it publishes with these models and the scanner validates what it consumes with
 the same ones, so both sides agree on one contract. Amounts are in base units, as in the snapshot.

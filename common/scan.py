@@ -1,9 +1,9 @@
-"""The scanner's arithmetic (SPEC section 10): legs from the latest board rows and snapshots, funding
+"""The scanner's arithmetic (docs/reference.md, "The scanner"): legs from the latest board rows and snapshots, funding
 normalized to a yearly rate, the cross-exchange pair per symbol, spreads, basis and entry costs at size.
 
 Plain functions of plain values: no broker, no clock (callers pass `now_ms`), no I/O. Every value may be
 missing (null in the messages), and every function answers None rather than guessing. Decisions where
-the SPEC is silent:
+the reference is silent:
 * A leg without `funding_rate` or `funding_interval_hours` has no `funding_apr` and is never paired:
   assuming 8 h would compare a 1 h rate with an 8 h one, the error the scanner exists to avoid.
 * A leg's values: each field from the newest message (board row or snapshot) that has it, among the

@@ -29,6 +29,8 @@ EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "unit: no broker, no network, no processes: `scripts/test.sh -m unit`")
+    config.addinivalue_line("markers", "stops_broker: stops the shared RabbitMQ server for a while, so it runs "
+                                       "alone, after the others (scripts/test.sh)")
 
 
 # -- exchange simulator ----------------------------------------------------------------------------

@@ -188,7 +188,7 @@ VISION = Path(ROOT).parent / "shared" / "seed" / "000_2509af42f60ecc26.txt"  # b
 
 @pytest.mark.unit
 def test_the_visions_config_loads_unchanged(tmp_path):
-    """Section 9's config.json with section 10's logging "added to config.json" (SPEC section 2)."""
+    """Section 9's config.json with section 10's logging "added to config.json" (docs/reference.md, "Configuration")."""
     merged = {**json.loads(VISION_SECTION_9), **json.loads(VISION_SECTION_10)}
     config = load_config(write(tmp_path, merged))
     assert config.logging.level == "DEBUG" and config.logging.file == "app.log"

@@ -55,7 +55,7 @@ def test_reset_restores_rate_limits(sim):
     assert sim.rate_limits is True
 
 
-# -- budgets per client address (SPEC section 11: each proxy is one IP with the whole budget) ---------------
+# -- budgets per client address (docs/reference.md, "Past one IP": each proxy is one IP with the whole budget) --
 class SourceAddressAdapter(HTTPAdapter):
     """Connections that leave from `address`: a second loopback IP stands for a proxy's."""
 
@@ -127,8 +127,8 @@ def test_log_entries_default_to_the_local_address():
 
 
 def test_a_request_through_the_simulator_as_proxy_counts_for_the_proxy(sim, fixed_minute):
-    """A worker's proxy (SPEC section 11), played by the simulator itself: ccxt's httpProxy with a user name
-    per proxy; each proxy is one more IP with the whole budget."""
+    """A worker's proxy (docs/reference.md, "Past one IP"), played by the simulator itself: ccxt's httpProxy with a
+    user name per proxy; each proxy is one more IP with the whole budget."""
     direct = binance_from(sim, "127.0.0.1")
     proxied = binance_from(sim, "127.0.0.1")
     proxied.httpProxy = f"http://proxy-a:secret@127.0.0.1:{sim.port}"

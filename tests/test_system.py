@@ -399,6 +399,7 @@ def test_supervisorctl_restart_one_exchange_exits_cleanly_with_final_statistics(
 
 
 # -- the broker going away -------------------------------------------------------------------------
+@pytest.mark.stops_broker
 def test_broker_stopped_20s_mid_run_nothing_exits_and_everything_resumes(system):
     system.ensure_added()
     before = system.sup.wait_running()
@@ -441,6 +442,7 @@ def test_supervisorctl_stop_all_exits_cleanly_with_final_statistics(system):
     assert {p: s for p, (s, _) in states.items()} == {p: "STOPPED" for p in PROGRAMS}
 
 
+@pytest.mark.stops_broker
 def test_supervisord_started_while_the_broker_is_down(system):
     """A fresh supervisord while RabbitMQ is down: every process starts, waits, and never ends FATAL or
     EXITED; once the broker is back, snapshots flow and the control API answers, with the set the

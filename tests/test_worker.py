@@ -221,6 +221,7 @@ def test_missing_funding_publishes_nulls_with_a_warning(fleet):
 
 
 # -- the broker going away -------------------------------------------------------------------------
+@pytest.mark.stops_broker
 def test_broker_outage_and_late_broker_at_start(fleet):
     offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
     fleet.rabbit.stop_app()

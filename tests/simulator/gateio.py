@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from tests.simulator.server import Budget, Reply
 
-# Gate: "all public endpoints 200r/10s per endpoint" (ccxt gate.py; SPEC section 8).
+# Gate: "all public endpoints 200r/10s per endpoint" (ccxt gate.py; docs/reference.md, "What each exchange costs").
 BUDGETS = [Budget(200, 10.0, per_endpoint=True)]
 BAN_AFTER_429S = None
 MAX_BOOK_DEPTH = 300

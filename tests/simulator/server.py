@@ -13,7 +13,7 @@ weight) is kept per (exchange, client address), the client address being the req
 listens on 127.0.0.1; on Linux all of 127.0.0.0/8 is loopback, so a client whose socket is bound to
 127.0.0.2 (a second "IP", as a proxy would give) reaches it and is counted apart.
 
-The server is also an HTTP proxy to itself, for a worker's `proxies` (SPEC section 11): a request sent
+The server is also an HTTP proxy to itself, for a worker's `proxies` (docs/reference.md, "Past one IP"): a request sent
 through it (absolute-form request line, e.g. ccxt's httpProxy = "http://proxy-a:pw@127.0.0.1:PORT") is
 answered as usual and counted for the proxy, its client being the proxy's user name ("proxy-a") or, without
 credentials, the address the connection reached.

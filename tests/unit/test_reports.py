@@ -17,7 +17,7 @@ def report(pid=100, started_at=1000.0, success=0, errors=0, published=0, publish
            **fields) -> dict:
     stats = WorkerStatistics(exchange=exchange, pid=pid, started_at=started_at,
                              totals=Counters(success, errors, published, publish_failed), cycles=3)
-    return {**stats.to_message(), **fields}
+    return {**stats.to_message(), "timestamp": 1_800_000_000.0, **fields}  # fixed: test ids stay the same
 
 
 def raw(message) -> bytes:
