@@ -108,12 +108,16 @@ def test_snapshots_track_the_market_every_interval(fleet):
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
 def test_requests_per_cycle_are_bulk_calls_plus_one_book_per_symbol(fleet, exchange):
-    fleet.snapshot(exchange, "BTC/USDT:USDT", after=time.time())  # a cycle has just run
+    """One whole cycle in the simulator's log: from one tickers request to the next (a cycle starts with its
+    tickers, and the next starts only once every book of this one is in)."""
     start = time.time()
-    fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + 1)     # the next one has started
-    fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + INTERVAL + 1)
-    window = [e for e in fleet.sim.requests(exchange, since=start + 0.5) if e.time < start + INTERVAL + 0.5]
-    paths = [e.path for e in window]
+    deadline = start + 4 * INTERVAL
+    while len(tickers := [e for e in fleet.sim.requests(exchange, since=start, path=TICKERS_PATH[exchange])
+                          if e.path == TICKERS_PATH[exchange]]) < 3:
+        assert time.time() < deadline, f"fewer than 3 cycles of {exchange} in {4 * INTERVAL}s"
+        time.sleep(0.1)  # the simulator's log has no event to await
+    cycle = [e for e in fleet.sim.requests(exchange, since=tickers[1].time) if e.time < tickers[2].time]
+    paths = [e.path for e in cycle]
     bulk = VENUES[exchange].bulk_calls
     per_symbol = 1 + len(VENUES[exchange].symbol_extras)  # the book, and e.g. HTX's mark price
     assert paths.count(BOOK_PATH[exchange]) == len(listed(fleet.sim, exchange))
