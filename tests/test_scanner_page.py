@@ -16,7 +16,7 @@ import websocket
 
 from tests.conftest import ROOT
 from tests.test_scanner import (BTC, DATA_EXCHANGE, ETH, Publisher, ScannerProcess, board, free_port, now_ms,
-                                poll, publish_market, row, snapshot)
+                                poll, publish_market, publisher, row, scanner, snapshot)  # noqa: F401 - fixtures
 
 CHROMIUM = "/usr/bin/chromium"
 # Where to also write the screenshot, e.g. SCANNER_SCREENSHOT=docs/scanner.png for the README's picture.
@@ -97,21 +97,6 @@ def browser(tmp_path):
     chromium = Chromium(profile)
     yield chromium
     chromium.close()
-
-
-@pytest.fixture
-def scanner(tmp_path, own_rabbit):
-    process = ScannerProcess(tmp_path, own_rabbit.config(DATA_EXCHANGE))
-    process.wait_consuming()
-    yield process
-    process.process.kill()
-
-
-@pytest.fixture
-def publisher(own_rabbit):
-    p = Publisher(own_rabbit)
-    yield p
-    p.close()
 
 
 ROW_SYMBOLS = "[...document.querySelectorAll('#opportunities tbody tr')].map(tr => tr.dataset.symbol)"
