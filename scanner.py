@@ -32,7 +32,8 @@ from common.broker import Broker
 from common.config import Config, ConfigError, load_config
 from common.logs import secret_mask, setup_logging
 from common.models import FuturesData
-from common.scan import Book, Leg, ScannerConfig, Source, board_sources, merge_leg, snapshot_source, split_listen
+from common.scan import Book, Leg, ScannerConfig, Source, board_sources, compact_symbol, \
+    merge_leg, snapshot_source, split_listen
 from common.scan_page import make_app
 from common.shutdown import StopSignal
 from common.symbols import routing_key
@@ -42,6 +43,7 @@ BINDINGS = ("board.*", "futures.#")
 # broker drops the oldest messages (drop-head) instead of piling them up for everyone.
 QUEUE_ARGUMENTS = {"x-max-length": 10_000, "x-max-length-bytes": 256 * 2**20, "x-overflow": "drop-head"}
 PREFETCH = 200                   # unacknowledged messages in flight: bounds the scanner's own memory too
+ACK_EVERY = PREFETCH // 2        # one ack (multiple=True) per this many messages: a write per message costs
 MAX_BODY_BYTES = 32 * 2**20      # a board of every listed perpetual is well under 1 MiB
 FORGET_AFTER_MS = 3600 * 1000    # a delisted symbol's last values are shown stale for an hour, then dropped
 DROP_LOG_SECONDS = 10            # at most one warning per kind of malformed message in this time
@@ -61,6 +63,7 @@ class LatestValues:
         self._lock = threading.Lock()
         self._boards: dict[tuple[str, str], Source] = {}
         self._snapshots: dict[tuple[str, str], tuple[Source, Book]] = {}
+        self._by_compact: dict[str, set[tuple[str, str]]] = {}  # "BTCUSDT" -> {(exchange, symbol)}
         self._exchange_times: dict[str, dict[str, int]] = {}  # exchange -> {"board"/"snapshot": newest ms}
 
     def put_board(self, exchange: str, timestamp: int, sources: dict[str, Source]) -> None:
@@ -68,6 +71,8 @@ class LatestValues:
             self._note_time(exchange, "board", timestamp)
             for symbol, source in sources.items():
                 held = self._boards.get((exchange, symbol))
+                if held is None:
+                    self._index((exchange, symbol))
                 if held is None or held.timestamp <= source.timestamp:  # out-of-order delivery keeps the newer
                     self._boards[(exchange, symbol)] = source
 
@@ -75,8 +80,13 @@ class LatestValues:
         with self._lock:
             self._note_time(exchange, "snapshot", source.timestamp)
             held = self._snapshots.get((exchange, symbol))
+            if held is None:
+                self._index((exchange, symbol))
             if held is None or held[0].timestamp <= source.timestamp:
                 self._snapshots[(exchange, symbol)] = (source, book)
+
+    def _index(self, key: tuple[str, str]) -> None:
+        self._by_compact.setdefault(compact_symbol(key[1]).upper(), set()).add(key)
 
     def _note_time(self, exchange: str, kind: str, timestamp: int) -> None:
         times = self._exchange_times.setdefault(exchange, {})
@@ -86,13 +96,17 @@ class LatestValues:
         with self._lock:
             return {exchange: dict(times) for exchange, times in self._exchange_times.items()}
 
-    def legs_by_symbol(self, now_ms: int, stale_after_ms: float) -> dict[str, list[Leg]]:
+    def legs_by_symbol(self, now_ms: int, stale_after_ms: float, compact: str | None = None) -> dict[str, list[Leg]]:
+        """symbol -> its legs; only the symbols of one routing-key form ("BTCUSDT") when `compact` is given."""
         with self._lock:
-            boards, snapshots = dict(self._boards), dict(self._snapshots)
+            if compact is None:
+                keys = self._boards.keys() | self._snapshots.keys()
+            else:
+                keys = set(self._by_compact.get(compact.upper(), ()))
+            held = [(key, self._boards.get(key), self._snapshots.get(key, (None, None))) for key in keys]
         out: dict[str, list[Leg]] = {}
-        for exchange, symbol in boards.keys() | snapshots.keys():
-            source, book = snapshots.get((exchange, symbol), (None, None))
-            leg = merge_leg(exchange, symbol, boards.get((exchange, symbol)), source, book, now_ms, stale_after_ms)
+        for (exchange, symbol), board, (source, book) in held:
+            leg = merge_leg(exchange, symbol, board, source, book, now_ms, stale_after_ms)
             out.setdefault(symbol, []).append(leg)
         return out
 
@@ -104,6 +118,9 @@ class LatestValues:
                 del self._boards[key]
             for key in old_snapshots:
                 del self._snapshots[key]
+            for key in old_boards + old_snapshots:
+                if key not in self._boards and key not in self._snapshots:
+                    self._by_compact.get(compact_symbol(key[1]).upper(), set()).discard(key)
         return len(old_boards) + len(old_snapshots)
 
     def counts(self) -> tuple[int, int]:
@@ -140,6 +157,8 @@ class Scanner:
         self.messages_seen = 0
         self.messages_dropped = 0
         self.last_message_ms: int | None = None  # when the last usable message arrived (our clock)
+        self._unacked: tuple[object, int] | None = None  # (channel, newest delivery tag) not yet acknowledged
+        self._unacked_count = 0
         self._window_start, self._window_seen = time.monotonic(), 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -147,6 +166,7 @@ class Scanner:
         while not stop.requested:
             self.broker.ensure_connected()
             self.broker.pump(0.2)
+            self._ack_received()
             if time.monotonic() - self._window_start >= self.config.collection.statistics_interval_seconds:
                 self.housekeeping()
 
@@ -185,7 +205,16 @@ class Scanner:
         except Exception as e:  # noqa: BLE001 - no message may take the scanner down
             self.messages_dropped += 1
             log.exception("Could not use a message on %s: %s", _printable(method.routing_key), type(e).__name__)
-        channel.basic_ack(method.delivery_tag)
+        self._unacked = (channel, method.delivery_tag)
+        self._unacked_count += 1
+        if self._unacked_count >= ACK_EVERY:
+            self._ack_received()
+
+    def _ack_received(self) -> None:
+        if self._unacked is not None:
+            channel, tag = self._unacked
+            self._unacked, self._unacked_count = None, 0
+            self.broker.ack_up_to(channel, tag)
 
     def ingest(self, key: str, body: bytes) -> None:
         self.messages_seen += 1
@@ -216,7 +245,7 @@ class Scanner:
         if expected != key:
             raise Malformed(f"snapshot of {snapshot.exchange} {snapshot.symbol} published as {key[:80]}")
         self._check_clock(snapshot.timestamp, key)
-        source, book = snapshot_source(snapshot)
+        source, book = snapshot_source(snapshot, reach=max(self.settings.notionals))
         self.latest.put_snapshot(snapshot.exchange, snapshot.symbol, source, book)
 
     def _check_clock(self, timestamp_ms: int, where: str) -> None:
@@ -226,8 +255,8 @@ class Scanner:
             raise Malformed(f"{where}: timestamp {ahead / 1000:.0f}s in the future (clocks out of step?)")
 
     # -- what the web server reads -------------------------------------------------------------------
-    def legs_by_symbol(self, now_ms: int) -> dict[str, list[Leg]]:
-        return self.latest.legs_by_symbol(now_ms, self.settings.stale_after_ms)
+    def legs_by_symbol(self, now_ms: int, compact: str | None = None) -> dict[str, list[Leg]]:
+        return self.latest.legs_by_symbol(now_ms, self.settings.stale_after_ms, compact)
 
     def status(self, now_ms: int) -> dict:
         stale_ms = self.settings.stale_after_ms

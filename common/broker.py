@@ -161,6 +161,16 @@ class Broker:
         except CONNECTION_ERRORS as e:
             self._lost(e)
 
+    def ack_up_to(self, channel, delivery_tag: int) -> None:
+        """Acknowledge every delivery up to `delivery_tag` in one frame, if `channel` is still the one in use
+        (after a reconnect its deliveries are gone with it)."""
+        if channel is not self.channel or not self.connected:
+            return
+        try:
+            channel.basic_ack(delivery_tag, multiple=True)
+        except CONNECTION_ERRORS as e:
+            self._lost(e)
+
     def _lost(self, error: Exception) -> None:
         log.error("Lost the RabbitMQ connection: %s", _describe(error))
         self._drop()

@@ -4,15 +4,19 @@
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import re
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-import ccxt
+if TYPE_CHECKING:  # imported where a client is built: the controller and the scanner only check names
+    import ccxt
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def _data_rows(client: ccxt.Exchange, path: str) -> list:
     answer = client.request(path, ["contract", "public"], "GET", {})
     rows = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(rows, list):
+        import ccxt
         raise ccxt.BadResponse(f"{path}: no list of rows under 'data'")
     return rows
 
@@ -244,9 +249,17 @@ def venue_for(name: str) -> Venue:
     """The table row for a config name; any other ccxt id gets a generic swap-only row."""
     if name in VENUES:
         return VENUES[name]
-    if name not in ccxt.exchanges:
+    if name not in ccxt_exchange_ids():
         raise ValueError(f"unknown exchange {name!r}: not one of {sorted(VENUES)} nor a ccxt exchange id")
     return Venue(name, name, {"defaultType": "swap"}, None, budget=None, book_threads=1)
+
+
+@functools.cache
+def ccxt_exchange_ids() -> frozenset[str]:
+    """ccxt's exchange ids (ccxt.exchanges), read off its package: one module per exchange beside __init__.
+    Importing ccxt costs 60 MB and a third of a second, which processes that only check names need not pay."""
+    package = Path(importlib.util.find_spec("ccxt").origin).parent
+    return frozenset(p.stem for p in package.glob("*.py") if p.stem != "__init__")
 
 
 def redirect_urls(urls, api_url: str):
@@ -389,6 +402,7 @@ def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False
     venue = venue_for(name)
     params = {"enableRateLimit": True, "timeout": timeout_ms, "options": _merge(venue.options, options or {})}
     params.update(credentials or {})
+    import ccxt
     exchange = getattr(ccxt, venue.ccxt_id)(params)
     # Public market data needs no currency list; skipping it saves requests at start-up.
     exchange.has["fetchCurrencies"] = False

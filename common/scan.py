@@ -15,10 +15,14 @@ the reference is silent:
 """
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import math
+import operator
 import re
-from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
@@ -100,10 +104,22 @@ class Source:
 
 @dataclass(frozen=True)
 class Book:
-    """A snapshot's order book: best level first, (price, amount in base units), finite and positive."""
+    """A snapshot's order book as far as the scanner walks it: (price, amount in base units), best level
+    first, finite and positive, up to the largest notional (`best_levels`)."""
     timestamp: int  # ms, the snapshot's
     bids: tuple[tuple[float, float], ...]
     asks: tuple[tuple[float, float], ...]
+    bid_levels: int  # how many levels the snapshot had
+    ask_levels: int
+    _walks: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def walk(self, side: str, notional: float) -> "Fill":
+        """walk_book through "bids" or "asks", once per notional: every request of the page reads the same
+        books until the next snapshot replaces them."""
+        fill = self._walks.get((side, notional))
+        if fill is None:
+            fill = self._walks[(side, notional)] = walk_book(getattr(self, side), notional)
+        return fill
 
 
 @dataclass(frozen=True)
@@ -124,7 +140,7 @@ class Leg:
     def fresh(self, now_ms: int, stale_after_ms: float) -> bool:
         return self.age_ms(now_ms) <= stale_after_ms
 
-    @property
+    @functools.cached_property  # asked for several times per leg and request; a leg never changes
     def funding_apr(self) -> Optional[float]:
         return funding_apr(self["funding_rate"], self["funding_interval_hours"])
 
@@ -145,8 +161,9 @@ def _row_values(row: BoardRow) -> dict:
     return {name: getattr(row, name) for name in FIELDS}
 
 
-def snapshot_source(snapshot: FuturesData) -> tuple[Source, Book]:
-    """The values and the book a snapshot gives (extra's index price, interval and contract size too)."""
+def snapshot_source(snapshot: FuturesData, reach: float) -> tuple[Source, Book]:
+    """The values and the book a snapshot gives (extra's index price, interval and contract size too); the
+    book's levels as far as `reach` in quote currency (the largest notional walked) goes."""
     extra = snapshot.extra or {}
     values = {
         "bid": snapshot.ticker.bid, "ask": snapshot.ticker.ask, "last": snapshot.ticker.last,
@@ -159,28 +176,60 @@ def snapshot_source(snapshot: FuturesData) -> tuple[Source, Book]:
     values = {name: _finite(value) for name, value in values.items()}
     if values["funding_interval_hours"] is not None and values["funding_interval_hours"] <= 0:
         values["funding_interval_hours"] = None
-    book = Book(snapshot.timestamp, _levels(snapshot.orderbook.bids, best=max),
-                _levels(snapshot.orderbook.asks, best=min))
+    bids, asks = snapshot.orderbook.bids, snapshot.orderbook.asks
+    book = Book(snapshot.timestamp, best_levels(bids, "bids", reach), best_levels(asks, "asks", reach),
+                len(bids), len(asks))
     return Source(snapshot.timestamp, values), book
 
 
-def _levels(levels: Iterable[tuple[float, float]], best) -> tuple[tuple[float, float], ...]:
-    """Usable levels, best first (workers send them sorted; a book out of order would misprice a walk)."""
-    usable = [(p, a) for p, a in levels if math.isfinite(p) and math.isfinite(a) and p > 0 and a > 0]
-    return tuple(sorted(usable, reverse=best is max))
+def best_levels(levels: Sequence[tuple[float, float]], side: str, reach: float) -> tuple[tuple[float, float], ...]:
+    """The best levels of one side ("bids" or "asks") until their notional passes `reach`: a walk of up to
+    `reach` never reads further. Levels that cannot be walked (zero, negative, not finite) are left out, and
+    a side out of order is sorted first (workers send them sorted; a walk out of order misprices)."""
+    return _clean_prefix(levels, side, reach) or _cleaned_prefix(levels, side, reach)
+
+
+def _clean_prefix(levels: Sequence[tuple[float, float]], side: str, reach: float):
+    """The prefix as it is when it is clean and in order (the usual case), found and checked at C speed:
+    a whole book is read every cycle for each watched symbol. None otherwise."""
+    if not levels:
+        return ()
+    notionals = list(itertools.starmap(operator.mul, levels))
+    reached = list(itertools.accumulate(notionals))
+    end = min(bisect.bisect_right(reached, reach) + 1, len(levels))
+    prices = list(map(operator.itemgetter(0), levels[:end]))
+    ordered = prices == sorted(prices, reverse=side == "bids")
+    # In order, the worst price is the last bid or the first ask; with it and every notional above 0, every
+    # price and amount is; a finite sum means no level is infinite or NaN.
+    clean = ordered and min(prices[-1], prices[0]) > 0 and min(notionals[:end]) > 0 and math.isfinite(reached[end - 1])
+    first_past_reach = (end == len(levels) or reached[end - 1] > reach) and (end < 2 or reached[end - 2] <= reach)
+    return tuple(levels[:end]) if clean and first_past_reach else None
+
+
+def _cleaned_prefix(levels: Sequence[tuple[float, float]], side: str, reach: float) -> tuple[tuple[float, float], ...]:
+    usable = [(p, a) for p, a in levels if 0 < p < math.inf and 0 < a < math.inf]  # NaN fails both
+    kept, spent = [], 0.0
+    for price, amount in sorted(usable, key=lambda level: level[0], reverse=side == "bids"):
+        kept.append((price, amount))
+        spent += price * amount
+        if spent > reach:
+            break
+    return tuple(kept)
 
 
 def merge_leg(exchange: str, symbol: str, board: Optional[Source], snapshot: Optional[Source],
               book: Optional[Book], now_ms: int, stale_after_ms: float) -> Optional[Leg]:
     """Each field from the newest message that has it, fresh messages first (module docstring)."""
-    sources = [s for s in (snapshot, board) if s is not None]  # snapshot first: it wins a tie
-    if not sources:
-        return None
-    used = [s for s in sources if now_ms - s.timestamp <= stale_after_ms] or sources
+    if board is None or snapshot is None:  # most symbols: a board row alone, its values as they are
+        only = snapshot or board
+        return None if only is None else Leg(exchange, symbol, only.timestamp, only.values, book)
+    used = [s for s in (snapshot, board) if now_ms - s.timestamp <= stale_after_ms] or [snapshot, board]
     used.sort(key=lambda s: s.timestamp, reverse=True)  # stable: a snapshot stays ahead of an equal board
-    values = {}
-    for name in FIELDS:
-        values[name] = next((s.values[name] for s in used if s.values.get(name) is not None), None)
+    values = dict(used[0].values)
+    for older in used[1:]:
+        for name, value in values.items():
+            if value is None:
+                values[name] = older.values.get(name)
     return Leg(exchange, symbol, used[0].timestamp, values, book)
 
 
@@ -231,19 +280,21 @@ class Fill:
     base: float            # base units bought or sold
 
 
-def walk_book(levels: Iterable[tuple[float, float]], notional: float) -> Fill:
-    """Take levels (best first, amounts in base units) until `notional` in quote currency is spent."""
-    remaining, base = float(notional), 0.0
-    for price, amount in levels:
-        if remaining <= notional * 1e-12:  # filled, up to float rounding
-            break
-        take = min(price * amount, remaining)
-        base += take / price
-        remaining -= take
-    spent = notional - remaining
+def walk_book(levels: Sequence[tuple[float, float]], notional: float) -> Fill:
+    """Take levels (best first, amounts in base units) until `notional` in quote currency is spent: whole
+    levels while they fit, then part of the next. Found by bisection on the running notional, at C speed:
+    the page walks every pair's books for each notional every cycle."""
+    reached = list(itertools.accumulate(itertools.starmap(operator.mul, levels)))
+    whole = bisect.bisect_left(reached, notional * (1 - 1e-12))  # levels taken whole; 1e-12: float rounding
+    base = sum(map(operator.itemgetter(1), levels[:whole]))
+    if whole < len(levels):
+        spent = notional
+        base += (notional - (reached[whole - 1] if whole else 0.0)) / levels[whole][0]
+    else:
+        spent = reached[-1] if reached else 0.0
     if base <= 0:
         return Fill(None, 0.0, 0.0)
-    filled = 1.0 if remaining <= notional * 1e-12 else spent / notional
+    filled = 1.0 if spent >= notional * (1 - 1e-12) else spent / notional
     return Fill(spent / base, filled, base)
 
 
@@ -341,7 +392,7 @@ def at_size(long: Leg, short: Leg, now_ms: int, config: ScannerConfig) -> Option
     fees = config.fee_bps(long.exchange) + config.fee_bps(short.exchange)
     out = {}
     for notional in config.notionals:
-        bought, sold = walk_book(long.book.asks, notional), walk_book(short.book.bids, notional)
+        bought, sold = long.book.walk("asks", notional), short.book.walk("bids", notional)
         cost = entry_cost_bps(bought.vwap, sold.vwap, mid, fees)
         out[str(notional)] = {"long_vwap": bought.vwap, "short_vwap": sold.vwap, "long_fill": bought.fill,
                               "short_fill": sold.fill, "entry_cost_bps": cost,
@@ -391,7 +442,7 @@ def leg_at_size(leg: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
         return None
     out = {}
     for notional in config.notionals:
-        bought, sold = walk_book(leg.book.asks, notional), walk_book(leg.book.bids, notional)
+        bought, sold = leg.book.walk("asks", notional), leg.book.walk("bids", notional)
         out[str(notional)] = {"buy_vwap": bought.vwap, "buy_fill": bought.fill,
                               "sell_vwap": sold.vwap, "sell_fill": sold.fill}
     return out
@@ -414,7 +465,7 @@ def symbol_detail(compact: str, legs_by_symbol: Mapping[str, list[Leg]], now_ms:
 def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig) -> dict:
     book = None
     if leg.book is not None:
-        book = {"bid_levels": len(leg.book.bids), "ask_levels": len(leg.book.asks),
+        book = {"bid_levels": leg.book.bid_levels, "ask_levels": leg.book.ask_levels,
                 "age_seconds": round((now_ms - leg.book.timestamp) / 1000, 3)}
     return {"symbol": leg.symbol, **leg_json(leg, now_ms), "last": leg["last"],
             "contract_size": leg["contract_size"], "open_interest": leg["open_interest"],

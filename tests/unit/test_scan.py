@@ -1,15 +1,20 @@
 """The scanner's arithmetic (common/scan.py) on hand-computed cases: no broker, no network, no clock."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from common.board import Board, BoardRow
 from common.models import FuturesData
 from common.scan import (Book, FilterError, Filters, Leg, ScannerConfig, Source, at_size, basis_bps,
-                         break_even_hours, compact_symbol, entry_cost_bps, funding_apr, merge_leg, opportunities,
-                         pair_legs, parse_filters, price_spread_bps, snapshot_source, split_listen, symbol_detail,
-                         walk_book)
+                         best_levels, break_even_hours, compact_symbol, entry_cost_bps, funding_apr, merge_leg,
+                         opportunities, pair_legs, parse_filters, price_spread_bps, snapshot_source, split_listen,
+                         symbol_detail, walk_book)
 
 pytestmark = pytest.mark.unit
 
@@ -17,6 +22,7 @@ NOW = 1_800_000_000_000
 STALE_MS = 15_000
 CONFIG = ScannerConfig(notionals=[1000, 10000], taker_fee_bps={"gateio": 4}, stale_after_seconds=15)
 SYMBOL = "BTC/USDT:USDT"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def leg(exchange: str, age_ms: int = 1000, book: Book | None = None, **values) -> Leg:
@@ -27,7 +33,7 @@ def leg(exchange: str, age_ms: int = 1000, book: Book | None = None, **values) -
 
 
 def book(bids=(), asks=(), age_ms: int = 1000) -> Book:
-    return Book(NOW - age_ms, tuple(bids), tuple(asks))
+    return Book(NOW - age_ms, tuple(bids), tuple(asks), len(bids), len(asks))
 
 
 # -- funding normalized by each leg's own interval -----------------------------------------------------
@@ -107,10 +113,56 @@ def test_snapshot_books_are_sorted_best_first_and_cleaned():
                       "timestamp": NOW},
         "funding_rate": 0.0001, "next_funding_time": NOW + 3600_000, "mark_price": None,
         "extra": {"index_price": 100.0, "funding_interval_hours": 4.0, "contract_size": "1"}})
-    source, deep = snapshot_source(snapshot)
+    source, deep = snapshot_source(snapshot, reach=1e9)
     assert deep.bids == ((99.0, 2.0), (98.0, 1.0)) and deep.asks == ((101.0, 2.0), (102.0, 1.0))
+    assert (deep.bid_levels, deep.ask_levels) == (3, 2)
     assert source.values["index_price"] == 100.0 and source.values["funding_interval_hours"] == 4.0
     assert source.values["contract_size"] is None  # a string is not a number
+
+
+def test_a_book_is_kept_as_far_as_the_largest_notional_reaches():
+    asks = [(100.0, 10.0), (101.0, 10.0), (102.0, 10.0), (103.0, 10.0)]  # 1000, 1010, 1020, 1030 quote
+    assert best_levels(asks, "asks", 1500) == ((100.0, 10.0), (101.0, 10.0))         # 2010 > 1500: enough
+    assert best_levels(asks, "asks", 2010) == ((100.0, 10.0), (101.0, 10.0), (102.0, 10.0))
+    assert len(best_levels(asks, "asks", 1e9)) == 4
+    kept = best_levels(asks, "asks", 1500)
+    assert walk_book(kept, 1500) == walk_book(asks, 1500)  # the walk reads no further
+
+
+def test_a_book_out_of_order_is_sorted_before_it_is_cut():
+    bids = [(99.0, 1.0), (100.0, 1.0), (98.0, 5.0), (0.0, 1.0), (97.0, float("nan"))]
+    assert best_levels(bids, "bids", 150) == ((100.0, 1.0), (99.0, 1.0))
+    assert best_levels(bids, "bids", 1e9) == ((100.0, 1.0), (99.0, 1.0), (98.0, 5.0))
+
+
+@pytest.mark.parametrize("bad", [(101.0, 0.0), (101.0, -1.0), (0.0, 1.0), (float("nan"), 1.0), (101.0, float("inf")),
+                                 (float("inf"), 1.0)])
+def test_a_level_that_cannot_be_walked_is_left_out_wherever_it_is(bad):
+    asks = [(100.0, 10.0), (102.0, 10.0), (103.0, 10.0)]
+    for at in range(4):
+        book = asks[:at] + [bad] + asks[at:]
+        assert best_levels(book, "asks", 1500) == ((100.0, 10.0), (102.0, 10.0))
+        assert best_levels(book, "asks", 1e9) == tuple(asks)
+
+
+def _walk_level_by_level(levels, notional):
+    """The walk as a trader does it by hand: whole levels while the rest of the notional covers them."""
+    spent, base = 0.0, 0.0
+    for price, amount in levels:
+        take = min(price * amount, notional - spent)
+        base, spent = base + take / price, spent + take
+    return base, spent
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.01, 1e5), st.floats(1e-6, 1e4)), max_size=40), st.floats(1, 1e7))
+def test_the_walk_by_bisection_equals_the_walk_level_by_level(levels, notional):
+    levels = sorted(levels)
+    fill = walk_book(levels, notional)
+    base, spent = _walk_level_by_level(levels, notional)
+    assert fill.base == pytest.approx(base, rel=1e-9)
+    assert fill.fill == pytest.approx(spent / notional, rel=1e-9)
+    assert fill.vwap == (pytest.approx(spent / base, rel=1e-9) if levels else None)
 
 
 # -- entry cost at size, break-even -----------------------------------------------------------------------
@@ -282,3 +334,15 @@ def test_compact_symbol():
     assert compact_symbol("BTC/USDT:USDT") == "BTCUSDT"
     assert compact_symbol("BTC/USDT:USDT-250328") == "BTCUSDT-250328"
     assert compact_symbol("1000PEPE/USDT:USDT") == "1000PEPEUSDT"
+
+
+def test_the_scanner_and_the_controller_do_not_load_ccxt():
+    # ccxt costs 60 MB of resident memory and a third of a second to import; only the workers build clients.
+    code = ("import sys, scanner, controller\n"
+            "from common.config import load_config\n"
+            "from common.exchanges import ccxt_exchange_ids, venue_for\n"
+            "venue_for('kraken'); assert 'kraken' in ccxt_exchange_ids() and 'base' not in ccxt_exchange_ids()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ccxt'))")
+    shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "[]"
