@@ -60,6 +60,15 @@ def wait_for_broker(port: int, timeout: float = 180) -> None:
             time.sleep(1)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int | str = "self") -> float | None:
     try:
         with open(f"/proc/{pid}/status") as f:

@@ -10,7 +10,7 @@ the simulator, real broker connection to the benchmark's private vhost) and prin
 
 cpu:   CPU time (this thread's) per snapshot at the venue's maximum depth: ccxt's work on the recorded answers
        of one symbol's requests (its book, and its extras: HTX's mark price), with the network replaced by
-       those bodies, beside the product's (`common.mapping.snapshot` from the symbol's board row: level
+       those bodies; the same requests over loopback (the HTTP stack's part); beside the product's (`common.mapping.snapshot` from the symbol's board row: level
        conversion + pydantic validation; `model_dump_json`; `broker.publish`).
 board-cpu, board-delay: bench/board.py.
 soak:  `collect_cycle()` back to back, `--cycles` times, against the simulator (the harness turns its latency
@@ -59,7 +59,16 @@ def measure_cpu(w, repeats: int) -> dict:
         for fetch_extra in w.symbol_extras:
             extras.update(fetch_extra(client, symbol))
         return book, extras
-    (book, extras), bodies = recorded(client, fetch_symbol)
+    requests, real_fetch = [], client.fetch
+
+    def noting(url, method="GET", headers=None, body=None):
+        requests.append((url, method, headers, body))
+        return real_fetch(url, method, headers, body)
+    client.fetch = noting
+    try:
+        (book, extras), bodies = recorded(client, fetch_symbol)
+    finally:
+        client.fetch = real_fetch
     with replaying(client, bodies[:1]):
         book_ms = cpu_ms(lambda: client.fetch_order_book(symbol, w.book_limit, w.venue.book_params), repeats)
     extras_ms = 0.0
@@ -67,6 +76,9 @@ def measure_cpu(w, repeats: int) -> dict:
         with replaying(client, bodies[1:]):
             extras_ms = cpu_ms(lambda: [fetch_extra(client, symbol) for fetch_extra in w.symbol_extras], repeats)
     decode_ms = cpu_ms(lambda: [json.loads(b) for b in bodies], repeats)
+    # The same requests sent again over loopback (CPU time only: the simulator's latency is not counted),
+    # through ccxt's fetch (the HTTP stack: requests, urllib3, http.client; then its JSON decode).
+    fetched_ms = cpu_ms(lambda: [client.fetch(*request) for request in requests], max(20, repeats // 4))
     build, dump, publish = [], [], []
     key = routing_key(w.name, symbol)
     for _ in range(repeats):
@@ -86,6 +98,7 @@ def measure_cpu(w, repeats: int) -> dict:
            "build_ms": mean_ms(build), "serialize_ms": mean_ms(dump), "publish_ms": mean_ms(publish),
            "repeats": repeats}
     out["ccxt_parse_ms"] = out["ccxt_total_ms"] - out["ccxt_decode_ms"]
+    out["http_ms"] = max(0.0, fetched_ms - decode_ms)
     out["product_ms"] = out["build_ms"] + out["serialize_ms"] + out["publish_ms"]
     out["product_share"] = out["product_ms"] / out["ccxt_total_ms"]
     return out

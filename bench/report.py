@@ -122,9 +122,11 @@ def cadence_section(results: dict, targets: list[Target]) -> list[str]:
              "run burst), found by a search between the runs of section 1 (each point a fresh worker process). "
              "Target: what the published budget allows (bench/budget.py), or every perpetual the simulator lists "
              "where the budget allows more. Latency allows: the most symbols the round trips leave room for (the bulk "
-             "calls one after another, then the per-symbol requests with the venue's `book_threads` in flight).", "",
-             "| exchange | depth | largest N at 5 s | first failing N: cycle, s | budget | budget allows | throttle sustains | latency allows | listed | target | met |",
-             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|"]
+             "calls one after another, then the per-symbol requests with the venue's `book_threads` in flight). CPU "
+             "allows: the most symbols one core can fetch, parse and publish in 5 s, at the worker's CPU per symbol "
+             "measured in section 5 (HTTP, ccxt's decode and parse, the product's own), the venue's maximum depth.", "",
+             "| exchange | depth | largest N at 5 s | first failing N: cycle, s | budget | budget allows | throttle sustains | latency allows | CPU allows | listed | target | met |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for ex, searches in results["max_n"].items():
         for depth_key, found in searches.items():
             floor = _floor(results, ex, depth_key)
@@ -139,10 +141,12 @@ def cadence_section(results: dict, targets: list[Target]) -> list[str]:
             met = largest >= target
             lines.append(f"| {ex} | {floor.shown_depth} | {shown} | {f'{hi}: ' + _f(failing['cycle_seconds_max']) if failing else '–'} | "
                          f"{floor.describe_budget()} | {floor.most_symbols()} | {floor.most_symbols(sustained=True)} | "
-                         f"{floor.latency_allows(results['meta']['latency'])} | {listed} | {target} | {_ok(met)} |")
+                         f"{floor.latency_allows(results['meta']['latency'])} | {cpu_allows(results, ex, depth_key) or '–'} | "
+                         f"{listed} | {target} | {_ok(met)} |")
             targets.append(Target(f"{ex}: {target} symbols at 5 s, depth {floor.shown_depth}", shown, met,
                                   [] if met or not failing else
-                                  [cadence_miss(floor, largest, target, failing, results["meta"]["latency"])]))
+                                  [cadence_miss(floor, largest, target, failing, results["meta"]["latency"]) +
+                                   cpu_miss(results, ex, depth_key, failing)]))
     lines.append("")
     return lines
 
@@ -160,6 +164,38 @@ def cadence_miss(floor: Floor, largest: int, target: int, failing: dict, round_t
             f"N={target} needs {_pct(need)} of the published budget; at {1000 * round_trip:.0f} ms an answer with "
             f"{floor.notes.get('book_threads', 1)} requests in flight, the round trips allow "
             f"{floor.latency_allows(round_trip)} symbols per 5 s.")
+
+
+def cpu_per_symbol(results: dict, ex: str, depth_key: str) -> dict | None:
+    """The worker's CPU per symbol at the venue's maximum depth (section 5), by part, in ms."""
+    cpu = (results.get("cpu") or {}).get(ex)
+    if not cpu or depth_key != "max" or "http_ms" not in cpu:
+        return None
+    parts = {"HTTP": cpu["http_ms"], "ccxt's decode": cpu["ccxt_decode_ms"], "ccxt's parse": cpu["ccxt_parse_ms"],
+             "the product's own": cpu["product_ms"]}
+    return {"parts": parts, "total": sum(parts.values())}
+
+
+def cpu_allows(results: dict, ex: str, depth_key: str) -> int | None:
+    per = cpu_per_symbol(results, ex, depth_key)
+    return int(INTERVAL * 1000 / per["total"]) if per else None
+
+
+def cpu_miss(results: dict, ex: str, depth_key: str, failing: dict) -> str:
+    """Where the CPU went at the first failing N: the worker's and the simulator's shares of a core, and
+    the worker's CPU per symbol by part."""
+    out = []
+    if failing.get("worker_cpu_share") is not None:
+        out.append(f" At N={failing['n']} the worker used {_pct(failing['worker_cpu_share'])} of a core and the "
+                   f"simulator, which builds every book on the same {results['meta'].get('cores', '?')} cores, "
+                   f"{_pct(failing['simulator_cpu_share'])}.")
+    per = cpu_per_symbol(results, ex, depth_key)
+    if per:
+        parts = ", ".join(f"{name} {ms:.2f} ms ({_pct(ms / per['total'])})" for name, ms in per["parts"].items())
+        out.append(f" A symbol costs the worker {per['total']:.2f} ms of CPU ({parts}): one process (one core, "
+                   f"Python's GIL) allows {cpu_allows(results, ex, depth_key)} symbols per 5 s, and the book "
+                   f"threads' waits for the GIL grow as it fills.")
+    return "".join(out)
 
 
 LINEAR_TOLERANCE = 0.95   # "linear": N at k IPs at least this share of k times N at one IP

@@ -129,7 +129,7 @@ class Run:
 
     def ip_scaling(self, ex: str) -> None:
         """The largest N at 5 s with 1, 2, 3 addresses (the machine's own and proxies through the simulator),
-        seeded at that many times what one address sustains on paper, and one more."""
+        seeded around that many times what one address sustains on paper."""
         floor, symbols, sim = self.floor(ex), self.symbols(ex), self.lab.sims[ex]
         cap = min(len(symbols), self.args.max_n or len(symbols))
         for ips in self.args.ip_counts:
@@ -140,7 +140,10 @@ class Run:
             found = dict(self.results["max_n"].get(ex, {}).get("max") or {}) if ips == 1 else {}
             if not found:   # one IP: section 2's search when it ran
                 known: dict[int, dict] = {}
-                for n in (ips * floor.most_symbols(sustained=True), ips * floor.most_symbols(sustained=True) + 1):
+                # k IPs sustain k times one IP's load: what one IP holds times k (a symbol under the throttle's
+                # figure, where one IP holds), and the two next, bracket the answer before the search starts.
+                sustained = ips * floor.most_symbols(sustained=True)
+                for n in (sustained - ips, sustained, sustained + 1):
                     if 0 < n <= cap:
                         known[n] = run(n)
                 found = search_max_n(run, known, cap, SEARCH_RUNS // 2)

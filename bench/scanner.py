@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pika
 
-from bench.harness import ROOT, PY, Vhost, log, percentile, rss_mb, stop_process
+from bench.harness import ROOT, PY, Vhost, cpu_seconds, log, percentile, rss_mb, stop_process
 from common.board import board_routing_key
 from common.exchanges import VENUES
 from common.symbols import routing_key, routing_symbol
@@ -102,11 +101,6 @@ class Messages:
 
 
 # -- one run -----------------------------------------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def start_scanner(vhost: Vhost, work: Path):
     config = {"rabbitmq": vhost.config(DATA_EXCHANGE), "exchanges": list(VENUES), "symbols": [],
               "api_keys_file": None, "logging": {"level": "INFO"}, "scanner": {"listen": "127.0.0.1:0"}}

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
 from bench.budget import INTERVAL, Floor
-from bench.harness import LATENCY, Lab, log, rss_mb, stop_process, wait_for_broker
+from bench.harness import LATENCY, Lab, cpu_seconds, log, rss_mb, stop_process, wait_for_broker
 
 
 def exchange_weight(ex: str, entry: dict) -> float:
@@ -32,10 +32,12 @@ def trial(lab: Lab, ex: str, floor: Floor, symbols: list[str], purpose: str, mea
     config = lab.write_config(name, ex, symbols, depth=depth, proxies=list(proxies))
     t0 = time.time()
     proc, logf = lab.start_worker(config, ex, name)
+    seen = {}
     try:
         seen = _watch(lab, ex, proc, t0, measured)
     finally:
         seen["rss_end_mb"] = rss_mb(proc.pid)
+        seen.update(_cpu_shares(seen.pop("cpu_from", None), proc.pid, sim.proc.pid))
         stop_process(proc)
         logf.close()
     t_end = time.time()
@@ -51,7 +53,7 @@ def trial(lab: Lab, ex: str, floor: Floor, symbols: list[str], purpose: str, mea
 
 def _watch(lab: Lab, ex: str, proc, t0: float, measured: int) -> dict:
     """Wait for the worker's cycles; its start-up to first snapshot, RSS after cycle 1."""
-    first_snapshot = rss_warm = need = None
+    first_snapshot = rss_warm = need = cpu_from = None
     deadline = t0 + 150   # binance's first cycle at 100 symbols takes ~52 s
     while True:
         time.sleep(0.05)
@@ -61,6 +63,7 @@ def _watch(lab: Lab, ex: str, proc, t0: float, measured: int) -> dict:
         msgs = lab.listener.stats_of(proc.pid)
         if msgs and need is None:
             rss_warm = rss_mb(proc.pid)
+            cpu_from = (time.monotonic(), cpu_seconds(proc.pid), cpu_seconds(lab.sims[ex].proc.pid))
             first = msgs[0]["last_cycle_seconds"]
             # Long cycles: fewer of them, but cycles that overrun share windows with their neighbours, so a few.
             need = 1 + (measured if first <= 8 else 3 if first <= 30 else 0)
@@ -72,7 +75,19 @@ def _watch(lab: Lab, ex: str, proc, t0: float, measured: int) -> dict:
         if time.time() > deadline:
             log(f"  {ex}: timed out waiting for cycles ({len(msgs)} of {need})")
             break
-    return {"first_snapshot_seconds": first_snapshot, "rss_warm_mb": rss_warm}
+    return {"first_snapshot_seconds": first_snapshot, "rss_warm_mb": rss_warm, "cpu_from": cpu_from}
+
+
+def _cpu_shares(cpu_from, worker_pid: int, sim_pid: int) -> dict:
+    """Share of one core the worker and the simulator used from the end of cycle 1 to now: on this machine
+    they share its cores, so a worker that cannot keep up may be short of CPU rather than of budget."""
+    if cpu_from is None:
+        return {}
+    started, worker0, sim0 = cpu_from
+    seconds, worker1, sim1 = time.monotonic() - started, cpu_seconds(worker_pid), cpu_seconds(sim_pid)
+    if seconds <= 0 or None in (worker0, worker1, sim0, sim1):
+        return {}
+    return {"worker_cpu_share": (worker1 - worker0) / seconds, "simulator_cpu_share": (sim1 - sim0) / seconds}
 
 
 def _measure(lab: Lab, ex: str, floor: Floor, n: int, pid: int, t0: float, t_end: float) -> dict:
