@@ -234,6 +234,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     results = measure(args.cycles, args.warmup)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks-scanner.json").write_text(json.dumps(results, indent=2))
     (out / "benchmarks-scanner.md").write_text(page(results))
     print(page(results))
