@@ -518,6 +518,9 @@ def header(results: dict, has_plot: bool) -> list[str]:
              "log level INFO), watching BTC, ETH, SOL, DOGE, XRP, then the simulator's other perpetuals; books at each "
              "exchange's maximum depth unless a depth is named. Between runs the simulator's log and rate windows are "
              "reset, as if each run had its own IP. How each figure is taken: each section, the last one, and `bench/`.",
+             "",
+             "The scanner's cost at the whole market's size is measured apart, by `python -m bench.scanner`: "
+             "[benchmarks-scanner.md](benchmarks-scanner.md).",
              ""]
     if has_plot:
         lines += ["![cycle time per symbol count, the peers, the board's CPU](benchmarks.png)", ""]
