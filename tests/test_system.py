@@ -127,7 +127,7 @@ class Supervisor:
         except AssertionError as e:
             raise AssertionError(f"{e}; status: {last}") from None
 
-    def wait_running(self, programs=PROGRAMS, timeout: float = 30) -> dict:
+    def wait_running(self, programs=PROGRAMS, timeout: float = 45) -> dict:
         return self.wait_states(lambda s: all(s.get(p, ("",))[0] == "RUNNING" for p in programs), timeout,
                                 f"{programs} RUNNING")
 
@@ -186,7 +186,7 @@ class System:
         if stopped:
             out = self.sup.ctl("start", *stopped)
             assert out.returncode == 0, out
-        states = self.sup.wait_running(timeout=30)
+        states = self.sup.wait_running(timeout=45)
         wait_until(self.control_queue_declared, 30, "the controller declares its control queue")
         return states
 
@@ -339,7 +339,7 @@ def test_kill_9_worker_is_restarted_with_the_current_set_and_the_others_keep_cad
     killed = time.time()
     os.kill(pid, signal.SIGKILL)
     system.sup.wait_states(lambda s: s["worker:gateio"][0] == "RUNNING" and s["worker:gateio"][1] != pid,
-                           20, "worker:gateio restarted")
+                           30, "worker:gateio restarted")  # RUNNING once up for startsecs (10 s)
     system.sup.wait_for_log("supervisord", r"exited: gateio \(terminated by SIGKILL; not expected\)", 5,
                             offsets["supervisord"])
     # It resumes with the current set: the symbol added at run time is not in the config file.
