@@ -122,7 +122,10 @@ class LatestValues:
                 del self._snapshots[key]
             for key in old_boards + old_snapshots:
                 if key not in self._boards and key not in self._snapshots:
-                    self._by_compact.get(compact_symbol(key[1]).upper(), set()).discard(key)
+                    compact = compact_symbol(key[1]).upper()
+                    self._by_compact[compact].discard(key)
+                    if not self._by_compact[compact]:
+                        del self._by_compact[compact]
         return len(old_boards) + len(old_snapshots)
 
     def counts(self) -> tuple[int, int]:

@@ -186,10 +186,10 @@ def best_levels(levels: Sequence[tuple[float, float]], side: str, reach: float) 
     """The best levels of one side ("bids" or "asks") until their notional passes `reach`: a walk of up to
     `reach` never reads further. Levels that cannot be walked (zero, negative, not finite) are left out, and
     a side out of order is sorted first (workers send them sorted; a walk out of order misprices)."""
-    return _clean_prefix(levels, side, reach) or _cleaned_prefix(levels, side, reach)
+    return _prefix_as_sent(levels, side, reach) or _sorted_usable_prefix(levels, side, reach)
 
 
-def _clean_prefix(levels: Sequence[tuple[float, float]], side: str, reach: float):
+def _prefix_as_sent(levels: Sequence[tuple[float, float]], side: str, reach: float):
     """The prefix as it is when it is clean and in order (the usual case), found and checked at C speed:
     a whole book is read every cycle for each watched symbol. None otherwise."""
     if not levels:
@@ -206,7 +206,7 @@ def _clean_prefix(levels: Sequence[tuple[float, float]], side: str, reach: float
     return tuple(levels[:end]) if clean and first_past_reach else None
 
 
-def _cleaned_prefix(levels: Sequence[tuple[float, float]], side: str, reach: float) -> tuple[tuple[float, float], ...]:
+def _sorted_usable_prefix(levels: Sequence[tuple[float, float]], side: str, reach: float) -> tuple[tuple[float, float], ...]:
     usable = [(p, a) for p, a in levels if 0 < p < math.inf and 0 < a < math.inf]  # NaN fails both
     kept, spent = [], 0.0
     for price, amount in sorted(usable, key=lambda level: level[0], reverse=side == "bids"):
