@@ -153,7 +153,8 @@ def test_snapshot_message_format(fleet):
 
 # -- faults ----------------------------------------------------------------------------------------
 BTC_BOOK = {"binance": "symbol=BTCUSDT", "bybit": "symbol=BTCUSDT", "bitget": "symbol=BTCUSDT",
-            "htx": "contract_code=BTC-USDT", "gateio": "order_book?contract=BTC_USDT"}
+            "htx": "depth?type=step0&contract_code=BTC-USDT",  # not the mark price's request for BTC
+            "gateio": "order_book?contract=BTC_USDT"}
 
 
 def test_failed_book_requests_are_retried_and_the_symbol_still_published(fleet):
