@@ -163,7 +163,19 @@ def cadence_miss(floor: Floor, largest: int, target: int, failing: dict, round_t
             f"longer than the exchange holds it); its cycles took at most {_f(failing['cycle_seconds_max'])} s. "
             f"N={target} needs {_pct(need)} of the published budget; at {1000 * round_trip:.0f} ms an answer with "
             f"{floor.notes.get('book_threads', 1)} requests in flight, the round trips allow "
-            f"{floor.latency_allows(round_trip)} symbols per 5 s.")
+            f"{floor.latency_allows(round_trip)} symbols per 5 s{_measured_round_trip(floor, failing, round_trip)}.")
+
+
+def _measured_round_trip(floor: Floor, failing: dict, network: float) -> str:
+    """What a book's round trip really took at the failing N, by Little's law (requests in flight = rate x
+    time in flight): the threads were never idle in a cycle that overran."""
+    threads, requests = floor.notes.get("book_threads", 1), failing["n"] * len(floor.per_symbol)
+    if threads < 2:
+        return ""
+    seconds = threads * failing["cycle_seconds_max"] / requests
+    return (f"; measured at N={failing['n']}, a request was in flight {1000 * seconds:.0f} ms "
+            f"({threads} in flight x {_f(failing['cycle_seconds_max'])} s / {requests} requests), "
+            f"{1000 * network:.0f} ms of it the simulated network")
 
 
 def cpu_per_symbol(results: dict, ex: str, depth_key: str) -> dict | None:

@@ -28,8 +28,9 @@ class RateBudget:
     per_endpoint: bool = False
     # The exchange counts requests when they arrive, the throttle when they leave: a request may leave the
     # window at our end while the exchange still counts it. Holding each one `guard` seconds longer keeps the
-    # count right as long as the time from throttle to the exchange varies by less than that.
-    guard: float = 0.05
+    # count right as long as the time from throttle to the exchange varies by less than that. 50 ms was once
+    # exceeded through a proxy on a loaded host (one 429 at bitget's 20/s); 100 ms costs 5 % of a 1 s window.
+    guard: float = 0.1
     # Binance counts request weight, and ccxt's cost of a call is that weight, except where `bulk_weights`
     # (path -> weight of the call without a symbol) corrects it. Elsewhere every request weighs 1.
     ccxt_cost_is_weight: bool = False
@@ -178,8 +179,10 @@ class Venue:
     open_interest: tuple[str, bool] | None = None
     # Order books in flight at once. A synchronous client sending one request at a time is bound by the
     # round trip (N <= interval / RTT); several clients sharing one throttle stay inside the same budget.
-    # Bybit and HTX: 8, so that the whole market (500 books; HTX 300 books and 300 mark prices) fits a 5 s
-    # cycle at a 50 ms round trip.
+    # In flight = requests per second x round trip, and the round trip is the network's plus the time the
+    # answer waits for parsing: Bybit's 600 requests / 5 s (120/s) of 1000-level books, whose answers took
+    # ~100 ms at a 50 ms network round trip with a busy parser, want 12; HTX's 300 books and 300 mark prices
+    # (small answers) 8.
     book_threads: int = 4
     # Book depths the exchange's REST API accepts (a `depth` in the config outside them is a configuration
     # error at start, not a BadRequest every cycle); None: not checked (ccxt's generic row).
@@ -215,7 +218,7 @@ VENUES: dict[str, Venue] = {
     "bybit": Venue("bybit", "Bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
                                       "defaultSubType": "linear"}, 1000, RateBudget(600, 5.0),
                    bulk_calls=(BulkCall(tickers, set_ticker_and_its_funding, required=True),),
-                   open_interest=("openInterest", False), depths=range(1, 1001), book_threads=8),
+                   open_interest=("openInterest", False), depths=range(1, 1001), book_threads=12),
     # 20 requests / s per endpoint: the books (merge-depth) have the budget to themselves. Book depth is a
     # gear: "max" (not a number). fetch_funding_rates -> /current-fund-rate: rate, next funding time and
     # interval for all symbols. Open interest: the tickers' holdingAmount (base units).

@@ -15,7 +15,7 @@ from worker import create_routes
 
 SWAP = "BTC/USDT:USDT"
 # The throttle counts a request when it leaves, the simulator when it arrives: on a loaded test machine a
-# request can take longer than the venue's 50 ms guard to arrive, so throttled tests hold each one longer.
+# request can take longer than the venue's 100 ms guard to arrive, so throttled tests hold each one longer.
 LOADED_MACHINE_GUARD = 0.3
 
 

@@ -11,7 +11,7 @@ from common.exchanges import VENUES, SharedThrottle, redirect_urls
 EX = "bybit"
 VENUE = VENUES[EX]
 # The throttle counts a request when it leaves, the simulator when it arrives: on a loaded test machine a
-# request can take longer than the venue's 50 ms guard to arrive, so throttled tests hold each one longer.
+# request can take longer than the venue's 100 ms guard to arrive, so throttled tests hold each one longer.
 LOADED_MACHINE_GUARD = 0.3
 UNLISTED = "PEPE/USDT:USDT"  # every coin of market.py is listed on Bybit (WIF and TAO too); PEPE is nowhere
 

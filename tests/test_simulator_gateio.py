@@ -17,7 +17,7 @@ CONTRACTS = "/api/v4/futures/usdt/contracts"
 TICKERS = "/api/v4/futures/usdt/tickers"
 MAX_DEPTH = 300
 # The throttle counts a request when it leaves, the simulator when it arrives: on a loaded test machine a
-# request can take longer than the venue's 50 ms guard to arrive, so throttled tests hold each one longer.
+# request can take longer than the venue's 100 ms guard to arrive, so throttled tests hold each one longer.
 LOADED_MACHINE_GUARD = 0.3
 
 # ccxt's own defaults for gate's load_markets (undoing the VENUES restriction).
