@@ -50,11 +50,12 @@ class Floor:
     def weight(self, n: int) -> float:
         return sum(c.weight for c in self.bulk) + n * sum(c.weight for c in self.per_symbol)
 
-    def most_symbols(self, sustained: bool = False) -> int:
+    def most_symbols(self, sustained: bool = False, ips: int = 1) -> int:
         """The most symbols per 5 s cycle the budget holds: the published one, or (`sustained`) what the
         worker's throttle lets through for good, each request held `guard` seconds longer than the exchange
-        holds it. Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own."""
-        per_cycle = self.limit * INTERVAL / (self.window + (self.guard if sustained else 0.0))
+        holds it. Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own.
+        With `ips` addresses each has the whole budget, and the bulk calls go on one."""
+        per_cycle = ips * self.limit * INTERVAL / (self.window + (self.guard if sustained else 0.0))
         groups = {c.endpoint for c in self.per_symbol} if self.per_endpoint else {None}
         most = math.inf
         for endpoint in groups:
