@@ -88,7 +88,13 @@ class LatestValues:
                 self._snapshots[(exchange, symbol)] = (source, book)
 
     def _index(self, key: tuple[str, str]) -> None:
-        self._by_compact.setdefault(compact_symbol(key[1]).upper(), set()).add(key)
+        self._by_compact.setdefault(_compact_key(key), set()).add(key)
+
+    def _unindex(self, key: tuple[str, str]) -> None:
+        compact = _compact_key(key)
+        self._by_compact[compact].discard(key)
+        if not self._by_compact[compact]:
+            del self._by_compact[compact]
 
     def _note_time(self, exchange: str, kind: str, timestamp: int) -> None:
         times = self._exchange_times.setdefault(exchange, {})
@@ -120,12 +126,9 @@ class LatestValues:
                 del self._boards[key]
             for key in old_snapshots:
                 del self._snapshots[key]
-            for key in old_boards + old_snapshots:
+            for key in set(old_boards) | set(old_snapshots):  # a symbol may have gone stale on both
                 if key not in self._boards and key not in self._snapshots:
-                    compact = compact_symbol(key[1]).upper()
-                    self._by_compact[compact].discard(key)
-                    if not self._by_compact[compact]:
-                        del self._by_compact[compact]
+                    self._unindex(key)
         return len(old_boards) + len(old_snapshots)
 
     def counts(self) -> tuple[int, int]:
@@ -150,6 +153,11 @@ class DropLog:
         self._last[kind] = now
         log.warning("Dropped a malformed %s message: %s%s", kind, _printable(reason, 300),
                     f" ({more} more dropped since the last warning)" if more else "")
+
+
+def _compact_key(key: tuple[str, str]) -> str:
+    """(exchange, symbol) -> the symbol's routing-key form in upper case, as /api/symbol/X asks for it."""
+    return compact_symbol(key[1]).upper()
 
 
 class Scanner:

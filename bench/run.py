@@ -140,9 +140,9 @@ class Run:
             found = dict(self.results["max_n"].get(ex, {}).get("max") or {}) if ips == 1 else {}
             if not found:   # one IP: section 2's search when it ran
                 known: dict[int, dict] = {}
-                # k IPs sustain k times one IP's load: what one IP holds times k (a symbol under the throttle's
-                # figure, where one IP holds), and the two next, bracket the answer before the search starts.
-                sustained = ips * floor.most_symbols(sustained=True)
+                # What the k addresses' throttles sustain together (the bulk calls on one), a symbol per
+                # address under it, and one over bracket the answer before the search starts.
+                sustained = floor.most_symbols(sustained=True, ips=ips)
                 for n in (sustained - ips, sustained, sustained + 1):
                     if 0 < n <= cap:
                         known[n] = run(n)
