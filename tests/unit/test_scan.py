@@ -343,9 +343,7 @@ def test_the_scanner_and_the_controller_do_not_load_ccxt():
             "from common.exchanges import ccxt_exchange_ids, venue_for\n"
             "venue_for('kraken'); assert 'kraken' in ccxt_exchange_ids() and 'base' not in ccxt_exchange_ids()\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ccxt'))")
-    shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip() == "[]"
+    assert printed_by_fresh_python(code) == "[]"
 
 
 def test_a_symbol_stale_on_board_and_snapshot_alike_is_forgotten_and_leaves_the_rest():
@@ -359,6 +357,11 @@ def test_a_symbol_stale_on_board_and_snapshot_alike_is_forgotten_and_leaves_the_
             "latest.put_board('bybit', 9_000, {'BTC/USDT:USDT': Source(9_000, {})})\n"
             "print(latest.forget_older_than(5_000), sorted(latest.legs_by_symbol(9_000, 60_000)),\n"
             "      sorted(latest.legs_by_symbol(9_000, 60_000, 'OLDUSDT')), sorted(latest.legs_by_symbol(9_000, 60_000, 'BTCUSDT')))")
+    assert printed_by_fresh_python(code) == "2 ['BTC/USDT:USDT'] [] ['BTC/USDT:USDT']"
+
+
+def printed_by_fresh_python(code: str) -> str:
+    """What `code` prints in an interpreter of its own (imports and signal handlers stay out of pytest's)."""
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip() == "2 ['BTC/USDT:USDT'] [] ['BTC/USDT:USDT']"
+    return shown.stdout.strip()
