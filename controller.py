@@ -19,14 +19,16 @@ import pika
 from pydantic import ValidationError
 
 from common.broker import (CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE, Broker,
-                           declare_symbols_queue)
+                           declare_exchange, declare_symbols_queue)
 from common.config import Config, ConfigError, load_config
 from common.control import Request, RequestError, failure, parse_request, response_key, success
-from common.logs import secret_mask, setup_logging
+from common.logs import printable, secret_mask, setup_logging
+from common.roles import connect_as
 from common.shutdown import StopSignal
 from common.stats import Counters, ReportError, WorkerTotals, format_block, parse_report
 from common.symbols import MAX_SYMBOLS, SymbolSet
 
+MUTATING = frozenset({"add_symbol", "remove_symbol", "set_symbols"})  # obeyed from the operator only
 BROADCAST_SECONDS = 60  # the set is also re-sent periodically, in case a worker's queue was purged
 # A worker reports every cycle; one silent this many intervals while a newer one of its exchange reports is gone.
 STALE_REPORT_INTERVALS = 5
@@ -84,7 +86,9 @@ class Controller:
         self.symbol_set = self.store.load(config.symbols)
         self.workers = WorkerTotals([e.name for e in config.exchanges],
                                     stale_after=STALE_REPORT_INTERVALS * config.collection.interval_seconds)
-        self.broker = Broker(config.rabbitmq, on_connect=self._declare)
+        rabbit, self.roles = connect_as(config.rabbitmq, "controller")
+        secret_mask.add(rabbit.password.get_secret_value())
+        self.broker = Broker(rabbit, on_connect=self._declare)
         self._last_broadcast = 0.0
         self._window_start, self._window_base = time.monotonic(), {}
         self._handlers = {"get_symbols": self._get_symbols, "get_statistics": self._get_statistics,
@@ -108,14 +112,16 @@ class Controller:
         log.info("Stopped")
 
     def _declare(self, channel) -> None:
-        channel.exchange_declare(RESPONSES_EXCHANGE, exchange_type="topic", durable=True)
-        channel.exchange_declare(STATS_EXCHANGE, exchange_type="topic", durable=True)
-        for entry in self.config.exchanges:  # so that a worker not started yet still gets the current set
-            declare_symbols_queue(channel, entry.name)
+        shared = self.roles.separate  # the shared topology is scripts/broker_users.py's: declared passively
+        declare_exchange(channel, RESPONSES_EXCHANGE, "topic", passive=shared)
+        declare_exchange(channel, STATS_EXCHANGE, "topic", passive=shared)
+        if not shared:  # so that a worker not started yet still gets the current set (else broker_users.py's)
+            for entry in self.config.exchanges:
+                declare_symbols_queue(channel, entry.name)
         stats_queue = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(stats_queue, STATS_EXCHANGE, "stats.#")
         channel.basic_consume(stats_queue, self._on_worker_report, auto_ack=True)
-        channel.queue_declare(CONTROL_QUEUE, durable=True)
+        channel.queue_declare(CONTROL_QUEUE, durable=True, passive=shared)
         channel.basic_qos(prefetch_count=1)  # one command at a time, in order
         channel.basic_consume(CONTROL_QUEUE, self._on_request)
         self._last_broadcast = 0.0  # re-send the set on every (re)connection
@@ -124,6 +130,10 @@ class Controller:
     def _on_request(self, channel, method, properties, body: bytes) -> None:
         try:
             request = parse_request(body, properties.correlation_id)
+            if request.command in MUTATING and not self.roles.sent_by(properties.user_id, "operator"):
+                raise RequestError("forbidden", f"{request.command} is obeyed only from the operator's user "
+                                   f"({self.roles.user('operator')}), verified by the broker in user_id",
+                                   request.command, request.correlation_id)
             log.info("Command %s%s", request.command, f" {request.symbol}" if request.symbol else "")
             response = self.execute(request)
         except RequestError as e:
@@ -201,10 +211,15 @@ class Controller:
             self._last_broadcast = time.monotonic()
 
     # -- statistics --------------------------------------------------------------------------------
-    def _on_worker_report(self, _channel, method, _properties, body: bytes) -> None:
+    def _on_worker_report(self, _channel, method, properties, body: bytes) -> None:
         """Record one report; an invalid one is logged and dropped, and changes nothing."""
         try:
-            self.workers.record(parse_report(body), time.monotonic())
+            report = parse_report(body)
+            if method.routing_key != f"stats.{report.exchange}":
+                raise ReportError(f"a report of {report.exchange} published as {printable(method.routing_key)}")
+            if not self.roles.sent_by_a_worker(properties.user_id, report.exchange):
+                raise ReportError(f"sent by user {printable(properties.user_id)}, not by {report.exchange}'s worker")
+            self.workers.record(report, time.monotonic())
         except ReportError as e:
             log.warning("Ignoring an invalid worker report (routing key %r): %s", method.routing_key[:100], e)
         except Exception:  # noqa: BLE001 - a bug: named as one, and no report may take the controller down

@@ -29,9 +29,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from common.board import Board
-from common.broker import Broker
+from common.broker import Broker, declare_exchange
 from common.config import Config, ConfigError, load_config
-from common.logs import secret_mask, setup_logging
+from common.logs import printable, secret_mask, setup_logging
+from common.roles import connect_as
 from common.models import FuturesData
 from common.scan import Book, Leg, ScannerConfig, Source, board_sources, compact_symbol, \
     merge_leg, snapshot_source, split_listen
@@ -151,7 +152,7 @@ class DropLog:
             return
         more = self._suppressed.pop(kind, 0)
         self._last[kind] = now
-        log.warning("Dropped a malformed %s message: %s%s", kind, _printable(reason, 300),
+        log.warning("Dropped a malformed %s message: %s%s", kind, printable(reason, 300),
                     f" ({more} more dropped since the last warning)" if more else "")
 
 
@@ -165,7 +166,9 @@ class Scanner:
         self.config = config
         self.settings = settings
         self.latest = LatestValues()
-        self.broker = Broker(config.rabbitmq, on_connect=self._declare, confirm=False)
+        rabbit, self.roles = connect_as(config.rabbitmq, "scanner")
+        secret_mask.add(rabbit.password.get_secret_value())
+        self.broker = Broker(rabbit, on_connect=self._declare, confirm=False)
         self.drops = DropLog()
         self.messages_seen = 0
         self.messages_dropped = 0
@@ -189,7 +192,7 @@ class Scanner:
 
     def _declare(self, channel) -> None:
         exchange = self.config.rabbitmq.exchange
-        channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+        declare_exchange(channel, exchange, "topic", passive=self.roles.separate)
         queue = channel.queue_declare("", exclusive=True, arguments=QUEUE_ARGUMENTS).method.queue
         for binding in BINDINGS:
             channel.queue_bind(queue, exchange, binding)
@@ -208,16 +211,16 @@ class Scanner:
         self._window_start, self._window_seen = time.monotonic(), self.messages_seen
 
     # -- messages ----------------------------------------------------------------------------------
-    def _on_message(self, channel, method, _properties, body: bytes) -> None:
+    def _on_message(self, channel, method, properties, body: bytes) -> None:
         try:
-            self.ingest(method.routing_key, body)
+            self.ingest(method.routing_key, body, properties.user_id)
         except Malformed as e:
             self.messages_dropped += 1
             kind = method.routing_key.partition(".")[0]
             self.drops.warn(kind if kind in ("board", "futures") else "unrouted", str(e))
         except Exception as e:  # noqa: BLE001 - no message may take the scanner down
             self.messages_dropped += 1
-            log.exception("Could not use a message on %s: %s", _printable(method.routing_key), type(e).__name__)
+            log.exception("Could not use a message on %s: %s", printable(method.routing_key), type(e).__name__)
         self._unacked = (channel, method.delivery_tag)
         self._unacked_count += 1
         if self._unacked_count >= ACK_EVERY:
@@ -229,11 +232,14 @@ class Scanner:
             self._unacked, self._unacked_count = None, 0
             self.broker.ack_up_to(channel, tag)
 
-    def ingest(self, key: str, body: bytes) -> None:
+    def ingest(self, key: str, body: bytes, user_id: str | None) -> None:
         self.messages_seen += 1
         if len(body) > MAX_BODY_BYTES:
             raise Malformed(f"{len(body)} bytes on {key[:80]}, more than {MAX_BODY_BYTES}")
         kind, _, rest = key.partition(".")
+        exchange = rest.partition(".")[0]
+        if not self.roles.sent_by_a_worker(user_id, exchange):
+            raise Malformed(f"{key[:80]} sent by user {user_id!r}, not by {exchange[:40]}'s worker")
         if kind == "board":
             self._ingest_board(rest, body)
         elif kind == "futures":
@@ -300,11 +306,6 @@ def _validated(model, body: bytes, where: str):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _printable(text: str, limit: int = 80) -> str:
-    """Text from the wire, fit for one log line: a routing key may hold newlines and control characters."""
-    return ascii(text[:limit])[1:-1]
 
 
 # -- the web server --------------------------------------------------------------------------------

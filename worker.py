@@ -30,14 +30,15 @@ from urllib.parse import unquote, urlsplit
 import ccxt
 from pydantic import ValidationError
 
-from common.broker import CONTROL_QUEUE, STATS_EXCHANGE, Broker, ask, declare_symbols_queue
+from common.broker import CONTROL_QUEUE, STATS_EXCHANGE, Broker, ask, declare_exchange, declare_symbols_queue
 from common.config import Config, ConfigError, ExchangeEntry, load_config, load_credentials, proxy_label
 from common.board import Board, BoardRow, board_routing_key
 from common.exchanges import Bulk, SharedThrottle, Venue, create_exchange, venue_for
-from common.logs import secret_mask, setup_logging
+from common.logs import printable, secret_mask, setup_logging
 from common.mapping import MissingValues, board_row, interval_hours
 from common.mapping import snapshot as build_snapshot
 from common.models import FuturesData
+from common.roles import connect_as
 from common.routes import Route, Routes
 from common.shutdown import Shutdown, StopSignal
 from common.stats import Counters, WorkerStatistics, format_block
@@ -66,7 +67,9 @@ class Worker:
         self.log = logging.getLogger(self.name)
         # No publisher confirms: a confirm costs a round trip and as much CPU as validating the snapshot,
         # and a snapshot lost with a dying connection is stale five seconds later anyway.
-        self.broker = Broker(config.rabbitmq, on_connect=self._declare, confirm=False)
+        rabbit, self.roles = connect_as(config.rabbitmq, "worker", self.name)
+        secret_mask.add(rabbit.password.get_secret_value())
+        self.broker = Broker(rabbit, on_connect=self._declare, confirm=False)
         self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
         self.watched = frozenset(self.symbol_set.symbols)  # read by book threads: replaced, never mutated
         self.symbol_extras = venue.symbol_extras if entry.per_symbol_extras else ()
@@ -389,28 +392,36 @@ class Worker:
 
     # -- broker side -------------------------------------------------------------------------------
     def _declare(self, channel) -> None:
-        channel.exchange_declare(self.config.rabbitmq.exchange, exchange_type="topic", durable=True)
-        channel.exchange_declare(STATS_EXCHANGE, exchange_type="topic", durable=True)
-        queue = declare_symbols_queue(channel, self.name, str(self.shard))
+        shared = self.roles.separate  # declared by scripts/broker_users.py
+        declare_exchange(channel, self.config.rabbitmq.exchange, "topic", passive=shared)
+        declare_exchange(channel, STATS_EXCHANGE, "topic", passive=shared)
+        queue = declare_symbols_queue(channel, self.name, str(self.shard), passive_exchange=shared)
         channel.basic_qos(prefetch_count=2)
         self._held_symbols_tag = None
         # Take the current set synchronously, so that the very next cycle already collects it.
         method, properties, body = channel.basic_get(queue)
-        if method is not None:
-            self._on_symbol_set(channel, method, properties, body)
-        else:
+        if method is None or not self._on_symbol_set(channel, method, properties, body):
             # A queue the controller never filled (a new shard's): ask it for the current set.
-            ask(channel, CONTROL_QUEUE, json.dumps({"command": "get_symbols"}).encode(), self._on_current_set)
+            ask(channel, CONTROL_QUEUE, json.dumps({"command": "get_symbols"}).encode(), self._on_current_set,
+                self.broker.config.user)
             self._asking_for_set = True
         channel.basic_consume(queue, self._on_symbol_set)
 
-    def _on_symbol_set(self, channel, method, _properties, body: bytes) -> None:
+    def _on_symbol_set(self, channel, method, properties, body: bytes) -> bool:
+        """Adopt a set from the symbols queue; False (and the message dropped) if it is not the controller's."""
+        if not self.roles.sent_by(properties.user_id, "controller"):
+            # Anyone allowed to publish to the default exchange can reach this queue: only the controller's
+            # sets count. Dropped, so that the one held stays, and the controller's next broadcast replaces it.
+            self.log.error("Ignoring a symbol set not sent by the controller (user_id %s)",
+                           printable(properties.user_id))
+            channel.basic_ack(method.delivery_tag)
+            return False
         try:
             update = SymbolSet.model_validate_json(body)
         except ValidationError as e:
             self.log.error("Ignoring an invalid symbol set: %s", e.errors()[0]["msg"])
             channel.basic_ack(method.delivery_tag)
-            return
+            return False
         # The queue holds only the latest set and delivers in order, so the last delivery is the current set
         # (whatever its version: a controller that lost its state file starts again at v1).
         # Keep it unacknowledged: if this process dies, the broker hands it to the next one.
@@ -419,9 +430,14 @@ class Worker:
         self._held_symbols_tag = method.delivery_tag
         self._asking_for_set = False
         self._adopt(update)
+        return True
 
-    def _on_current_set(self, body: bytes) -> None:
+    def _on_current_set(self, properties, body: bytes) -> None:
         """The controller's answer to get_symbols; a broadcast that came first wins."""
+        if not self.roles.sent_by(properties.user_id, "controller"):
+            self.log.error("Ignoring an answer to get_symbols not sent by the controller (user_id %s)",
+                           printable(properties.user_id))
+            return
         self._asking_for_set = False
         try:
             data = json.loads(body)["data"]

@@ -151,7 +151,7 @@ def measure(cycles: int, warmup: int) -> dict:
     connection = pika.BlockingConnection(vhost.params())
     channel = connection.channel()
     channel.exchange_declare(DATA_EXCHANGE, exchange_type="topic", durable=True)
-    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8")
+    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8", user_id=vhost.user)
     delays, rss, cpu_start, wall_start = [], [], None, None
     page = Page(url)
     page.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import time
 from typing import Callable
 
@@ -18,7 +19,6 @@ RESPONSES_EXCHANGE = "futures_collector_responses"
 SYMBOLS_EXCHANGE = "futures_collector_symbols"      # fanout: the full symbol set, versioned
 STATS_EXCHANGE = "futures_collector_stats"          # topic: stats.{exchange}, each worker's totals
 JSON = "application/json"
-_JSON_PROPERTIES = pika.BasicProperties(content_type=JSON, content_encoding="utf-8")  # built once: reused per publish
 
 log = logging.getLogger("rabbitmq")
 
@@ -41,8 +41,14 @@ def symbols_queue(exchange: str, shard: str | None = None) -> str:
     return name if shard in (None, "1/1") else f"{name}.shard-{shard.replace('/', '-of-')}"
 
 
-def declare_symbols_queue(channel, exchange: str, shard: str | None = None) -> str:
-    channel.exchange_declare(SYMBOLS_EXCHANGE, exchange_type="fanout", durable=True)
+def declare_exchange(channel, name: str, exchange_type: str, passive: bool = False) -> None:
+    """Passive where scripts/broker_users.py declared the shared topology: a role user has no `configure`
+    right on the shared exchanges (it would let it delete them), and a passive declaration needs none."""
+    channel.exchange_declare(name, exchange_type=exchange_type, durable=True, passive=passive)
+
+
+def declare_symbols_queue(channel, exchange: str, shard: str | None = None, passive_exchange: bool = False) -> str:
+    declare_exchange(channel, SYMBOLS_EXCHANGE, "fanout", passive_exchange)
     queue = symbols_queue(exchange, shard)
     channel.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "drop-head"})
     channel.queue_bind(queue, SYMBOLS_EXCHANGE)
@@ -52,19 +58,40 @@ def declare_symbols_queue(channel, exchange: str, shard: str | None = None) -> s
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
-def ask(channel, queue: str, body: bytes, on_reply: Callable[[bytes], None]) -> None:
-    """Send a request to `queue` with RabbitMQ's direct reply-to: `on_reply(body)` gets the answer, delivered
+def ask(channel, queue: str, body: bytes, on_reply: Callable[[pika.BasicProperties, bytes], None], user: str) -> None:
+    """Send a request to `queue` as `user` with RabbitMQ's direct reply-to: `on_reply(properties, body)` gets the
+    answer (its `user_id` says who sent it), delivered
     while the connection is served. Nothing arrives when no one answers (no controller running)."""
-    channel.basic_consume(DIRECT_REPLY_TO, lambda _ch, _method, _props, reply: on_reply(reply), auto_ack=True)
+    channel.basic_consume(DIRECT_REPLY_TO, lambda _ch, _method, props, reply: on_reply(props, reply), auto_ack=True)
     channel.basic_publish("", queue, body, pika.BasicProperties(reply_to=DIRECT_REPLY_TO, content_type=JSON,
-                                                                 content_encoding="utf-8"))
+                                                                 content_encoding="utf-8", user_id=user))
 
 
 def connection_parameters(config: RabbitMQConfig, timeout: float = 5.0, **extra) -> pika.ConnectionParameters:
     return pika.ConnectionParameters(
         host=config.host, port=config.port, virtual_host=config.vhost,
         credentials=pika.PlainCredentials(config.user, config.password.get_secret_value()),
-        connection_attempts=1, socket_timeout=timeout, stack_timeout=timeout * 2, **extra)
+        ssl_options=tls_options(config), connection_attempts=1, socket_timeout=timeout, stack_timeout=timeout * 2,
+        **extra)
+
+
+def tls_options(config: RabbitMQConfig) -> pika.SSLOptions | None:
+    tls = config.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if not tls.verify:  # an operator's explicit choice, e.g. a test broker with a throwaway certificate
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return pika.SSLOptions(context, server_hostname=tls.server_hostname or config.host)
+
+
+def publish_properties(config: RabbitMQConfig, **properties) -> pika.BasicProperties:
+    """Every message carries its sender's user name in `user_id`: the broker checks it against the
+    connection's user, so a consumer can trust it (common/roles.py)."""
+    return pika.BasicProperties(content_type=JSON, content_encoding="utf-8", user_id=config.user, **properties)
 
 
 class Broker:
@@ -90,6 +117,7 @@ class Broker:
         self.channel = None
         self._failures = 0
         self._next_attempt = 0.0
+        self._properties = publish_properties(config)  # built once: reused per publish
 
     @property
     def connected(self) -> bool:
@@ -141,8 +169,7 @@ class Broker:
         """Publish (confirmed, if so built). False, and a reconnect scheduled, if the broker is not there."""
         if not self.ensure_connected():
             return False
-        props = pika.BasicProperties(content_type=JSON, content_encoding="utf-8", **properties) if properties \
-            else _JSON_PROPERTIES
+        props = publish_properties(self.config, **properties) if properties else self._properties
         try:
             self.channel.basic_publish(exchange, routing_key, body, props)
             return True

@@ -34,14 +34,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TLSConfig(_Strict):
+    """TLS to the broker (amqps). The server's certificate is verified against `ca_file` (else the system's
+    trusted CAs) and its name against `server_hostname` (else `host`); a client certificate is optional."""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    server_hostname: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self):
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (a client certificate needs its key)")
+        return self
+
+
 class RabbitMQConfig(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(5672, ge=1, le=65535)
+    port: int | None = Field(None, ge=1, le=65535)  # default 5672, or 5671 with tls
     user: str = "guest"
     password: SecretStr = SecretStr("guest")
     vhost: str = "/"
     exchange: str = Field("futures_data", min_length=1, max_length=255)
     heartbeat_seconds: int = Field(30, ge=5, le=600)
+    # Role users are named {user_prefix}{role}: several systems (or tests) can share one broker.
+    user_prefix: str = Field("fs_", pattern=r"^[A-Za-z0-9_.-]{0,40}$")
+    tls: TLSConfig | None = None
+    # The management HTTP API, for scripts/broker_users.py: http://host:management_port
+    management_port: int = Field(15672, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _default_port(self):
+        if self.port is None:
+            self.port = 5671 if self.tls else 5672
+        return self
 
 
 class ExchangeEntry(_Strict):
@@ -207,6 +234,12 @@ _ENV_OVERRIDES = {"RABBITMQ_HOST": "host", "RABBITMQ_PORT": "port", "RABBITMQ_US
                   "RABBITMQ_PASSWORD": "password", "RABBITMQ_VHOST": "vhost"}
 
 
+def dotenv_path() -> Path:
+    """The secrets file (.env in the repository root); FUTURES_SCAN_DOTENV names another, e.g. the test
+    suite's /dev/null, so that a checkout's own .env never changes what a test process is."""
+    return Path(os.environ.get("FUTURES_SCAN_DOTENV") or ROOT / ".env")
+
+
 def config_path(cli_path: str | None = None) -> Path:
     return Path(cli_path or os.environ.get("FUTURES_SCAN_CONFIG") or DEFAULT_CONFIG)
 
@@ -251,7 +284,7 @@ def _process_exists(pid: int) -> bool:
 
 def load_config(path: str | Path | None = None) -> Config:
     """Read, merge the environment (.env and RABBITMQ_*), validate. Raises ConfigError."""
-    load_dotenv(ROOT / ".env", override=False)
+    load_dotenv(dotenv_path(), override=False)
     path = config_path(str(path) if path else None)
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -149,3 +149,9 @@ def install_exception_hooks() -> None:
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
     sys.unraisablehook = _log_unraisable
+
+
+def printable(text, limit: int = 80) -> str:
+    """Text from the wire, fit for one log line: escapes newlines and control characters, so that a crafted
+    symbol or routing key cannot forge a log line, and cuts it to `limit` characters."""
+    return ascii(str(text)[:limit])[1:-1]

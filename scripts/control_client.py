@@ -30,6 +30,7 @@ import pika.exceptions  # noqa: E402
 from common.broker import CONTROL_QUEUE, connection_parameters  # noqa: E402
 from common.config import OPERATOR_CONFIG_HELP, ConfigError, load_config, operator_config_path  # noqa: E402
 from common.control import COMMANDS  # noqa: E402
+from common.roles import Roles, connect_as  # noqa: E402
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 
@@ -43,20 +44,22 @@ def build_request(command: str, argument: str | None) -> dict:
     return request
 
 
-def send(params: pika.ConnectionParameters, request: dict, timeout: float) -> dict | None:
-    """Publish the request and wait up to `timeout` seconds for the matching response."""
+def send(params: pika.ConnectionParameters, request: dict, timeout: float, roles: Roles) -> dict | None:
+    """Publish the request as the operator and wait up to `timeout` seconds for the controller's response."""
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
         answers = []
 
         def on_reply(_ch, _method, properties, body):
-            if properties.correlation_id == request["correlation_id"]:
+            if properties.correlation_id == request["correlation_id"] and roles.sent_by(properties.user_id,
+                                                                                        "controller"):
                 answers.append(json.loads(body))
 
         channel.basic_consume(REPLY_TO, on_reply, auto_ack=True)
         channel.basic_publish("", CONTROL_QUEUE, json.dumps(request).encode(), pika.BasicProperties(
-            reply_to=REPLY_TO, correlation_id=request["correlation_id"], content_type="application/json"))
+            reply_to=REPLY_TO, correlation_id=request["correlation_id"], content_type="application/json",
+            user_id=params.credentials.username))
         deadline = time.monotonic() + timeout
         while not answers and time.monotonic() < deadline:
             connection.process_data_events(time_limit=min(0.2, max(0.0, deadline - time.monotonic())))
@@ -80,11 +83,11 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2
-    r = config.rabbitmq
+    r, roles = connect_as(config.rabbitmq, "operator")
     params = connection_parameters(r)
     request = build_request(args.command, args.argument)
     try:
-        response = send(params, request, args.timeout)
+        response = send(params, request, args.timeout, roles)
     except pika.exceptions.AMQPError as e:
         print(f"Cannot reach RabbitMQ at {r.host}:{r.port}: {type(e).__name__}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from common.broker import connection_parameters  # noqa: E402
+from common.broker import connection_parameters, declare_exchange  # noqa: E402
+from common.roles import connect_as  # noqa: E402
 from common.config import OPERATOR_CONFIG_HELP, ConfigError, load_config, operator_config_path  # noqa: E402
 
 
@@ -80,7 +81,8 @@ def _raise_stop(*_):
     raise _Stop
 
 
-def watch(params: pika.ConnectionParameters, exchange: str, topics: list[str], count: int | None) -> int:
+def watch(params: pika.ConnectionParameters, exchange: str, topics: list[str], count: int | None,
+          passive: bool = False) -> int:
     seen = 0
     warned = False
     while True:
@@ -88,7 +90,7 @@ def watch(params: pika.ConnectionParameters, exchange: str, topics: list[str], c
         try:
             connection = pika.BlockingConnection(params)
             channel = connection.channel()
-            channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+            declare_exchange(channel, exchange, "topic", passive)
             queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
             for topic in topics:
                 channel.queue_bind(queue, exchange, topic)
@@ -135,11 +137,11 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2
-    r = config.rabbitmq
+    r, roles = connect_as(config.rabbitmq, "consumer")
     params = connection_parameters(r)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        return watch(params, r.exchange, args.topics, args.count)
+        return watch(params, r.exchange, args.topics, args.count, passive=roles.separate)
     except (KeyboardInterrupt, _Stop):
         return 0
 

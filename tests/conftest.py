@@ -23,6 +23,9 @@ from common.exchanges import create_exchange
 from tests.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
+# The checkout's own .env (written by scripts/run.sh or demo.sh: role passwords) must not change what the
+# processes a test starts connect as: each test says that itself.
+os.environ["FUTURES_SCAN_DOTENV"] = os.devnull
 RABBIT_HOST, RABBIT_PORT = "127.0.0.1", int(os.environ.get("RABBITMQ_PORT", 5672))
 EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
 

@@ -263,7 +263,7 @@ def load_in_copy(tmp_path, dotenv: str, env: dict) -> dict:
     code = ("import json; from common.config import load_config; r = load_config(%r).rabbitmq; "
             "print(json.dumps({'user': r.user, 'password': r.password.get_secret_value(), 'port': r.port, "
             "'vhost': r.vhost}))" % config)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_") and k != "FUTURES_SCAN_DOTENV"}
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env={**clean, **env}, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr

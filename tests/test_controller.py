@@ -49,7 +49,8 @@ class Control:
     def send(self, body, reply: bool = True) -> str:
         cid = str(uuid.uuid4())
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        props = pika.BasicProperties(correlation_id=cid, reply_to="amq.rabbitmq.reply-to" if reply else None)
+        props = pika.BasicProperties(correlation_id=cid, reply_to="amq.rabbitmq.reply-to" if reply else None,
+                                     user_id=self.rabbit.user)  # without role users, this user is the operator
         self.channel.basic_publish("", CONTROL_QUEUE, raw, props)
         return cid
 
@@ -380,7 +381,8 @@ def report(pid, started_at, success=0, errors=0, published=0, publish_failed=0, 
 
 def send_report(control, message, exchange="bybit") -> None:
     body = message if isinstance(message, bytes) else json.dumps(message).encode()
-    control.stats.basic_publish(STATS_EXCHANGE, f"stats.{exchange}", body)
+    control.stats.basic_publish(STATS_EXCHANGE, f"stats.{exchange}", body,
+                                pika.BasicProperties(user_id=control.rabbit.user))  # as a worker: the same user
 
 
 def await_statistics(control, predicate, timeout: float = 10) -> dict:

@@ -72,6 +72,7 @@ class Publisher:
     """Publishes onto the data exchange as the workers do."""
 
     def __init__(self, rabbit: Rabbit):
+        self.user = rabbit.user  # without role users, the one user every worker connects as
         self.connection = pika.BlockingConnection(rabbit.params())
         self.channel = self.connection.channel()
         self.channel.exchange_declare(DATA_EXCHANGE, exchange_type="topic", durable=True)
@@ -81,7 +82,7 @@ class Publisher:
     def publish(self, key: str, body) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.channel.basic_publish(DATA_EXCHANGE, key, raw,
-                                   pika.BasicProperties(content_type="application/json"))
+                                   pika.BasicProperties(content_type="application/json", user_id=self.user))
         self.count += 1
 
     def close(self) -> None:

@@ -37,13 +37,13 @@ COLLECTORS = ["controller", *WORKERS]   # the processes that print the vision's 
 PROGRAMS = [*COLLECTORS, "scanner"]
 LOST = r"Lost the RabbitMQ connection|Cannot connect to RabbitMQ"
 _ENV_DROP = ("RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "RABBITMQ_VHOST",
-             "FUTURES_SCAN_CONFIG", "FUTURES_SCAN_SIM_PORT", "PYTHONUNBUFFERED")  # as in a user's shell
+             "FUTURES_SCAN_CONFIG", "FUTURES_SCAN_SIM_PORT", "FUTURES_SCAN_DOTENV", "PYTHONUNBUFFERED")  # as in a user's shell
 
 
 def copy_repo(dest: Path) -> Path:
     """The working tree without its state (venv, logs, sockets, user config), the venv linked."""
     shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "logs", "run", "state", "__pycache__", ".pytest_cache", ".hypothesis", "config.json"))
+        ".venv", ".git", ".env", "logs", "run", "state", "__pycache__", ".pytest_cache", ".hypothesis", "config.json"))
     (dest / ".venv").symlink_to(ROOT / ".venv")
     return dest
 

@@ -51,7 +51,8 @@ def publish_symbol_set(rabbit, symbol_set: SymbolSet, exchanges=("bybit",)):
     channel = conn.channel()
     for exchange in exchanges:
         declare_symbols_queue(channel, exchange)
-    channel.basic_publish(SYMBOLS_EXCHANGE, "", symbol_set.model_dump_json().encode())
+    channel.basic_publish(SYMBOLS_EXCHANGE, "", symbol_set.model_dump_json().encode(),
+                          pika.BasicProperties(user_id=rabbit.user))  # without role users: the controller's user
     conn.close()
 
 
