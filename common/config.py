@@ -324,5 +324,14 @@ def load_credentials(config: Config, exchange: str) -> dict:
         keys = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: cannot read API keys: {type(e).__name__}") from None  # never echo contents
-    entry = keys.get(exchange, {}) if isinstance(keys, dict) else {}
-    return {k: v for k, v in entry.items() if k in ("apiKey", "secret", "password", "uid") and v}
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: API keys must be an object by exchange name, not a {type(keys).__name__}")
+    entry = keys.get(exchange, {})
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: the API keys of {exchange!r} must be an object "
+                          f"(apiKey, secret, password, uid), not a {type(entry).__name__}")
+    used = {k: v for k, v in entry.items() if k in ("apiKey", "secret", "password", "uid") and v}
+    wrong = sorted(k for k, v in used.items() if not isinstance(v, str))
+    if wrong:  # named, never shown: the values are secrets
+        raise ConfigError(f"{path}: the API keys of {exchange!r}: {', '.join(wrong)} must be strings")
+    return used

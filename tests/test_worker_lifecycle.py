@@ -163,6 +163,24 @@ def test_api_keys_and_broker_password_never_logged(solo, own_rabbit, tmp_path):
         assert secret not in log
 
 
+@pytest.mark.parametrize("content, problem", [
+    ('{"bybit": "KEY-in-a-string-123"}', "the API keys of 'bybit' must be an object"),
+    ('{"bybit": {"apiKey": 12345678, "secret": "SECRET-visible-nowhere-456"}}', "apiKey must be strings"),
+    ('["KEY-in-a-list-123"]', "API keys must be an object by exchange name"),
+    ('{"bybit": {"apiKey": "KEY-cut-short-123"', "cannot read API keys: JSONDecodeError"),
+])
+def test_a_malformed_keys_file_is_a_configuration_error(solo, tmp_path, content, problem):
+    """Exit 2 with the problem named, no traceback, and nothing of the file's contents shown."""
+    (tmp_path / "keys.json").write_text(content)
+    worker, _ = solo("bybit", api_keys_file=str(tmp_path / "keys.json"))
+    assert worker.proc.wait(30) == 2, worker.log_text()
+    log = worker.log_text()
+    assert "Configuration error: " in log and problem in log, log
+    assert "Traceback" not in log
+    for secret in ("KEY-in-a-string-123", "SECRET-visible-nowhere-456", "KEY-in-a-list-123", "KEY-cut-short-123"):
+        assert secret not in log
+
+
 # -- an exchange outside the table -----------------------------------------------------------------
 def test_a_sixth_exchange_runs_through_the_generic_row(solo, own_sim):
     """Any ccxt id with swap markets: here `binanceusdm` by its ccxt id (not the table's `binance`), so
