@@ -38,6 +38,7 @@ from common.logs import printable, secret_mask, setup_logging
 from common.mapping import MissingValues, board_row, interval_hours
 from common.mapping import snapshot as build_snapshot
 from common.models import FuturesData
+from common.problems import CycleProblems, Problems, describe, row_id
 from common.roles import connect_as
 from common.routes import Route, Routes
 from common.shutdown import Shutdown, StopSignal
@@ -75,8 +76,9 @@ class Worker:
         self.symbol_extras = venue.symbol_extras if entry.per_symbol_extras else ()
         self.board = config.collection.board and shard.publishes_board
         self.perpetuals: dict[str, dict] = {}  # symbol -> market: the board's rows
-        self._problems: dict[str, str] = {}      # symbol -> why it was not published, to log each problem once
-        self._row_problems: dict[str, str] = {}  # bulk row -> why it was left out, likewise
+        self._problems = Problems()            # symbol -> why it was not published, to log each problem once
+        self._row_problems = CycleProblems()   # bulk row -> why it was left out, likewise
+        self._extra_problems = Problems()      # (extra, symbol) -> failing, to warn once until it recovers
         self.stats = WorkerStatistics(exchange=self.name, pid=os.getpid(), shard=str(shard))
         self._window_start, self._window_base = time.monotonic(), Counters()
         self._held_symbols_tag = None
@@ -187,6 +189,7 @@ class Worker:
             for symbol, book, extras in self.fetch_books(symbols):
                 if symbol in self.watched:  # a set may arrive mid-cycle
                     self.publish_collected(symbol, rows.get(symbol), book, extras)
+        self._row_problems.end_cycle()
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
         self.stats.routes = self.routes.report()
@@ -209,7 +212,7 @@ class Worker:
                 try:
                     call.merge(self.exchange, bulk, symbol, row)
                 except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed
-                    self._row_problem(call.what, symbol or _row_id(row), _describe(e))
+                    self._row_problem(call.what, printable(symbol) if symbol else row_id(row), describe(e))
         return bulk
 
     def board_rows(self, bulk: Bulk, symbols: list[str] | None) -> dict[str, BoardRow]:
@@ -223,9 +226,9 @@ class Worker:
                                          self.venue.next_funding_field, self.venue.open_interest)
             except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the cycle
                 if symbol in self.watched:
-                    self._problem(symbol, f"malformed bulk row: {_describe(e)}")
+                    self._problem(symbol, f"malformed bulk row: {describe(e)}")
                 else:
-                    self._row_problem("board", symbol, _describe(e))
+                    self._row_problem("board", printable(symbol), describe(e))
         return rows
 
     def _default_hours(self, symbol: str) -> float | None:
@@ -288,13 +291,18 @@ class Worker:
 
     def fetch_extra(self, fetch_extra, client: ccxt.Exchange, symbol: str) -> dict:
         """One try, no retries: a missing extra publishes null and never holds the snapshot back."""
+        key = (fetch_extra.__name__, symbol)
         try:
             with self.stop.interruptible() if threading.current_thread() is threading.main_thread() \
                     else contextlib.nullcontext():
-                return fetch_extra(client, symbol)
+                extra = fetch_extra(client, symbol)
         except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed
-            self.log.warning("Failed to fetch %s of %s: %s", fetch_extra.__name__, symbol, _describe(e))
+            if self._extra_problems.note(key, "failing"):  # every cycle until it recovers: said once
+                self.log.warning("Failed to fetch %s of %s: %s (said once until it recovers)", *key, describe(e))
             return {}
+        if self._extra_problems.clear(key):
+            self.log.info("Fetched %s of %s again", *key)
+        return extra
 
     def fetch_book(self, client: ccxt.Exchange, symbol: str) -> dict:
         book = client.fetch_order_book(symbol, self.book_limit, self.venue.book_params)
@@ -313,11 +321,11 @@ class Worker:
                 error = e.errors()[0]
                 self._problem(symbol, f"invalid snapshot: {'.'.join(map(str, error['loc']))}: {error['msg']}")
             except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the process
-                self._problem(symbol, str(e) if isinstance(e, MissingValues) else _describe(e))
+                self._problem(symbol, str(e) if isinstance(e, MissingValues) else describe(e))
         if snapshot is None:
             self.stats.totals.errors += 1
             return
-        if self._problems.pop(symbol, None):
+        if self._problems.clear(symbol):
             self.log.info("Publishing %s again", symbol)
         self.stats.totals.success += 1
         self.log.debug("Collected %s", symbol)
@@ -325,15 +333,12 @@ class Worker:
 
     def _problem(self, symbol: str, reason: str) -> None:
         """Log why a symbol was not published, once while the reason stays the same."""
-        if self._problems.get(symbol) != reason:
-            self._problems[symbol] = reason
+        if self._problems.note(symbol, reason):
             self.log.error("Not publishing %s: %s", symbol, reason)
 
     def _row_problem(self, what: str, row: str, reason: str) -> None:
         """Log a bulk row left out, once while it fails the same way."""
-        key = f"{what} {row}"
-        if self._row_problems.get(key) != reason:
-            self._row_problems[key] = reason
+        if self._row_problems.note(f"{what} {row}", reason):
             self.log.warning("Leaving out a malformed %s row (%s): %s", what, row, reason)
 
     def _note_funding(self, symbol: str, rate) -> None:
@@ -371,13 +376,13 @@ class Worker:
                     raise ccxt.BadResponse("empty response")
                 return result
             except NOT_RETRYABLE as e:
-                self.log.error("Failed to fetch %s: %s", what, _describe(e))
+                self.log.error("Failed to fetch %s: %s", what, describe(e))
                 return None
             except Exception as e:  # noqa: BLE001 - ccxt's parsers raise plain errors on malformed bodies
                 if attempt == retries:
-                    self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, _describe(e), retries)
+                    self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, describe(e), retries)
                     return None
-                self.log.error("Failed to fetch %s: %s (retry %d/%d)", what, _describe(e), attempt + 1, retries)
+                self.log.error("Failed to fetch %s: %s (retry %d/%d)", what, describe(e), attempt + 1, retries)
                 delay = self.config.collection.retry_delay(attempt + 1)  # a Retry-After: the throttle waits it
                 self.wait(delay) if in_main else self._pause(delay)
         return None
@@ -443,7 +448,7 @@ class Worker:
             data = json.loads(body)["data"]
             update = SymbolSet(version=data["version"], symbols=data["symbols"])
         except (ValueError, KeyError, TypeError, RecursionError) as e:
-            self.log.error("Ignoring an invalid answer to get_symbols: %s", _describe(e))
+            self.log.error("Ignoring an invalid answer to get_symbols: %s", describe(e))
             return
         if self._held_symbols_tag is None:
             self._adopt(update)
@@ -455,7 +460,15 @@ class Worker:
             self._unknown_symbols_asked = any(s not in markets for s in update.symbols)
         self.symbol_set = update
         self.watched = frozenset(update.symbols)
+        self._forget_unwatched()
         self.stats.symbols_version = update.version
+
+    def _forget_unwatched(self) -> None:
+        """What was said about symbols no longer watched: said again if they come back."""
+        watched = self.watched
+        self._problems.keep_only(lambda symbol: symbol in watched)
+        self._extra_problems.keep_only(lambda key: key[1] in watched)
+        self._funding_missing &= watched
 
     def publish_statistics(self, final: bool = False) -> None:
         """This process's totals for the controller; `final` when it stops, so that they can be folded."""
@@ -477,23 +490,9 @@ class Worker:
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
 
 
-def _row_id(row) -> str:
-    """A bulk row's contract name for the log, or a short excerpt of it."""
-    if isinstance(row, dict):
-        for key in ("contract_code", "symbol", "contract", "name"):
-            if isinstance(row.get(key), str):
-                return row[key][:40]
-    return repr(row)[:40]
-
-
 def _only_maps(rows) -> dict:
     """{symbol: row} of an answer by symbol, rows that are objects only; {} for anything else."""
     return {s: r for s, r in rows.items() if isinstance(r, dict)} if isinstance(rows, dict) else {}
-
-
-def _describe(error: Exception) -> str:
-    text = str(error).strip().replace("\n", " ")
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> Routes:

@@ -152,3 +152,19 @@ def test_a_malformed_bulk_row_costs_its_symbol_only(solo, own_sim):
     log = worker.log_text()
     assert "Leaving out a malformed htx funding rates row" in log and "Leaving out a malformed htx index prices row" in log
     assert worker.proc.poll() is None
+
+
+def test_a_mark_price_failing_for_several_cycles_is_said_once_and_its_recovery_once(solo, own_sim):
+    worker, consumer = solo("htx")
+    snapshot(consumer, "htx", "SOL/USDT:USDT")
+    start = time.time()
+    own_sim.inject_fault("htx", "http500", endpoint="mark_price_kline?period=1min&size=1&contract_code=SOL-USDT",
+                         seconds=3 * INTERVAL)
+    for _ in range(3):  # three cycles without SOL's mark price
+        start = snapshot(consumer, "htx", "SOL/USDT:USDT", after=start)["timestamp"] / 1000 + 1
+    recovered = consumer.wait_for(lambda k, b: k == "futures.htx.SOLUSDT" and b["mark_price"] is not None
+                                  and b["timestamp"] >= start * 1000, 4 * INTERVAL, "SOL with its mark price")[1]
+    log = worker.log_text()
+    assert log.count("Failed to fetch htx_mark_price of SOL/USDT:USDT") == 1, log
+    assert log.count("Fetched htx_mark_price of SOL/USDT:USDT again") == 1
+    assert recovered["ticker"]["bid"] is not None and worker.proc.poll() is None
