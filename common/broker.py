@@ -15,10 +15,13 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from common.config import RabbitMQConfig
 
 CONTROL_QUEUE = "futures_collector_control"
+# A flood of commands waits in at most this many messages; more are refused to their publisher.
+CONTROL_QUEUE_ARGUMENTS = {"x-max-length": 1000, "x-overflow": "reject-publish"}
 RESPONSES_EXCHANGE = "futures_collector_responses"
 SYMBOLS_EXCHANGE = "futures_collector_symbols"      # fanout: the full symbol set, versioned
 STATS_EXCHANGE = "futures_collector_stats"          # topic: stats.{exchange}, each worker's totals
 JSON = "application/json"
+SYMBOLS_QUEUE_ARGUMENTS = {"x-max-length": 1, "x-overflow": "drop-head"}
 
 log = logging.getLogger("rabbitmq")
 
@@ -50,7 +53,7 @@ def declare_exchange(channel, name: str, exchange_type: str, passive: bool = Fal
 def declare_symbols_queue(channel, exchange: str, shard: str | None = None, passive_exchange: bool = False) -> str:
     declare_exchange(channel, SYMBOLS_EXCHANGE, "fanout", passive_exchange)
     queue = symbols_queue(exchange, shard)
-    channel.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "drop-head"})
+    channel.queue_declare(queue, durable=True, arguments=SYMBOLS_QUEUE_ARGUMENTS)
     channel.queue_bind(queue, SYMBOLS_EXCHANGE)
     return queue
 

@@ -9,8 +9,11 @@ connects as `rabbitmq.user`, which then holds every role (the layout before role
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -71,3 +74,96 @@ def connect_as(rabbitmq: RabbitMQConfig, role: str, exchange: str | None = None)
                 "least-privilege: run scripts/broker_users.py to create a user per role (docs/reference.md, "
                 "\"Security\")", password_variable(role, exchange), rabbitmq.user)
     return rabbitmq, Roles(prefix, shared_user=rabbitmq.user)
+
+
+# -- what each role may do (scripts/broker_users.py applies it) -------------------------------------
+@dataclass(frozen=True)
+class Rights:
+    """One user's rights on one vhost: RabbitMQ's configure/write/read regexes, and per topic exchange the
+    routing keys it may publish (write) and bind (read)."""
+    configure: str
+    write: str
+    read: str
+    topics: dict[str, tuple[str, str]]
+    tags: tuple[str, ...] = ()
+
+
+NOTHING = "^$"
+OWN_QUEUES = r"amq\.gen-.*"  # server-named exclusive queues: no other connection may touch them
+
+
+def _any_of(*names: str) -> str:
+    return "^(" + "|".join(names) + ")$"
+
+
+def rights(role: str, data_exchange: str, exchange: str | None = None) -> Rights:
+    """Least privilege per role (docs/reference.md, "Security"). Publishing to a queue by name goes through
+    the default exchange (`amq.default`), which no permission can narrow by queue: whoever may do it (workers
+    asking for the set, the controller answering, the operator) is checked by the receiver's user_id test."""
+    from common.broker import RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE, CONTROL_QUEUE
+    data = re.escape(data_exchange)
+    if role == "worker":
+        ex = re.escape(exchange)
+        own = rf"{re.escape(SYMBOLS_EXCHANGE)}\.{ex}(\.shard-[0-9]+-of-[0-9]+)?"
+        return Rights(configure=_any_of(own),
+                      write=_any_of(data, re.escape(STATS_EXCHANGE), r"amq\.default", own),
+                      read=_any_of(re.escape(SYMBOLS_EXCHANGE), own),
+                      topics={data_exchange: (rf"^(futures\.{ex}\.[^.]+|board\.{ex}|funding\.{ex})$", NOTHING),
+                              STATS_EXCHANGE: (rf"^stats\.{ex}$", NOTHING)})
+    if role == "controller":
+        return Rights(configure=_any_of(OWN_QUEUES),
+                      write=_any_of(re.escape(SYMBOLS_EXCHANGE), re.escape(RESPONSES_EXCHANGE), r"amq\.default",
+                                    OWN_QUEUES),
+                      read=_any_of(re.escape(CONTROL_QUEUE), re.escape(STATS_EXCHANGE), OWN_QUEUES),
+                      topics={data_exchange: (NOTHING, NOTHING)})
+    if role in ("scanner", "recorder", "consumer"):
+        return Rights(configure=_any_of(OWN_QUEUES), write=_any_of(OWN_QUEUES), read=_any_of(data, OWN_QUEUES),
+                      topics={data_exchange: (NOTHING, ".*"), STATS_EXCHANGE: (NOTHING, NOTHING)})
+    if role == "operator":
+        return Rights(configure=_any_of(OWN_QUEUES), write=_any_of(r"amq\.default", OWN_QUEUES),
+                      read=_any_of(re.escape(RESPONSES_EXCHANGE), OWN_QUEUES),
+                      topics={data_exchange: (NOTHING, NOTHING)}, tags=("management",))
+    raise ValueError(f"unknown role {role!r}")
+
+
+def every_role(exchanges) -> list[tuple[str, str | None]]:
+    return [("worker", name) for name in exchanges] + [(role, None) for role in ROLES if role != "worker"]
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password)), 4-byte salt."""
+    salt = os.urandom(4) if salt is None else salt
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(rabbitmq: RabbitMQConfig, exchanges, passwords: dict[str, str]) -> dict:
+    """RabbitMQ definitions (the format of `rabbitmqctl import_definitions` and POST /api/definitions): the
+    role users of `exchanges` with their rights on the configured vhost, and the shared topology they use,
+    so that no role needs the `configure` right on shared exchanges (it would also let it delete them).
+    `passwords` maps role_name() to the password."""
+    from common.broker import (CONTROL_QUEUE, CONTROL_QUEUE_ARGUMENTS, RESPONSES_EXCHANGE, STATS_EXCHANGE,
+                               SYMBOLS_EXCHANGE, SYMBOLS_QUEUE_ARGUMENTS, symbols_queue)
+    vhost, data = rabbitmq.vhost, rabbitmq.exchange
+    users, permissions, topic_permissions = [], [], []
+    for role, exchange in every_role(exchanges):
+        user = rabbitmq.user_prefix + role_name(role, exchange)
+        granted = rights(role, data, exchange)
+        users.append({"name": user, "password_hash": password_hash(passwords[role_name(role, exchange)]),
+                      "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ",".join(granted.tags)})
+        permissions.append({"user": user, "vhost": vhost, "configure": granted.configure, "write": granted.write,
+                            "read": granted.read})
+        topic_permissions += [{"user": user, "vhost": vhost, "exchange": name, "write": write, "read": read}
+                              for name, (write, read) in granted.topics.items()]
+    kinds = {data: "topic", RESPONSES_EXCHANGE: "topic", STATS_EXCHANGE: "topic", SYMBOLS_EXCHANGE: "fanout"}
+    queues = {CONTROL_QUEUE: CONTROL_QUEUE_ARGUMENTS, **{symbols_queue(name): SYMBOLS_QUEUE_ARGUMENTS
+                                                         for name in exchanges}}
+    return {
+        "users": users, "vhosts": [{"name": vhost}], "permissions": permissions,
+        "topic_permissions": topic_permissions,
+        "exchanges": [{"name": name, "vhost": vhost, "type": kind, "durable": True, "auto_delete": False,
+                       "internal": False, "arguments": {}} for name, kind in kinds.items()],
+        "queues": [{"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": arguments}
+                   for name, arguments in queues.items()],
+        "bindings": [{"source": SYMBOLS_EXCHANGE, "vhost": vhost, "destination": symbols_queue(name),
+                      "destination_type": "queue", "routing_key": "", "arguments": {}} for name in exchanges],
+    }

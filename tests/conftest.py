@@ -130,6 +130,50 @@ class Rabbit:
             rabbitmqctl("delete_user", self.user, check=False)
 
 
+class RoleUsers:
+    """The role users of scripts/broker_users.py on a vhost of the test's own, under a prefix of its own (users
+    are broker-wide), with their passwords; `env` hands them to the processes the test starts."""
+
+    def __init__(self, rabbit: Rabbit, folder: Path, exchanges=EXCHANGES, data_exchange: str = "futures_data"):
+        self.rabbit, self.exchanges = rabbit, exchanges
+        self.prefix = f"t{uuid.uuid4().hex[:8]}_"
+        self.rabbitmq = {**rabbit.config(data_exchange), "user_prefix": self.prefix}
+        config = folder / "broker_users.json"
+        config.write_text(json.dumps({"rabbitmq": self.rabbitmq, "exchanges": list(exchanges), "symbols": []}))
+        self.dotenv = folder / "roles.env"
+        out = subprocess.run([sys.executable, "scripts/broker_users.py", "--config", str(config)], cwd=ROOT,
+                             env={**os.environ, "FUTURES_SCAN_DOTENV": str(self.dotenv)}, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        self.env = dict(line.split("=", 1) for line in self.dotenv.read_text().splitlines() if "=" in line)
+
+    def user(self, role: str, exchange: str | None = None) -> str:
+        return self.prefix + (f"worker_{exchange}" if exchange else role)
+
+    def password(self, role: str, exchange: str | None = None) -> str:
+        name = f"worker_{exchange}" if exchange else role
+        return self.env[f"FUTURES_SCAN_{name.upper()}_PASSWORD"]
+
+    def params(self, role: str, exchange: str | None = None) -> pika.ConnectionParameters:
+        return pika.ConnectionParameters(RABBIT_HOST, RABBIT_PORT, self.rabbit.vhost,
+                                         pika.PlainCredentials(self.user(role, exchange), self.password(role, exchange)))
+
+    def close(self) -> None:
+        users = [self.user("worker", ex) for ex in self.exchanges] + [
+            self.user(role) for role in ("controller", "scanner", "recorder", "consumer", "operator")]
+        deleting = [subprocess.Popen(["rabbitmqctl", "-q", "delete_user", user], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for user in users]
+        for process in deleting:
+            process.wait(120)
+
+
+@pytest.fixture
+def role_users(own_rabbit, tmp_path):
+    users = RoleUsers(own_rabbit, tmp_path)
+    yield users
+    users.close()
+
+
 @pytest.fixture(scope="session")
 def rabbit():
     r = Rabbit()
