@@ -92,7 +92,7 @@ def test_a_snapshot_is_its_board_row_plus_its_book_in_base_units():
 
 def test_bid_and_ask_fall_back_to_the_book_and_extras_fill_the_mark_price():
     row = board_row("BTC/USDT:USDT", {}, {"last": 150.1}, {}, hours=None)
-    snap = snapshot("htx", row, BOOK, {"markPrice": 150.2}, now_ms=1)
+    snap = snapshot("htx", row, BOOK, {"markPrice": 150.2}, now_ms=1_800_000_001_000)
     assert (snap.ticker.bid, snap.ticker.ask, snap.mark_price) == (150.0, 150.3, 150.2)
     assert snap.orderbook.timestamp == BOOK["timestamp"]
 
