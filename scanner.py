@@ -23,142 +23,45 @@ import logging
 import socket
 import threading
 import time
-from collections import Counter
 
 import uvicorn
 from pydantic import ValidationError
 
-from common.board import Board
+from common.board import MAX_BOARD_ROWS, Board
 from common.broker import Broker, declare_exchange
 from common.config import Config, ConfigError, load_config
 from common.logs import printable, secret_mask, setup_logging
 from common.roles import connect_as
 from common.models import FuturesData
-from common.scan import Book, Leg, ScannerConfig, Source, board_sources, compact_symbol, \
-    merge_leg, snapshot_source, split_listen
+from common.latest import LatestValues, Malformed, RateLimitedLog
+from common.scan import Leg, ScannerConfig, board_sources, snapshot_source, split_listen
 from common.scan_page import make_app
 from common.shutdown import StopSignal
 from common.symbols import routing_key
 
 BINDINGS = ("board.*", "futures.#")
-# The queue is the scanner's own and only the latest values matter: when the scanner falls behind, the
-# broker drops the oldest messages (drop-head) instead of piling them up for everyone.
-QUEUE_ARGUMENTS = {"x-max-length": 10_000, "x-max-length-bytes": 256 * 2**20, "x-overflow": "drop-head"}
-PREFETCH = 200                   # unacknowledged messages in flight: bounds the scanner's own memory too
-ACK_EVERY = PREFETCH // 2        # one ack (multiple=True) per this many messages: a write per message costs
-MAX_BODY_BYTES = 32 * 2**20      # a board of every listed perpetual is well under 1 MiB
-FORGET_AFTER_MS = 3600 * 1000    # a delisted symbol's last values are shown stale for an hour, then dropped
+# Boards and snapshots each through an exclusive queue of their own, so that each has a prefetch of its own:
+# RabbitMQ counts prefetch in messages only, and a board may be 16 times a snapshot's size. The queues are
+# the scanner's own and only the latest values matter: when the scanner falls behind, the broker drops the
+# oldest messages (drop-head) instead of piling them up for everyone.
+BOARD_QUEUE = {"x-max-length": 100, "x-max-length-bytes": 64 * 2**20, "x-overflow": "drop-head"}
+SNAPSHOT_QUEUE = {"x-max-length": 10_000, "x-max-length-bytes": 256 * 2**20, "x-overflow": "drop-head"}
+BOARD_PREFETCH = 8   # boards in flight: one per exchange per cycle arrives
+PREFETCH = 200       # snapshots in flight
+ACK_EVERY = PREFETCH // 2  # one ack (multiple=True) per this many messages: a write per message costs
+# A message over its cap is dropped on arrival, before it is parsed. The largest real board is ~600 rows,
+# ~200 KB; a snapshot at depth 1000 is ~40-80 KB. Held in flight at most: 8 x 4 MiB + 200 x 256 KiB = 82 MiB.
+MAX_BOARD_BYTES = 4 * 2**20
+MAX_SNAPSHOT_BYTES = 256 * 2**10
+# A board's JSON values counted before parsing, at C speed: a row is one object of 13 values, so more
+# "{" or "," than this many rows could hold is refused unparsed (the parser's tree of a 4 MiB body of
+# tiny values is ~200 MiB before validation could count anything).
+MAX_BOARD_VALUES = MAX_BOARD_ROWS * 16
+FORGET_AFTER_MS = 3600 * 1000    # a delisted symbol's (or a silent exchange's) last values are shown stale
+                                 # for an hour, then dropped
 GC_THRESHOLDS = (10_000, 20, 20)  # Python's default (700, 10, 10): see main()
-DROP_LOG_SECONDS = 10            # at most one warning per kind of malformed message in this time
 
 log = logging.getLogger("scanner")
-
-
-class Malformed(ValueError):
-    """A message that cannot be used; the message says why (never its content)."""
-
-
-class LatestValues:
-    """The newest board row, snapshot values and book per (exchange, symbol). Written by the consumer
-    thread, read by the web server's: every access holds the lock, and the values themselves are immutable."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._boards: dict[tuple[str, str], Source] = {}
-        self._snapshots: dict[tuple[str, str], tuple[Source, Book]] = {}
-        self._by_compact: dict[str, set[tuple[str, str]]] = {}  # "BTCUSDT" -> {(exchange, symbol)}
-        self._exchange_times: dict[str, dict[str, int]] = {}  # exchange -> {"board"/"snapshot": newest ms}
-
-    def put_board(self, exchange: str, timestamp: int, sources: dict[str, Source]) -> None:
-        with self._lock:
-            self._note_time(exchange, "board", timestamp)
-            for symbol, source in sources.items():
-                held = self._boards.get((exchange, symbol))
-                if held is None:
-                    self._index((exchange, symbol))
-                if held is None or held.timestamp <= source.timestamp:  # out-of-order delivery keeps the newer
-                    self._boards[(exchange, symbol)] = source
-
-    def put_snapshot(self, exchange: str, symbol: str, source: Source, book: Book) -> None:
-        with self._lock:
-            self._note_time(exchange, "snapshot", source.timestamp)
-            held = self._snapshots.get((exchange, symbol))
-            if held is None:
-                self._index((exchange, symbol))
-            if held is None or held[0].timestamp <= source.timestamp:
-                self._snapshots[(exchange, symbol)] = (source, book)
-
-    def _index(self, key: tuple[str, str]) -> None:
-        self._by_compact.setdefault(_compact_key(key), set()).add(key)
-
-    def _unindex(self, key: tuple[str, str]) -> None:
-        compact = _compact_key(key)
-        self._by_compact[compact].discard(key)
-        if not self._by_compact[compact]:
-            del self._by_compact[compact]
-
-    def _note_time(self, exchange: str, kind: str, timestamp: int) -> None:
-        times = self._exchange_times.setdefault(exchange, {})
-        times[kind] = max(timestamp, times.get(kind, timestamp))
-
-    def exchange_times(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            return {exchange: dict(times) for exchange, times in self._exchange_times.items()}
-
-    def legs_by_symbol(self, now_ms: int, stale_after_ms: float, compact: str | None = None) -> dict[str, list[Leg]]:
-        """symbol -> its legs; only the symbols of one routing-key form ("BTCUSDT") when `compact` is given."""
-        with self._lock:
-            if compact is None:
-                keys = self._boards.keys() | self._snapshots.keys()
-            else:
-                keys = set(self._by_compact.get(compact.upper(), ()))
-            held = [(key, self._boards.get(key), self._snapshots.get(key, (None, None))) for key in keys]
-        out: dict[str, list[Leg]] = {}
-        for (exchange, symbol), board, (source, book) in held:
-            leg = merge_leg(exchange, symbol, board, source, book, now_ms, stale_after_ms)
-            out.setdefault(symbol, []).append(leg)
-        return out
-
-    def forget_older_than(self, cutoff_ms: int) -> int:
-        with self._lock:
-            old_boards = [k for k, s in self._boards.items() if s.timestamp < cutoff_ms]
-            old_snapshots = [k for k, (s, _) in self._snapshots.items() if s.timestamp < cutoff_ms]
-            for key in old_boards:
-                del self._boards[key]
-            for key in old_snapshots:
-                del self._snapshots[key]
-            for key in set(old_boards) | set(old_snapshots):  # a symbol may have gone stale on both
-                if key not in self._boards and key not in self._snapshots:
-                    self._unindex(key)
-        return len(old_boards) + len(old_snapshots)
-
-    def counts(self) -> tuple[int, int]:
-        with self._lock:
-            return len(self._boards), len(self._snapshots)
-
-
-class DropLog:
-    """Warnings about dropped messages, at most one per kind every DROP_LOG_SECONDS: a producer gone wrong
-    can send thousands a second, and the log must stay readable."""
-
-    def __init__(self):
-        self._last: dict[str, float] = {}
-        self._suppressed: Counter = Counter()
-
-    def warn(self, kind: str, reason: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(kind, -DROP_LOG_SECONDS) < DROP_LOG_SECONDS:
-            self._suppressed[kind] += 1
-            return
-        more = self._suppressed.pop(kind, 0)
-        self._last[kind] = now
-        log.warning("Dropped a malformed %s message: %s%s", kind, printable(reason, 300),
-                    f" ({more} more dropped since the last warning)" if more else "")
-
-
-def _compact_key(key: tuple[str, str]) -> str:
-    """(exchange, symbol) -> the symbol's routing-key form in upper case, as /api/symbol/X asks for it."""
-    return compact_symbol(key[1]).upper()
 
 
 class Scanner:
@@ -169,7 +72,7 @@ class Scanner:
         rabbit, self.roles = connect_as(config.rabbitmq, "scanner")
         secret_mask.add(rabbit.password.get_secret_value())
         self.broker = Broker(rabbit, on_connect=self._declare, confirm=False)
-        self.drops = DropLog()
+        self.warnings = RateLimitedLog(log)
         self.messages_seen = 0
         self.messages_dropped = 0
         self.last_message_ms: int | None = None  # when the last usable message arrived (our clock)
@@ -193,20 +96,22 @@ class Scanner:
     def _declare(self, channel) -> None:
         exchange = self.config.rabbitmq.exchange
         declare_exchange(channel, exchange, "topic", passive=self.roles.separate)
-        queue = channel.queue_declare("", exclusive=True, arguments=QUEUE_ARGUMENTS).method.queue
-        for binding in BINDINGS:
+        # basic_qos (per consumer) applies to the consumers started after it on the channel.
+        for binding, arguments, prefetch in zip(BINDINGS, (BOARD_QUEUE, SNAPSHOT_QUEUE), (BOARD_PREFETCH, PREFETCH)):
+            queue = channel.queue_declare("", exclusive=True, arguments=arguments).method.queue
             channel.queue_bind(queue, exchange, binding)
-        channel.basic_qos(prefetch_count=PREFETCH)
-        channel.basic_consume(queue, self._on_message)
+            channel.basic_qos(prefetch_count=prefetch)
+            channel.basic_consume(queue, self._on_message)
         log.info("Consuming %s from %s", " and ".join(BINDINGS), exchange)
 
     def housekeeping(self) -> None:
-        forgotten = self.latest.forget_older_than(_now_ms() - FORGET_AFTER_MS)
+        forgotten, gone = self.latest.forget_older_than(_now_ms() - FORGET_AFTER_MS)
         boards, snapshots = self.latest.counts()
         seconds = time.monotonic() - self._window_start
-        log.info("%d messages in %.0fs; holding %d board rows and %d snapshots%s; broker %s",
+        log.info("%d messages in %.0fs; holding %d board rows and %d snapshots%s%s; broker %s",
                  self.messages_seen - self._window_seen, seconds, boards, snapshots,
                  f" ({forgotten} older than an hour forgotten)" if forgotten else "",
+                 f" (forgot {', '.join(printable(e, 40) for e in gone)}: silent for an hour)" if gone else "",
                  "connected" if self.broker.connected else "unreachable")
         self._window_start, self._window_seen = time.monotonic(), self.messages_seen
 
@@ -217,10 +122,12 @@ class Scanner:
         except Malformed as e:
             self.messages_dropped += 1
             kind = method.routing_key.partition(".")[0]
-            self.drops.warn(kind if kind in ("board", "futures") else "unrouted", str(e))
+            kind = kind if kind in ("board", "futures") else "unrouted"
+            self.warnings.warning(kind, "Dropped a malformed %s message: %s", kind, printable(e, 300))
         except Exception as e:  # noqa: BLE001 - no message may take the scanner down
             self.messages_dropped += 1
-            log.exception("Could not use a message on %s: %s", printable(method.routing_key), type(e).__name__)
+            self.warnings.log(logging.ERROR, f"error {type(e).__name__}", "Could not use a message on %s: %s",
+                              printable(method.routing_key), type(e).__name__, exc_info=True)
         self._unacked = (channel, method.delivery_tag)
         self._unacked_count += 1
         if self._unacked_count >= ACK_EVERY:
@@ -234,9 +141,10 @@ class Scanner:
 
     def ingest(self, key: str, body: bytes, user_id: str | None) -> None:
         self.messages_seen += 1
-        if len(body) > MAX_BODY_BYTES:
-            raise Malformed(f"{len(body)} bytes on {key[:80]}, more than {MAX_BODY_BYTES}")
         kind, _, rest = key.partition(".")
+        cap = MAX_BOARD_BYTES if kind == "board" else MAX_SNAPSHOT_BYTES
+        if len(body) > cap:
+            raise Malformed(f"{len(body)} bytes on {key[:80]}, more than {cap}")
         exchange = rest.partition(".")[0]
         if not self.roles.sent_by_a_worker(user_id, exchange):
             raise Malformed(f"{key[:80]} sent by user {user_id!r}, not by {exchange[:40]}'s worker")
@@ -249,6 +157,7 @@ class Scanner:
         self.last_message_ms = _now_ms()
 
     def _ingest_board(self, exchange: str, body: bytes) -> None:
+        _check_board_size(body, f"board.{exchange}")
         board = _validated(Board, body, f"board.{exchange}")
         if board.exchange != exchange:
             raise Malformed(f"board for {board.exchange!r} published as board.{exchange[:40]}")
@@ -291,6 +200,15 @@ class Scanner:
                 "messages_dropped": self.messages_dropped, "last_message_time": self.last_message_ms,
                 "data_stale": not fresh, "stale_after_seconds": self.settings.stale_after_seconds,
                 "notionals": self.settings.notionals, "exchanges": exchanges}
+
+
+def _check_board_size(body: bytes, where: str) -> None:
+    """More rows or values than a board may hold, counted before the body is parsed (MAX_BOARD_VALUES). A "{"
+    or "," inside a string counts too: an overestimate, which only a symbol full of them could reach."""
+    objects, separators = body.count(b"{"), body.count(b",")
+    if objects > MAX_BOARD_ROWS + 1 or separators > MAX_BOARD_VALUES:
+        raise Malformed(f"{where}: more than {MAX_BOARD_ROWS} rows or {MAX_BOARD_VALUES} values "
+                        f"({objects} objects, {separators} separators)")
 
 
 def _validated(model, body: bytes, where: str):

@@ -384,11 +384,13 @@ def close_connections(vhost: str, name: str) -> None:
         rabbitmqctl("close_connection", pid, "test: broker went away")
 
 
-def test_its_queue_is_exclusive_and_drops_the_oldest_when_full(scanner, own_rabbit):
+def test_its_queues_are_exclusive_and_bounded_in_messages_and_bytes(scanner, own_rabbit):
+    """Boards and snapshots each through a queue of their own (tests/test_scanner_bounds.py fills one)."""
     listing = rabbitmqctl("list_queues", "-p", own_rabbit.vhost, "name", "exclusive", "arguments")
     queues = [line for line in listing.splitlines() if line.startswith("amq.gen-")]
-    assert len(queues) == 1, listing
-    assert "\ttrue\t" in queues[0]
-    assert '{"x-overflow","drop-head"}' in queues[0] and '"x-max-length"' in queues[0]
+    assert len(queues) == 2, listing
+    for queue in queues:
+        assert "\ttrue\t" in queue
+        assert '{"x-overflow","drop-head"}' in queue and '"x-max-length"' in queue and '"x-max-length-bytes"' in queue
     bindings = rabbitmqctl("list_bindings", "-p", own_rabbit.vhost, "source_name", "routing_key")
     assert f"{DATA_EXCHANGE}\tboard.*" in bindings and f"{DATA_EXCHANGE}\tfutures.#" in bindings

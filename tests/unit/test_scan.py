@@ -346,20 +346,6 @@ def test_the_scanner_and_the_controller_do_not_load_ccxt():
     assert printed_by_fresh_python(code) == "[]"
 
 
-def test_a_symbol_stale_on_board_and_snapshot_alike_is_forgotten_and_leaves_the_rest():
-    """scanner.py's LatestValues (in a fresh interpreter: importing scanner.py sets its signal handlers):
-    a delisted symbol has both a board row and a snapshot, and both age out in the same housekeeping."""
-    code = ("from common.scan import Book, Source\n"
-            "from scanner import LatestValues\n"
-            "latest = LatestValues()\n"
-            "latest.put_board('bybit', 1_000, {'OLD/USDT:USDT': Source(1_000, {})})\n"
-            "latest.put_snapshot('bybit', 'OLD/USDT:USDT', Source(1_000, {}), Book(1_000, (), (), 0, 0))\n"
-            "latest.put_board('bybit', 9_000, {'BTC/USDT:USDT': Source(9_000, {})})\n"
-            "print(latest.forget_older_than(5_000), sorted(latest.legs_by_symbol(9_000, 60_000)),\n"
-            "      sorted(latest.legs_by_symbol(9_000, 60_000, 'OLDUSDT')), sorted(latest.legs_by_symbol(9_000, 60_000, 'BTCUSDT')))")
-    assert printed_by_fresh_python(code) == "2 ['BTC/USDT:USDT'] [] ['BTC/USDT:USDT']"
-
-
 def printed_by_fresh_python(code: str) -> str:
     """What `code` prints in an interpreter of its own (imports and signal handlers stay out of pytest's)."""
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
