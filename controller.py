@@ -18,10 +18,10 @@ from pathlib import Path
 import pika
 from pydantic import ValidationError
 
-from common.broker import (CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE, Broker,
-                           declare_exchange, declare_symbols_queue)
+from common.broker import (CONNECTION_ERRORS, CONTROL_QUEUE, CONTROL_QUEUE_ARGUMENTS, RESPONSES_EXCHANGE,
+                           STATS_EXCHANGE, SYMBOLS_EXCHANGE, Broker, declare_exchange, declare_symbols_queue)
 from common.config import Config, ConfigError, load_config
-from common.control import Request, RequestError, failure, parse_request, response_key, success
+from common.control import Request, RequestError, failure, parse_request, response_key, success, symbols_summary
 from common.logs import printable, secret_mask, setup_logging
 from common.roles import connect_as
 from common.shutdown import StopSignal
@@ -32,6 +32,12 @@ MUTATING = frozenset({"add_symbol", "remove_symbol", "set_symbols"})  # obeyed f
 BROADCAST_SECONDS = 60  # the set is also re-sent periodically, in case a worker's queue was purged
 # A worker reports every cycle; one silent this many intervals while a newer one of its exchange reports is gone.
 STALE_REPORT_INTERVALS = 5
+# A shard label ('3/3') not heard of for this many intervals is no longer shown (e.g. after re-sharding to 2).
+SHARD_SILENCE_INTERVALS = 12
+# The controller's own queue of reports: a flood waits in the broker, bounded, and the oldest reports go first
+# (each process's totals are cumulative, so a newer report makes a dropped older one redundant).
+STATS_QUEUE_ARGUMENTS = {"x-max-length": 10_000, "x-max-length-bytes": 32 * 2 ** 20, "x-overflow": "drop-head"}
+STATS_PREFETCH = 100  # reports in the controller's memory at once, at most MAX_REPORT_BYTES each
 
 log = logging.getLogger("controller")
 
@@ -84,8 +90,9 @@ class Controller:
         self.stop = stop
         self.store = SymbolStore(config.path(config.state_file))
         self.symbol_set = self.store.load(config.symbols)
-        self.workers = WorkerTotals([e.name for e in config.exchanges],
-                                    stale_after=STALE_REPORT_INTERVALS * config.collection.interval_seconds)
+        interval = config.collection.interval_seconds
+        self.workers = WorkerTotals([e.name for e in config.exchanges], stale_after=STALE_REPORT_INTERVALS * interval,
+                                    shard_silence=SHARD_SILENCE_INTERVALS * interval)
         rabbit, self.roles = connect_as(config.rabbitmq, "controller")
         secret_mask.add(rabbit.password.get_secret_value())
         self.broker = Broker(rabbit, on_connect=self._declare)
@@ -97,8 +104,7 @@ class Controller:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
-        log.info("Starting with symbol set v%d: %s", self.symbol_set.version,
-                 ", ".join(self.symbol_set.symbols) or "(empty)")
+        log.info("Starting with symbol set v%d: %s", self.symbol_set.version, symbols_summary(self.symbol_set.symbols))
         while not self.stop.requested:
             if self.broker.ensure_connected() and time.monotonic() - self._last_broadcast > BROADCAST_SECONDS:
                 self.broadcast()
@@ -118,16 +124,32 @@ class Controller:
         if not shared:  # so that a worker not started yet still gets the current set (else broker_users.py's)
             for entry in self.config.exchanges:
                 declare_symbols_queue(channel, entry.name)
-        stats_queue = channel.queue_declare("", exclusive=True).method.queue
+        stats_queue = channel.queue_declare("", exclusive=True, arguments=STATS_QUEUE_ARGUMENTS).method.queue
         channel.queue_bind(stats_queue, STATS_EXCHANGE, "stats.#")
-        channel.basic_consume(stats_queue, self._on_worker_report, auto_ack=True)
-        channel.queue_declare(CONTROL_QUEUE, durable=True, passive=shared)
+        # Acknowledged one by one, so that a flood waits in the bounded queue, not in this process. A prefetch
+        # applies to the consumers started after it on the channel.
+        channel.basic_qos(prefetch_count=STATS_PREFETCH)
+        channel.basic_consume(stats_queue, self._on_worker_report)
+        channel.queue_declare(CONTROL_QUEUE, durable=True, passive=shared, arguments=CONTROL_QUEUE_ARGUMENTS)
         channel.basic_qos(prefetch_count=1)  # one command at a time, in order
         channel.basic_consume(CONTROL_QUEUE, self._on_request)
         self._last_broadcast = 0.0  # re-send the set on every (re)connection
 
     # -- the control API ---------------------------------------------------------------------------
     def _on_request(self, channel, method, properties, body: bytes) -> None:
+        """One answer and one acknowledgement per request, after it is handled, whatever happens meanwhile: a
+        request that breaks the handler is answered internal_error and dropped, never requeued to break it again."""
+        try:
+            self.respond(self.answer(properties, body), properties)
+        except Exception:  # noqa: BLE001 - a bug in answering: named as one, the request is still acknowledged
+            log.exception("Bug while answering a request; it is dropped")
+            self._respond_internal_error(properties)
+        finally:
+            self._ack(channel, method.delivery_tag)
+
+    def answer(self, properties: pika.BasicProperties, body: bytes) -> dict:
+        """The response to one raw request; a failure response for anything that goes wrong."""
+        request = None
         try:
             request = parse_request(body, properties.correlation_id)
             if request.command in MUTATING and not self.roles.sent_by(properties.user_id, "operator"):
@@ -141,10 +163,27 @@ class Controller:
             response = failure(e)
         except Exception as e:  # noqa: BLE001 - no request may take the controller down
             log.exception("Command failed")
-            response = failure(RequestError("internal_error", f"internal error: {type(e).__name__}",
-                                            correlation_id=properties.correlation_id))
-        self.respond(response, properties)
-        channel.basic_ack(method.delivery_tag)
+            response = failure(RequestError(
+                "internal_error", f"internal error: {type(e).__name__}", request and request.command,
+                request.correlation_id if request else _cut(properties.correlation_id)))
+        return response
+
+    def _respond_internal_error(self, properties: pika.BasicProperties) -> None:
+        try:
+            self.respond(failure(RequestError("internal_error", "internal error while answering",
+                                              correlation_id=_cut(properties.correlation_id))), properties)
+        except Exception:  # noqa: BLE001 - the request is dropped either way; the first traceback is logged
+            log.error("Could not answer the request with internal_error either")
+
+    def _ack(self, channel, delivery_tag: int) -> None:
+        """Acknowledge one delivery (never `multiple`: the control and stats consumers share the channel's
+        delivery tags) if its channel is still the one in use: after a reconnect, its deliveries are gone."""
+        if channel is not self.broker.channel or not self.broker.connected:
+            return
+        try:
+            channel.basic_ack(delivery_tag)
+        except CONNECTION_ERRORS as e:  # the next pump finds the connection gone and reconnects
+            log.warning("Could not acknowledge delivery %d: %s", delivery_tag, type(e).__name__)
 
     def execute(self, request: Request) -> dict:
         """Run one parsed request; RequestError for what the request asks that cannot be done."""
@@ -161,7 +200,7 @@ class Controller:
                        {"symbols": current, "count": len(current), "version": self.symbol_set.version})
 
     def _get_statistics(self, request: Request) -> dict:
-        return success(request, "Statistics retrieved successfully", self.workers.response_data())
+        return success(request, "Statistics retrieved successfully", self.workers.response_data(time.monotonic()))
 
     def _add_symbol(self, request: Request) -> dict:
         current = self.symbol_set.symbols
@@ -185,6 +224,9 @@ class Controller:
                        {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
 
     def _set_symbols(self, request: Request) -> dict:
+        if request.symbols == self.symbol_set.symbols:  # a repeat: no version, no fsync, no broadcast, no log
+            return success(request, f"Symbol list unchanged ({len(request.symbols)} symbols)",
+                           {"symbols": self.symbol_set.symbols, "count": len(self.symbol_set.symbols)})
         self.change(request.symbols)
         return success(request, f"Symbol list replaced ({len(request.symbols)} symbols)",
                        {"symbols": self.symbol_set.symbols, "count": len(self.symbol_set.symbols)})
@@ -194,7 +236,7 @@ class Controller:
         new = SymbolSet(version=self.symbol_set.version + 1, symbols=symbols, timestamp=_now_ms())
         self.store.save(new)
         self.symbol_set = new
-        log.info("Symbol set v%d: %s", new.version, ", ".join(new.symbols) or "(empty)")
+        log.info("Symbol set v%d: %s", new.version, symbols_summary(new.symbols))
         self.broadcast()
 
     def respond(self, response: dict, request_properties: pika.BasicProperties) -> None:
@@ -211,8 +253,14 @@ class Controller:
             self._last_broadcast = time.monotonic()
 
     # -- statistics --------------------------------------------------------------------------------
-    def _on_worker_report(self, _channel, method, properties, body: bytes) -> None:
+    def _on_worker_report(self, channel, method, properties, body: bytes) -> None:
         """Record one report; an invalid one is logged and dropped, and changes nothing."""
+        try:
+            self._record_report(method, properties, body)
+        finally:
+            self._ack(channel, method.delivery_tag)
+
+    def _record_report(self, method, properties, body: bytes) -> None:
         try:
             report = parse_report(body)
             if method.routing_key != f"stats.{report.exchange}":
@@ -237,6 +285,10 @@ class Controller:
                              sum(c.publish_failed for c in window.values()))
         print(("Final statistics (totals)\n" if final else "") + block, flush=True)
         self._window_start, self._window_base = time.monotonic(), totals
+
+
+def _cut(correlation_id: str | None) -> str | None:
+    return None if correlation_id is None else correlation_id[:200]  # as parse_request cuts it
 
 
 def _now_ms() -> int:

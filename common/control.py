@@ -87,14 +87,24 @@ def _symbols_field(data: dict, command: str, cid) -> list[str]:
     symbols = data.get("symbols")
     if not isinstance(symbols, list):
         raise RequestError("invalid_command", "field 'symbols' must be a list of symbols", command, cid)
-    if len(symbols) > MAX_SYMBOLS:
-        raise RequestError("invalid_command", f"{len(symbols)} symbols exceed the limit of {MAX_SYMBOLS}",
-                           command, cid)
-    for symbol in symbols:
+    for symbol in symbols:  # before de-duplicating: a list or an object is not hashable
         problem = symbol_problem(symbol)
         if problem:
             raise RequestError("invalid_command", problem, command, cid)
-    return list(dict.fromkeys(symbols))
+    unique = list(dict.fromkeys(symbols))
+    if len(unique) > MAX_SYMBOLS:  # counted as the config counts them: a repeated symbol is one symbol
+        raise RequestError("invalid_command", f"{len(unique)} symbols exceed the limit of {MAX_SYMBOLS}",
+                           command, cid)
+    return unique
+
+
+def symbols_summary(symbols: list[str], shown: int = 5) -> str:
+    """A log line's view of a set: the first `shown` symbols and how many more (the full set is in the state
+    file), so that a flood of 1000-symbol sets does not write 1000 symbols per line."""
+    if not symbols:
+        return "(empty)"
+    head = ", ".join(symbols[:shown])
+    return head if len(symbols) <= shown else f"{head} and {len(symbols) - shown} more ({len(symbols)} symbols)"
 
 
 def _json_type(value) -> str:

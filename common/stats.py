@@ -7,9 +7,10 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common.exchanges import VENUES
+from common.logs import printable
 from common.symbols import MAX_SYMBOLS
 
 
@@ -77,6 +78,10 @@ MAX_REPORT_BYTES = 256 * 1024
 MAX_COUNT = 10 ** 15  # far above any real total, far below where sums lose meaning
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Seconds = Annotated[float, Field(ge=0, le=10 ** 11)]
+# Strings echoed in get_statistics are printable ASCII: JSON escapes at most double them (a code point outside
+# ASCII could take 12 bytes), so that the answer's size bound holds in bytes, not only in characters.
+PRINTABLE = r"^[ -~]*$"
+MAX_ROUTES = 65  # the machine's own address and up to 64 proxies
 
 
 class ReportError(ValueError):
@@ -94,6 +99,12 @@ class ReportTotals(BaseModel):
         return Counters(self.success, self.errors, self.published, self.publish_failed)
 
 
+class RouteCounts(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    requests: Count
+    failures: Count
+
+
 class WorkerReport(BaseModel):
     """A worker's statistics message (WorkerStatistics.to_message(), plus `final` on the last one a
     process sends). Unknown fields are ignored, so that workers may report more than the controller reads."""
@@ -104,13 +115,21 @@ class WorkerReport(BaseModel):
     totals: ReportTotals
     cycles: Count
     last_cycle_seconds: Seconds
-    unlisted_symbols: list[Annotated[str, Field(max_length=100)]] = Field(max_length=MAX_SYMBOLS)
+    unlisted_symbols: list[Annotated[str, Field(max_length=100, pattern=PRINTABLE)]] = Field(max_length=MAX_SYMBOLS)
     symbols_version: Count
     timestamp: Seconds
     final: bool = False
     shard: str = Field("1/1", pattern=r"^\d{1,3}/\d{1,3}$")
-    routes: dict[Annotated[str, Field(max_length=200)], dict[Annotated[str, Field(max_length=20)], Count]] = \
-        Field(default_factory=dict, max_length=65)
+    routes: dict[Annotated[str, Field(max_length=200, pattern=PRINTABLE)], RouteCounts] = \
+        Field(default_factory=dict, max_length=MAX_ROUTES)
+
+    @field_validator("shard")
+    @classmethod
+    def _a_shard_that_can_exist(cls, shard: str) -> str:
+        index, count = (int(n) for n in shard.split("/"))
+        if not 1 <= index <= count:
+            raise ValueError(f"shard {shard}: the index must be from 1 to the count")
+        return shard
 
     @property
     def process(self) -> tuple[int, float]:
@@ -131,7 +150,7 @@ def parse_report(body: bytes) -> WorkerReport:
     except ValidationError as e:  # also invalid or too deeply nested JSON: pydantic's parser has a depth limit
         errors = e.errors(include_url=False, include_input=False)
         first = errors[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where = printable(".".join(str(part) for part in first["loc"]), 120)  # a dict key is wire text
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise ReportError(f"{where + ': ' if where else ''}{first['msg'][:200]}{more}") from None
 
@@ -198,14 +217,33 @@ class ExchangeTotals:
             self.folded.popitem(last=False)
 
 
+MAX_SHARD_LABELS = 32  # per exchange, as many as ExchangeTotals keeps live processes
+# get_statistics' answer grows by at most this per configured exchange, whatever the reports say: 32 shard
+# labels of 65 routes, 1000 unlisted symbols, every string at its longest (tests/unit/test_reports.py).
+STATISTICS_BYTES_PER_EXCHANGE = 1_250_000
+
+
+@dataclass
+class _ShardSeen:
+    report: WorkerReport
+    last_seen: float  # the receiver's clock
+
+
 class WorkerTotals:
     """Totals per exchange from the workers' reports, for the exchanges the controller knows (a report
-    for any other is refused: a stranger must not grow the controller's memory or its answers)."""
+    for any other is refused: a stranger must not grow the controller's memory or its answers).
 
-    def __init__(self, exchanges: Iterable[str], stale_after: float):
+    Each exchange's shards ('2/3') are shown with their latest report: at most `max_shards` labels (the least
+    recently heard of goes first), and a label silent for `shard_silence` seconds is forgotten (after
+    re-sharding from 3 to 2, '3/3' reports no more). Totals are ExchangeTotals', unaffected by either."""
+
+    def __init__(self, exchanges: Iterable[str], stale_after: float, shard_silence: float | None = None,
+                 max_shards: int = MAX_SHARD_LABELS):
         self.exchanges = {name: ExchangeTotals(stale_after) for name in exchanges}
         self.latest: dict[str, WorkerReport] = {}
-        self.shards: dict[str, dict[str, WorkerReport]] = {}  # exchange -> shard ('2/3') -> its latest report
+        self.shards: dict[str, OrderedDict[str, _ShardSeen]] = {}  # exchange -> label -> latest, oldest first
+        self.shard_silence = stale_after if shard_silence is None else shard_silence
+        self.max_shards = max_shards
 
     def record(self, report: WorkerReport, now: float) -> None:
         """Take one valid report; ReportError (nothing changed) for an unknown exchange or totals going back."""
@@ -214,27 +252,44 @@ class WorkerTotals:
                               f"({', '.join(self.exchanges)})")
         self.exchanges[report.exchange].record(report, now)
         self.latest[report.exchange] = report
-        self.shards.setdefault(report.exchange, {})[report.shard] = report
+        shards = self.shards.setdefault(report.exchange, OrderedDict())
+        shards[report.shard] = _ShardSeen(report, now)
+        shards.move_to_end(report.shard)
+        while len(shards) > self.max_shards:
+            shards.popitem(last=False)
+        self.prune(now)
+
+    def prune(self, now: float) -> None:
+        """Forget the shard labels silent for longer than `shard_silence`."""
+        for shards in self.shards.values():
+            while shards and now - next(iter(shards.values())).last_seen > self.shard_silence:
+                shards.popitem(last=False)
 
     def per_exchange(self) -> dict[str, Counters]:
         """Totals of every exchange that has reported."""
         return {name: self.exchanges[name].total() for name in self.latest}
 
-    def response_data(self) -> dict:
+    def response_data(self, now: float | None = None) -> dict:
+        if now is not None:
+            self.prune(now)
         totals = self.per_exchange()
         return {
             "exchange_success": {ex: c.success for ex, c in totals.items()},
             "exchange_errors": {ex: c.errors for ex, c in totals.items()},
             "rabbitmq_published": sum(c.published for c in totals.values()),
             "rabbitmq_failed": sum(c.publish_failed for c in totals.values()),
-            "workers": {ex: {"pid": r.pid, "cycles": r.cycles, "last_report": int(r.timestamp),
-                             "symbols_version": r.symbols_version, "unlisted_symbols": r.unlisted_symbols,
-                             "live_processes": len(self.exchanges[ex].live),
-                             "shards": {shard: _shard_data(s) for shard, s in sorted(self.shards[ex].items())}}
-                        for ex, r in self.latest.items()},
+            "workers": {ex: self._worker_data(ex, r) for ex, r in self.latest.items()},
         }
+
+    def _worker_data(self, exchange: str, r: WorkerReport) -> dict:
+        shards = self.shards[exchange]
+        return {"pid": r.pid, "cycles": r.cycles, "last_report": int(r.timestamp),
+                "symbols_version": r.symbols_version, "unlisted_symbols": r.unlisted_symbols,
+                "live_processes": len(self.exchanges[exchange].live),
+                "shards": {label: _shard_data(shards[label].report) for label in sorted(shards)}}
 
 
 def _shard_data(report: WorkerReport) -> dict:
     return {"pid": report.pid, "cycles": report.cycles, "last_report": int(report.timestamp),
-            "totals": asdict(report.totals.counters()), "routes": report.routes}
+            "totals": asdict(report.totals.counters()),
+            "routes": {label: counts.model_dump() for label, counts in report.routes.items()}}

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field, field_validator
 
 # BASE/QUOTE:SETTLE with an optional expiry (dated futures). Letters and digits only in each part, so
-# that nothing can break a topic routing key ('.', '*', '#') or a log line.
-SYMBOL_PATTERN = re.compile(r"^([A-Za-z0-9]{1,32})/([A-Za-z0-9]{1,32})(?::([A-Za-z0-9]{1,32})(?:-([0-9]{6}))?)?$")
+# that nothing can break a topic routing key ('.', '*', '#') or a log line. \Z, not $: $ also matches before a
+# final newline, which let 'BTC/USDT:USDT\n' in as a second BTC.
+SYMBOL_PATTERN = re.compile(r"^([A-Za-z0-9]{1,32})/([A-Za-z0-9]{1,32})(?::([A-Za-z0-9]{1,32})(?:-([0-9]{6}))?)?\Z")
 MAX_SYMBOLS = 1000
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from common.broker import CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE
+from common.broker import CONTROL_QUEUE, CONTROL_QUEUE_ARGUMENTS, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE
 from common.stats import Counters, WorkerStatistics
 from common.symbols import MAX_SYMBOLS
 from tests.conftest import ROOT, Consumer, Process, rabbitmqctl, write_config
@@ -34,7 +34,7 @@ class Control:
         self.process = self.start()
         self.conn = pika.BlockingConnection(rabbit.params())
         self.channel = self.conn.channel()
-        self.channel.queue_declare(CONTROL_QUEUE, durable=True)
+        self.channel.queue_declare(CONTROL_QUEUE, durable=True, arguments=CONTROL_QUEUE_ARGUMENTS)
         self.replies: dict[str, dict] = {}
         self.channel.basic_consume("amq.rabbitmq.reply-to", self._on_reply, auto_ack=True)
 
@@ -423,7 +423,7 @@ MALFORMED_REPORTS = [
      "totals.success: Input should be a valid integer"),
     ({k: v for k, v in report(302, 1.0, success=50).items() if k != "cycles"}, "cycles: Field required"),
     (report(303, 1.0, success=-50), "totals.success: Input should be greater than or equal to 0"),
-    (report(304, 1.0, exchange="htx", success=50), "exchange 'htx' is not in the controller's configuration"),
+    (report(304, 1.0, exchange="htx", success=50), "a report of htx published as stats.bybit"),
     (b"[" * 100000, "Invalid JSON: recursion limit exceeded"),
     (b"\xff\xfe\x00garbage", "report is not UTF-8"),
 ]
@@ -458,8 +458,8 @@ def test_a_control_queue_declared_otherwise_is_explained_and_retried(own_rabbit,
                                      r"'futures_collector_control' in vhost '([^']+)': (.*)", 20)
         assert first.group(1) == own_rabbit.vhost
         assert first.group(2).startswith(
-            "it already exists with a different 'x-max-length' (the broker says: received none but current is "
-            "the value '5' of type 'signedint'). Another program or an older version made it; delete it and it "
+            "it already exists with a different 'x-max-length' (the broker says: received '1000' but current is "
+            "'5'). Another program or an older version made it; delete it and it "
             f"is declared anew (its messages are lost): rabbitmqadmin -V '{own_rabbit.vhost}' delete queue "
             "name='futures_collector_control'; next attempt in")
         process.wait_for_log(r"refused to declare queue 'futures_collector_control'", 20, first.end())  # retried

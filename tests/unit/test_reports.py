@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from common.stats import (MAX_REPORT_BYTES, Counters, ExchangeTotals, ReportError, WorkerStatistics, WorkerTotals,
-                          parse_report)
+from common.stats import (MAX_REPORT_BYTES, MAX_SHARD_LABELS, STATISTICS_BYTES_PER_EXCHANGE, Counters,
+                          ExchangeTotals, ReportError, WorkerStatistics, WorkerTotals, parse_report)
 
 pytestmark = pytest.mark.unit
 
@@ -147,3 +147,62 @@ def test_totals_going_back_are_refused_and_change_nothing():
     with pytest.raises(ReportError, match="went back"):  # also once folded
         totals.record(parsed(pid=1, success=3, published=3), now=3)
     assert totals.total() == Counters(10, 0, 10, 0) and totals.live == {}
+
+
+# -- shard labels and the size of get_statistics ----------------------------------------------------------
+@pytest.mark.parametrize("shard, problem", [("0/3", "the index must be from 1 to the count"),
+                                            ("4/3", "the index must be from 1 to the count"),
+                                            ("0/0", "the index must be from 1 to the count"),
+                                            ("1/1000", "String should match pattern")])
+def test_a_shard_label_that_cannot_exist_is_refused(shard, problem):
+    with pytest.raises(ReportError, match=f"shard: .*{problem}"):
+        parsed(shard=shard)
+
+
+def test_shard_labels_per_exchange_are_bounded_the_least_recently_heard_going_first():
+    workers = WorkerTotals(["bybit"], stale_after=STALE, shard_silence=10 ** 6)
+    for index in range(1, 101):  # 100 processes, each claiming another label: a flood, or a big re-sharding
+        workers.record(parsed(pid=index, shard=f"{index}/100", success=1), now=index)
+    shards = workers.response_data(now=101)["workers"]["bybit"]["shards"]
+    assert len(shards) == MAX_SHARD_LABELS == 32
+    assert set(shards) == {f"{index}/100" for index in range(69, 101)}
+    assert workers.response_data()["exchange_success"] == {"bybit": 100}  # totals keep every process
+
+
+def test_a_silent_shard_label_is_forgotten_and_the_totals_kept():
+    workers = WorkerTotals(["bybit"], stale_after=STALE, shard_silence=60)
+    for index in (1, 2, 3):
+        workers.record(parsed(pid=index, shard=f"{index}/3", success=10, final=True), now=0)
+    for index in (1, 2):  # re-sharded from 3 to 2
+        workers.record(parsed(pid=10 + index, started_at=2000.0, shard=f"{index}/2", success=1), now=30)
+    assert sorted(workers.response_data(now=60)["workers"]["bybit"]["shards"]) == ["1/2", "1/3", "2/2", "2/3", "3/3"]
+    data = workers.response_data(now=61)  # no report since: the reading itself forgets the silent ones
+    assert sorted(data["workers"]["bybit"]["shards"]) == ["1/2", "2/2"]
+    assert data["exchange_success"] == {"bybit": 32}
+    workers.record(parsed(pid=11, started_at=2000.0, shard="1/2", success=2), now=200)
+    assert sorted(workers.response_data()["workers"]["bybit"]["shards"]) == ["1/2"]  # a report prunes too
+
+
+@pytest.mark.parametrize("routes, problem", [
+    ({"direct\x1b[31m": {"requests": 1, "failures": 0}}, "routes.direct\\x1b[31m.[key]: String should match pattern"),
+    ({"d\u00e9": {"requests": 1, "failures": 0}}, "String should match pattern"),
+    ({"direct": {"requests": 1}}, "routes.direct.failures: Field required"),
+    ({f"p{i}": {"requests": 1, "failures": 0} for i in range(66)}, "routes: Dictionary should have at most 65 items"),
+])
+def test_routes_are_printable_and_bounded(routes, problem):
+    with pytest.raises(ReportError) as refused:
+        parsed(routes=routes)
+    assert problem in str(refused.value)
+
+
+def test_get_statistics_stays_under_its_bound_with_every_field_at_its_maximum():
+    """The largest answer reports can make, per configured exchange (docs/reference.md states the figure)."""
+    workers = WorkerTotals(["bybit"], stale_after=STALE, shard_silence=10 ** 6)
+    label = '"\\' * 100  # printable characters that JSON escapes: two bytes each
+    routes = {label[:198] + str(i % 10) + chr(33 + i): {"requests": 10 ** 15, "failures": 10 ** 15}
+              for i in range(65)}
+    for index in range(1, 41):
+        workers.record(parsed(pid=index, shard=f"{index}/999", success=10 ** 15, cycles=10 ** 15, routes=routes,
+                              symbols_version=10 ** 15, unlisted_symbols=['"' * 100] * 1000), now=index)
+    size = len(json.dumps(workers.response_data(now=41)))
+    assert 1_000_000 < size <= STATISTICS_BYTES_PER_EXCHANGE == 1_250_000, size
