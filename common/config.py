@@ -231,7 +231,7 @@ def proxy_label(url: str) -> str:
 
 
 _ENV_OVERRIDES = {"RABBITMQ_HOST": "host", "RABBITMQ_PORT": "port", "RABBITMQ_USER": "user",
-                  "RABBITMQ_PASSWORD": "password", "RABBITMQ_VHOST": "vhost"}
+                  "RABBITMQ_PASSWORD": "password", "RABBITMQ_VHOST": "vhost", "RABBITMQ_USER_PREFIX": "user_prefix"}
 
 
 def dotenv_path() -> Path:

@@ -76,7 +76,8 @@ class SharedFileHandler(_MaskedErrorReport, logging.Handler):
         super().__init__()
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        # 0640 whatever the umask: the log names hosts, symbols and errors, none of which is for other users.
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -24,6 +24,8 @@ fi
 export FUTURES_SCAN_CONFIG="$PWD/$config"
 
 bash scripts/setup.sh
+# The demo runs as it should in production: each process as its role's RabbitMQ user (passwords in .env).
+.venv/bin/python scripts/broker_users.py --config "$FUTURES_SCAN_CONFIG"
 
 if pid=$("${CTL[@]}" pid 2>/dev/null) && [[ "$pid" =~ ^[0-9]+$ ]]; then
   if "${CTL[@]}" status simulator >/dev/null 2>&1; then
@@ -63,6 +65,6 @@ Operate it:
   .venv/bin/supervisorctl restart worker:bybit    restart one exchange
   curl -X POST 127.0.0.1:$FUTURES_SCAN_SIM_PORT/__sim/fault -d '{"exchange": "bybit", "kind": "hang", "seconds": 20}'
                                                   make Bybit hang for 20 s; the others carry on
-  http://127.0.0.1:15672                          RabbitMQ management UI (guest/guest)
+  http://127.0.0.1:15672                          RabbitMQ management UI (user fs_operator, its password in .env)
   scripts/stop.sh                                 stop everything
 HELP

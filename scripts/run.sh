@@ -15,7 +15,7 @@ CTL=(.venv/bin/supervisorctl -c "$CONF")
 config=${FUTURES_SCAN_CONFIG:-config/config.json}
 if [ ! -e "$config" ]; then
   if [ "$config" = config/config.json ]; then
-    cp config/config.example.json config/config.json
+    install -m 600 config/config.example.json config/config.json  # it will hold secrets: for its owner only
     echo "run: created config/config.json from config/config.example.json (edit it, then: supervisorctl restart all)"
   else
     echo "run: $config does not exist" >&2; exit 1
@@ -29,7 +29,13 @@ r = json.load(open(sys.argv[1])).get("rabbitmq") or {}
 print(r.get("host") or "127.0.0.1", r.get("port") or 5672)' "$config")
 RABBITMQ_HOST=${RABBITMQ_HOST:-$cfg_host} RABBITMQ_PORT=${RABBITMQ_PORT:-$cfg_port} bash scripts/setup.sh
 
-# 3. supervisord
+# 3. A RabbitMQ user per role (passwords generated into .env, mode 0600, when absent): every process connects
+#    as its own role's user, with the least rights the broker can enforce.
+.venv/bin/python scripts/broker_users.py --config "$config" || {
+  echo "run: could not create the role users (above); for a remote broker set RABBITMQ_ADMIN_USER and" \
+       "RABBITMQ_ADMIN_PASSWORD (an administrator of the broker) and run scripts/run.sh again" >&2; exit 1; }
+
+# 4. supervisord
 mkdir -p logs run state
 if pid=$("${CTL[@]}" pid 2>/dev/null) && [[ "$pid" =~ ^[0-9]+$ ]]; then
   echo "run: supervisord already runs (pid $pid)"

@@ -59,4 +59,4 @@ fi
 $SUDO rabbitmqctl -q start_app >/dev/null 2>&1 || true
 for _ in $(seq 1 60); do answers && break; sleep 1; done
 answers || { echo "setup: RabbitMQ did not start" >&2; exit 1; }
-echo "setup: RabbitMQ running at $host:$port, management UI at http://$host:15672 (guest/guest)"
+echo "setup: RabbitMQ running at $host:$port, management UI at http://$host:15672"

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pika
@@ -484,11 +485,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator, own_rabbit):
+def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator, own_rabbit, user_prefix):
     """scripts/run.sh (config from FUTURES_SCAN_CONFIG, here pointed at the simulator: the test has no
     internet), twice: the second run only reports that it already runs; then scripts/stop.sh."""
     root = copy_repo(tmp_path / "repo")
-    config = write_config(tmp_path / "config.json", own_rabbit, simulator, symbols=SYMBOLS[:1])
+    config = write_config(tmp_path / "config.json", own_rabbit, simulator, symbols=SYMBOLS[:1],
+                          rabbitmq={"user_prefix": user_prefix})
     env = clean_env(FUTURES_SCAN_CONFIG=str(config))
     sup = Supervisor(root, "supervisord.conf", env)
     try:
@@ -520,15 +522,24 @@ def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator
         kill_leftovers(sup.pids, root)
 
 
-def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit):
+@pytest.fixture
+def user_prefix():
+    """A prefix of the test's own for the role users scripts/run.sh and demo.sh create (users are broker-wide);
+    the users are deleted after the test."""
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    yield prefix
+    users = [line.split("\t")[0] for line in rabbitmqctl("list_users").splitlines() if line.startswith(prefix)]
+    for process in [subprocess.Popen(["rabbitmqctl", "-q", "delete_user", user]) for user in users]:
+        process.wait(120)
+
+
+def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit, user_prefix):
     """scripts/demo.sh as a newcomer runs it (in a copy of the repository, on a free simulator port and the
-    test's broker account), then the watch command it prints and the control client as README shows them
-    (no --config: they find the demo's config), then scripts/stop.sh."""
+    test's vhost), then the watch command it prints and the control client as README shows them
+    (no --config: they find the demo's config), then scripts/stop.sh. Every connection is a role user's."""
     root = copy_repo(tmp_path / "repo")
     env = clean_env(FUTURES_SCAN_SIM_PORT=str(free_port()), FUTURES_SCAN_SCANNER_PORT=str(free_port()),
-                    RABBITMQ_PORT=str(RABBIT_PORT),
-                    RABBITMQ_USER=own_rabbit.user, RABBITMQ_PASSWORD=own_rabbit.password,
-                    RABBITMQ_VHOST=own_rabbit.vhost)
+                    RABBITMQ_PORT=str(RABBIT_PORT), RABBITMQ_USER_PREFIX=user_prefix, RABBITMQ_VHOST=own_rabbit.vhost)
     ctl = [str(root / ".venv/bin/supervisorctl")]
     pids: set[int] = set()
     try:
@@ -556,6 +567,15 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit):
                                  env=env, capture_output=True, text=True, timeout=60)
         assert control.returncode == 0, control.stdout + control.stderr
         assert json.loads(control.stdout)["data"]["symbols"] == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+        roles = {user_prefix + role for role in ("controller", "scanner", *(f"worker_{ex}" for ex in EXCHANGES))}
+
+        def connected_users() -> set[str]:
+            return {line.split("\t")[0] for line in rabbitmqctl("list_connections", "user", "vhost").splitlines()
+                    if line.endswith("\t" + own_rabbit.vhost)}
+        wait_until(lambda: connected_users() == roles, 30, "every process connected as its role's user")
+        assert connected_users() == roles  # and no one else (no guest, no test user)
+        assert (root / ".env").stat().st_mode & 0o777 == 0o600
+        assert (root / "logs/app.log").stat().st_mode & 0o077 in (0o040, 0o000)  # nothing for other users
         status = subprocess.run([*ctl, "status"], cwd=root, capture_output=True, text=True).stdout
         pids.update(int(p) for p in re.findall(r"\bpid (\d+)", status))
         stop = subprocess.run(["bash", "scripts/stop.sh"], cwd=root, capture_output=True, text=True, timeout=60)
