@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prepare this machine to run or test futures_scan: the virtualenv with requirements.txt, and a local
-# RabbitMQ server (management plugin on) when none answers at RABBITMQ_HOST:RABBITMQ_PORT.
+# Prepare this machine to run or test futures_scan: the virtualenv with every version requirements.lock pins,
+# and a local RabbitMQ server (management plugin on) when none answers at RABBITMQ_HOST:RABBITMQ_PORT.
 # Idempotent: a second run only checks. Needs root (or sudo) only to install Debian packages.
-# --venv-only: the virtualenv and requirements only (what the unit tests need).
+# --tests: the test tools too (tests/requirements.lock: the runtime's pins plus pytest and friends).
+# --venv-only: the virtualenv and its packages only (what the unit tests need); with --tests, the test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,15 +22,24 @@ fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"; python3 -m venv .venv
 fi
+lock=requirements.lock
+venv_only=""
+for arg in "$@"; do
+  case "$arg" in
+    --tests) lock=tests/requirements.lock ;;
+    --venv-only) venv_only=1 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(sha256sum "$lock" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing requirements.txt"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "setup: installing $lock"
+  .venv/bin/pip install -q --disable-pip-version-check -r "$lock"
   echo "$want" > "$stamp"
 fi
 
-[ "${1:-}" = "--venv-only" ] && exit 0
+[ -n "$venv_only" ] && exit 0
 
 # 2. RabbitMQ
 host=${RABBITMQ_HOST:-127.0.0.1}

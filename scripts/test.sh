@@ -7,10 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$*" = "-m unit" ]; then
-  bash scripts/setup.sh --venv-only
+  bash scripts/setup.sh --tests --venv-only
   exec .venv/bin/python -m pytest -q tests -m unit
 fi
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 bash scripts/install_test_tools.sh
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q tests "$@"
