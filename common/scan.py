@@ -21,6 +21,7 @@ import itertools
 import math
 import operator
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -363,6 +364,15 @@ def compact_symbol(symbol: str) -> str:
         return routing_symbol(symbol)
     except ValueError:
         return re.sub(r"[^A-Za-z0-9]", "", symbol)
+
+
+def terminal_text(text, limit: int = 80) -> str:
+    """Text from the wire, fit for a terminal: without control and format characters (escape sequences,
+    bidirectional overrides), which a crafted symbol could use to rewrite the screen or forge a link; cut
+    to `limit` characters. Unlike common.logs.printable, other characters stay as they are: symbols may be
+    Chinese or emoji, and an operator reads them."""
+    kept = "".join(c for c in str(text)[:limit * 4] if not unicodedata.category(c).startswith("C"))
+    return kept[:limit]
 
 
 def symbol_matches(symbol: str, wanted: Optional[str]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import urllib.error
@@ -28,7 +29,7 @@ from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from common.config import OPERATOR_CONFIG_HELP, operator_config_path  # noqa: E402
-from common.scan import ScannerConfig, split_listen  # noqa: E402
+from common.scan import ScannerConfig, split_listen, terminal_text  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -66,29 +67,52 @@ def fetch(url: str, filters: dict) -> dict:
 
 
 # -- formatting ----------------------------------------------------------------------------------------
+# Every text that came over the wire (symbols, exchange names, error messages, the URL) goes into the table as
+# a rich Text, never as a str: rich reads a str cell as markup, so a symbol like "[link=...]BTC[/link]"
+# would become a hyperlink; and terminal_text strips the control characters that could rewrite the screen.
+def plain(text, limit: int = 80) -> Text:
+    return Text(terminal_text(text, limit))
+
+
+def _number(value) -> float | None:
+    """A finite number, else None: the scanner's own API sends numbers, but a number this cannot format
+    must cost a cell, never the table."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def pct(value) -> str:
+    value = _number(value)
     return "–" if value is None else f"{value * 100:.2f}%"
 
 
 def bps(value) -> str:
+    value = _number(value)
     return "–" if value is None else f"{value:.1f}"
 
 
 def until(next_ms, now_ms) -> str:
-    if next_ms is None:
+    next_ms, now_ms = _number(next_ms), _number(now_ms)
+    if next_ms is None or now_ms is None:
         return "–"
-    seconds = max(0, (next_ms - now_ms) // 1000)
+    seconds = int(max(0, (next_ms - now_ms) // 1000))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def signed(text: str, value) -> Text:
+    value = _number(value)
     return Text(text, style="green" if value and value > 0 else "red" if value and value < 0 else "")
 
 
-def build_table(data: dict, limit: int, title: str) -> Table:
+def build_table(data: dict, limit: int, title: str | Text) -> Table:
     now = data["timestamp"]
     notionals = sorted({n for row in data["rows"] for n in (row["at_size"] or {})}, key=int)
-    table = Table(title=title, caption=f"{len(data['rows'])} pairs · long lowest funding APR, short highest",
+    table = Table(title=title if isinstance(title, Text) else plain(title, 300), caption=f"{len(data['rows'])} pairs · long lowest funding APR, short highest",
                   header_style="bold", expand=False)
     for name in ("Symbol", "Long", "Long APR", "Funding in", "Short", "Short APR", "Funding in", "APR spread",
                  "Price bps", "Basis L/S bps"):
@@ -99,8 +123,9 @@ def build_table(data: dict, limit: int, title: str) -> Table:
     table.add_column("Age s", justify="right")
     for row in data["rows"][:limit]:
         long, short, sized = row["long"], row["short"], row["at_size"] or {}
-        cells = [row["symbol"], long["exchange"], pct(long["funding_apr"]), until(long["next_funding_time"], now),
-                 short["exchange"], pct(short["funding_apr"]), until(short["next_funding_time"], now),
+        cells = [plain(row["symbol"]), plain(long["exchange"]), pct(long["funding_apr"]),
+                 until(long["next_funding_time"], now), plain(short["exchange"]), pct(short["funding_apr"]),
+                 until(short["next_funding_time"], now),
                  signed(pct(row["funding_apr_spread"]), row["funding_apr_spread"]),
                  signed(bps(row["price_spread_bps"]), row["price_spread_bps"]),
                  f"{bps(long['basis_bps'])} / {bps(short['basis_bps'])}"]
@@ -109,8 +134,9 @@ def build_table(data: dict, limit: int, title: str) -> Table:
             thin = at and (at["long_fill"] < 1 or at["short_fill"] < 1)
             cells.append("–" if not at else bps(at["entry_cost_bps"]) + (" thin" if thin else ""))
             even = at and at["break_even_hours"]
-            cells.append("–" if even is None or not at else f"{even:.1f} h")
-        cells.append(f"{max(long['age_seconds'], short['age_seconds']):.1f}")
+            cells.append("–" if _number(even) is None or not at else f"{even:.1f} h")
+        ages = [a for a in (_number(long["age_seconds"]), _number(short["age_seconds"])) if a is not None]
+        cells.append(f"{max(ages):.1f}" if ages else "–")
         table.add_row(*cells)
     return table
 
@@ -134,7 +160,7 @@ def main(argv=None) -> int:
             console.print(build_table(fetch(url, filters), args.limit, f"futures_scan scanner · {url}"))
         except (ScannerUnreachable, FilterRefused) as e:
             kind = "the scanner refused a filter" if isinstance(e, FilterRefused) else "cannot reach the scanner"
-            print(f"scan: {kind} at {url}: {e}", file=sys.stderr)
+            print(f"scan: {kind} at {terminal_text(url, 200)}: {terminal_text(e, 300)}", file=sys.stderr)
             return 2
         return 0
     return run_live(console, url, filters, args)
@@ -147,12 +173,12 @@ def run_live(console: Console, url: str, filters: dict, args) -> int:
             while True:
                 try:
                     last = fetch(url, filters)
-                    title = f"futures_scan scanner · {url} · {time.strftime('%H:%M:%S')}"
+                    title = plain(f"futures_scan scanner · {url} · {time.strftime('%H:%M:%S')}", 300)
                 except FilterRefused as e:
-                    print(f"scan: the scanner refused a filter: {e}", file=sys.stderr)
+                    print(f"scan: the scanner refused a filter: {terminal_text(e, 300)}", file=sys.stderr)
                     return 2
                 except ScannerUnreachable as e:
-                    title = f"[red]cannot reach the scanner at {url}: {e} (retrying)[/red]"
+                    title = Text(terminal_text(f"cannot reach the scanner at {url}: {e} (retrying)", 300), style="red")
                 live.update(build_table(last or {"timestamp": 0, "rows": []}, args.limit, title), refresh=True)
                 time.sleep(args.interval)  # the refresh cadence itself, not a wait for an event
     except KeyboardInterrupt:

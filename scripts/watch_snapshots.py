@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import time
@@ -31,16 +32,53 @@ import pika.exceptions  # noqa: E402
 from common.broker import connection_parameters, declare_exchange  # noqa: E402
 from common.roles import connect_as  # noqa: E402
 from common.config import OPERATOR_CONFIG_HELP, ConfigError, load_config, operator_config_path  # noqa: E402
+from common.scan import terminal_text  # noqa: E402
+
+
+# What a message carries is printed as text, never trusted: a time of 10^30 or -10^400, a string where a
+# number belongs, or a symbol with terminal escape sequences costs its field ("?"), never the watch.
+def _text(value, limit: int = 40) -> str:
+    return terminal_text(value, limit)
+
+
+def _finite(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an integer past a float's range
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _num(value) -> str:
-    return "-" if value is None else str(value)
+    if value is None:
+        return "-"
+    number = _finite(value)
+    return "?" if number is None else f"{number:g}"
+
+
+def _datetime(ms, tz=None) -> datetime | None:
+    seconds = _finite(ms)
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds / 1000, tz)
+    except (OverflowError, OSError, ValueError):  # before year 1 or after 9999
+        return None
 
 
 def _time(ms) -> str:
     if not ms:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = _datetime(ms, timezone.utc)
+    return "?" if when is None else when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _clock(ms) -> str:
+    """HH:MM:SS of a message's timestamp; now when it has none."""
+    when = _datetime(time.time() * 1000 if ms is None else ms)
+    return "?" if when is None else when.strftime("%H:%M:%S")
 
 
 def format_line(body: dict) -> str:
@@ -50,9 +88,8 @@ def format_line(body: dict) -> str:
         return format_board(body)
     ticker = body.get("ticker") or {}
     book = body.get("orderbook") or {}
-    rate = body.get("funding_rate")
-    received = datetime.fromtimestamp(body.get("timestamp", time.time() * 1000) / 1000).strftime("%H:%M:%S")
-    return (f"{received} {body.get('exchange', '?'):<8} {body.get('symbol', '?'):<16} "
+    rate = _finite(body.get("funding_rate"))
+    return (f"{_clock(body.get('timestamp'))} {_text(body.get('exchange', '?')):<8} {_text(body.get('symbol', '?'), 64):<16} "
             f"bid {_num(ticker.get('bid'))} ask {_num(ticker.get('ask'))} last {_num(ticker.get('last'))}  "
             f"book {len(book.get('bids') or [])}x{len(book.get('asks') or [])}  "
             f"funding {'-' if rate is None else f'{rate * 100:.4f}%'}  next {_time(body.get('next_funding_time'))}")
@@ -62,15 +99,22 @@ def format_board(body: dict, top: int = 3) -> str:
     """A board: its exchange, how many perpetuals, how many with funding and intervals, and the highest
     funding rates normalized to a year (rate x 24 / the symbol's own interval x 365)."""
     rows = [r for r in body.get("markets") or [] if isinstance(r, dict)]
-    aprs = sorted(((r["funding_rate"] * 24 / r["funding_interval_hours"] * 365, r.get("symbol", "?"))
-                   for r in rows if isinstance(r.get("funding_rate"), (int, float))
-                   and isinstance(r.get("funding_interval_hours"), (int, float)) and r["funding_interval_hours"] > 0),
-                  reverse=True)
-    hours = sorted({r.get("funding_interval_hours") for r in rows if r.get("funding_interval_hours")})
-    received = datetime.fromtimestamp(body.get("timestamp", time.time() * 1000) / 1000).strftime("%H:%M:%S")
+    aprs = sorted(((apr, _text(r.get("symbol", "?"), 64)) for r in rows
+                   if (apr := _apr(r.get("funding_rate"), r.get("funding_interval_hours"))) is not None), reverse=True)
+    hours = sorted({h for r in rows if (h := _finite(r.get("funding_interval_hours"))) and h > 0})
     best = ", ".join(f"{symbol} {apr * 100:.1f}%" for apr, symbol in aprs[:top]) or "-"
-    return (f"{received} {body.get('exchange', '?'):<8} board: {len(rows)} perpetuals, {len(aprs)} with funding "
-            f"(intervals {', '.join(f'{h:g}h' for h in hours) or '-'}); highest funding APR: {best}")
+    return (f"{_clock(body.get('timestamp'))} {_text(body.get('exchange', '?')):<8} board: {len(rows)} perpetuals, "
+            f"{len(aprs)} with funding (intervals {', '.join(f'{h:g}h' for h in hours) or '-'}); "
+            f"highest funding APR: {best}")
+
+
+def _apr(rate, hours) -> float | None:
+    """The rate per interval as a yearly fraction; None unless both are finite and the interval positive."""
+    rate, hours = _finite(rate), _finite(hours)
+    if rate is None or hours is None or hours <= 0:
+        return None
+    apr = rate * 24 / hours * 365
+    return apr if math.isfinite(apr) else None
 
 
 class _Stop(BaseException):  # like KeyboardInterrupt: nothing in pika swallows it
@@ -105,7 +149,7 @@ def watch(params: pika.ConnectionParameters, exchange: str, topics: list[str], c
                     continue
                 try:
                     line = format_line(json.loads(body))
-                except (ValueError, TypeError, AttributeError) as e:
+                except Exception as e:  # noqa: BLE001 - one message's oddity costs its line, never the watch
                     line = f"(unreadable message: {type(e).__name__})"
                 print(line, flush=True)
                 seen += 1
