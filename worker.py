@@ -456,8 +456,9 @@ class Worker:
     def _adopt(self, update: SymbolSet) -> None:
         if update.symbols != self.symbol_set.symbols or update.version != self.symbol_set.version:
             self.log.info("Symbol set v%d: %s", update.version, ", ".join(update.symbols) or "(empty)")
-            markets = self.exchange.markets or {}
-            self._unknown_symbols_asked = any(s not in markets for s in update.symbols)
+            # Before the first load (a set taken at connect) the load itself will tell: no second one.
+            markets = self.exchange.markets
+            self._unknown_symbols_asked = bool(markets) and any(s not in markets for s in update.symbols)
         self.symbol_set = update
         self.watched = frozenset(update.symbols)
         self._forget_unwatched()
