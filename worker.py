@@ -35,7 +35,7 @@ from common.config import Config, ConfigError, ExchangeEntry, load_config, load_
 from common.board import Board, BoardRow, board_routing_key
 from common.exchanges import Bulk, SharedThrottle, Venue, create_exchange, venue_for
 from common.logs import printable, secret_mask, setup_logging
-from common.mapping import MissingValues, board_row, interval_hours
+from common.mapping import MissingValues, board_row, interval_problem, listed_intervals
 from common.mapping import snapshot as build_snapshot
 from common.models import FuturesData
 from common.problems import CycleProblems, Problems, describe, row_id
@@ -85,7 +85,12 @@ class Worker:
         self._asking_for_set = False
         self._markets_loaded_at = 0.0
         self._funding_missing: set[str] = set()
-        self.funding_hours: dict[str, float | None] = {}  # from fetch_funding_intervals, where needed
+        # From the venue's funding_intervals call (binance's fundingInfo), where the funding rows lack them:
+        # None until it first answers (intervals unknown, published as null), then the last answer's.
+        self.funding_hours: dict[str, float | None] | None = None
+        self._funding_intervals_due = bool(venue.funding_intervals)
+        self._funding_intervals_failing = False
+        self._interval_problems = Problems()   # symbol -> why its funding interval cannot be read
         self._unknown_symbols_asked = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -149,11 +154,39 @@ class Worker:
         self.perpetuals = {symbol: market for symbol, market in self.exchange.markets.items()
                            if market.get("swap") and market.get("linear")}
         self.log.info("Loaded %d markets", len(markets))
-        if self.venue.funding_intervals:
-            # Where the funding rows do not say it; changes rarely, so once per market load.
-            intervals = self.call("funding intervals", self.venue.funding_intervals, loader, empty_ok=True)
-            self.funding_hours = {s: interval_hours(row.get("interval")) for s, row in _only_maps(intervals).items()}
+        # Intervals change rarely: fetched again with each market load (and each cycle while they fail).
+        self._funding_intervals_due = bool(self.venue.funding_intervals)
+        self._interval_problems.keep_only(lambda key: key[1] in markets)
         return True
+
+    def _refresh_funding_intervals_if_due(self) -> None:
+        """One try per cycle while due: the next cycle is the retry, so a failing call never holds a cycle
+        up with the retry schedule. A failure keeps the last known intervals (None before any)."""
+        if not self._funding_intervals_due:
+            return
+        answer = self.call("funding intervals", self.venue.funding_intervals, self.routes.bulk_route().clients[0],
+                           empty_ok=True, retries=0, quiet=self._funding_intervals_failing)
+        if not isinstance(answer, dict):  # None: failed (said); ccxt answers a dict by symbol
+            self._funding_intervals_failed()
+            return
+        self.funding_hours, problems = listed_intervals(answer)
+        self._funding_intervals_due = False
+        self._interval_problems.keep_only(lambda key: key[0] != "fundingInfo" or key[1] in problems)
+        for symbol, reason in problems.items():
+            self._interval_problem(("fundingInfo", symbol), reason)
+        if self._funding_intervals_failing:
+            self._funding_intervals_failing = False
+            self.log.info("Funding intervals fetched again")
+
+    def _funding_intervals_failed(self) -> None:
+        if not self._funding_intervals_failing:  # said once per outage, tried every cycle
+            self._funding_intervals_failing = True
+            if self.funding_hours is None:
+                self.log.warning("Funding intervals unknown: published as null (never paired) until %s answers",
+                                 self.venue.funding_intervals.__name__)
+            else:
+                self.log.warning("Keeping the last known funding intervals until %s answers again",
+                                 self.venue.funding_intervals.__name__)
 
     def _refresh_markets_if_due(self) -> None:
         age = time.monotonic() - self._markets_loaded_at
@@ -177,6 +210,7 @@ class Worker:
     def collect_cycle(self) -> None:
         started = time.monotonic()
         self._refresh_markets_if_due()
+        self._refresh_funding_intervals_if_due()
         symbols = self.listed_symbols()
         bulk = self.fetch_bulk() if symbols or self.board else None
         if bulk is None and symbols:
@@ -221,9 +255,7 @@ class Worker:
         rows = {}
         for symbol in self.perpetuals if symbols is None else symbols:
             try:
-                rows[symbol] = board_row(symbol, self.exchange.markets[symbol], bulk.tickers.get(symbol) or {},
-                                         bulk.funding.get(symbol) or {}, self._default_hours(symbol),
-                                         self.venue.next_funding_field, self.venue.open_interest)
+                rows[symbol] = self.board_row(symbol, bulk)
             except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the cycle
                 if symbol in self.watched:
                     self._problem(symbol, f"malformed bulk row: {describe(e)}")
@@ -231,9 +263,29 @@ class Worker:
                     self._row_problem("board", printable(symbol), describe(e))
         return rows
 
+    def board_row(self, symbol: str, bulk: Bulk) -> BoardRow:
+        funding = bulk.funding.get(symbol) or {}
+        problem = interval_problem(funding)
+        if problem:
+            self._interval_problem(("row", symbol), problem)
+        elif self._interval_problems.clear(("row", symbol)):
+            self.log.info("Funding interval of %s readable again", printable(symbol))
+        return board_row(symbol, self.exchange.markets[symbol], bulk.tickers.get(symbol) or {}, funding,
+                         self._default_hours(symbol), self.venue.next_funding_field, self.venue.open_interest)
+
     def _default_hours(self, symbol: str) -> float | None:
-        """A symbol's funding interval where its funding row does not say it (binance: from fundingInfo)."""
-        return self.funding_hours.get(symbol) or self.venue.default_funding_hours
+        """A symbol's funding interval where its funding row does not say it (binance: from fundingInfo,
+        which lists only the symbols off the default); None while unknown."""
+        if not self.venue.funding_intervals:
+            return self.venue.default_funding_hours
+        if self.funding_hours is None:
+            return None
+        return self.funding_hours.get(symbol, self.venue.default_funding_hours)
+
+    def _interval_problem(self, key: tuple[str, str], reason: str) -> None:
+        """key: (where the interval came from, symbol)."""
+        if self._interval_problems.note(key, reason):
+            self.log.warning("Funding interval of %s published as null: %s", printable(key[1]), reason)
 
     def publish_board(self, rows: dict[str, BoardRow]) -> None:
         board = Board.model_construct(exchange=self.name, timestamp=self.exchange.milliseconds(),
@@ -358,13 +410,14 @@ class Worker:
             self.stats.totals.publish_failed += 1
 
     # -- requests with retries ---------------------------------------------------------------------
-    def call(self, what: str, fn, *args, empty_ok: bool = False):
-        """fn(*args), retried on the configured schedule; None once the retries are spent.
+    def call(self, what: str, fn, *args, empty_ok: bool = False, retries: int | None = None, quiet: bool = False):
+        """fn(*args), retried on the configured schedule (or `retries` times); None once the retries are spent
+        (`quiet`: without an ERROR line, for a failure the caller already said and tries again each cycle).
         An empty answer counts as a failure (ccxt turns some malformed bodies into {} instead of raising),
         unless `empty_ok`: some answers are legitimately empty. Runs in the main thread (bulk calls) or a
         book thread, which must not touch the broker."""
         in_main = threading.current_thread() is threading.main_thread()
-        retries = self.config.collection.retry_attempts
+        retries = self.config.collection.retry_attempts if retries is None else retries
         for attempt in range(retries + 1):
             try:
                 throttle = self.routes.bulk_route().throttle if in_main else None
@@ -376,11 +429,13 @@ class Worker:
                     raise ccxt.BadResponse("empty response")
                 return result
             except NOT_RETRYABLE as e:
-                self.log.error("Failed to fetch %s: %s", what, describe(e))
+                if not quiet:
+                    self.log.error("Failed to fetch %s: %s", what, describe(e))
                 return None
             except Exception as e:  # noqa: BLE001 - ccxt's parsers raise plain errors on malformed bodies
                 if attempt == retries:
-                    self.log.error("Failed to fetch %s: %s (giving up after %d retries)", what, describe(e), retries)
+                    say = self.log.debug if quiet else self.log.error
+                    say("Failed to fetch %s: %s (giving up after %d retries)", what, describe(e), retries)
                     return None
                 self.log.error("Failed to fetch %s: %s (retry %d/%d)", what, describe(e), attempt + 1, retries)
                 delay = self.config.collection.retry_delay(attempt + 1)  # a Retry-After: the throttle waits it
@@ -489,11 +544,6 @@ class Worker:
                              self.routes.report())
         print(("Final statistics\n" if final else "") + block, flush=True)
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
-
-
-def _only_maps(rows) -> dict:
-    """{symbol: row} of an answer by symbol, rows that are objects only; {} for anything else."""
-    return {s: r for s, r in rows.items() if isinstance(r, dict)} if isinstance(rows, dict) else {}
 
 
 def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> Routes:

@@ -8,6 +8,7 @@ contract size where the exchange quotes contracts), times in ms, funding interva
 from __future__ import annotations
 
 from common.board import BoardRow
+from common.logs import printable
 from common.models import FuturesData, OrderbookData, TickerData
 
 
@@ -20,6 +21,33 @@ def interval_hours(interval) -> float | None:
     if isinstance(interval, str) and interval.endswith("h") and interval[:-1].isdigit() and interval[:-1] != "0":
         return float(interval[:-1])
     return None
+
+
+def row_interval(funding: dict, hours: float | None) -> float | None:
+    """A funding structure's own interval in hours; `hours` where it says none; None where it says one
+    that cannot be read (a guess would pair the wrong legs: null is never paired)."""
+    raw = funding.get("interval")
+    return hours if raw is None else interval_hours(raw)
+
+
+def interval_problem(funding: dict) -> str | None:
+    """Why a funding structure's interval cannot be read, or None (also when it has none)."""
+    raw = funding.get("interval")
+    if raw is None or interval_hours(raw) is not None:
+        return None
+    return f"funding interval '{printable(raw, 40)}' cannot be read"
+
+
+def listed_intervals(answer: dict) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Binance's fundingInfo as ccxt parses it ({symbol: funding structure}, only the symbols off the default
+    schedule) -> ({symbol: hours, None where unreadable}, {symbol: why its interval cannot be read})."""
+    hours, problems = {}, {}
+    for symbol, row in answer.items():
+        hours[symbol] = interval_hours(row.get("interval")) if isinstance(row, dict) else None
+        if hours[symbol] is None:
+            problems[symbol] = ((interval_problem(row) or "no funding interval in its fundingInfo row")
+                                if isinstance(row, dict) else "its fundingInfo row is not an object")
+    return hours, problems
 
 
 def _first(*values):
@@ -47,8 +75,8 @@ def board_row(symbol: str, market: dict, ticker: dict, funding: dict, hours: flo
               next_funding_field: str = "fundingTimestamp", open_interest_field: tuple[str, bool] | None = None
               ) -> BoardRow:
     """One perpetual's row from ccxt's ticker and funding structures (either may be {}). `hours` is the
-    symbol's own funding interval where the funding structure does not say it. Raises on a malformed value
-    (pydantic's ValidationError names the field)."""
+    symbol's own funding interval where the funding structure does not say it (None: unknown). Raises on a
+    malformed value (pydantic's ValidationError names the field)."""
     return BoardRow(
         symbol=symbol,
         bid=ticker.get("bid"), ask=ticker.get("ask"), last=ticker.get("last"),
@@ -57,7 +85,7 @@ def board_row(symbol: str, market: dict, ticker: dict, funding: dict, hours: flo
         index_price=_first(funding.get("indexPrice"), ticker.get("indexPrice")),
         funding_rate=funding.get("fundingRate"),
         next_funding_time=funding.get(next_funding_field) or None,  # binance: 0 = none
-        funding_interval_hours=interval_hours(funding.get("interval")) or hours,
+        funding_interval_hours=row_interval(funding, hours),
         contract_size=float(market.get("contractSize") or 1),
         open_interest=open_interest(market, ticker, open_interest_field))
 

@@ -103,3 +103,24 @@ def test_a_snapshot_without_last_or_with_a_malformed_level_is_refused():
     row = board_row("BTC/USDT:USDT", {}, TICKER, {}, hours=None)
     with pytest.raises(ValidationError):
         snapshot("bybit", row, {"bids": [[150.0, None]], "asks": [[150.3, 1.0]]}, {}, 1)
+
+
+def test_an_interval_that_cannot_be_read_is_null_never_the_default():
+    from common.mapping import interval_problem, row_interval
+    assert row_interval({"interval": "4h"}, 8.0) == 4.0
+    assert row_interval({"interval": None}, 8.0) == 8.0 and row_interval({}, None) is None
+    for raw in ("30m", "", "x8h", 8, "0h"):
+        assert row_interval({"interval": raw}, 8.0) is None
+        assert "cannot be read" in interval_problem({"interval": raw})
+    assert interval_problem({"interval": "4h"}) is None and interval_problem({}) is None
+    row = board_row("SOL/USDT:USDT", {"contractSize": 1}, TICKER, {**FUNDING, "interval": "4 hours"}, hours=8.0)
+    assert row.funding_interval_hours is None
+
+
+def test_binances_listed_intervals_with_the_unreadable_ones_named():
+    from common.mapping import listed_intervals
+    hours, problems = listed_intervals({"DOGE/USDT:USDT": {"interval": "4h"}, "WIF/USDT:USDT": {"interval": "xh"},
+                                        "SOL/USDT:USDT": {"interval": None}, "BAD/USDT:USDT": "garbled"})
+    assert hours == {"DOGE/USDT:USDT": 4.0, "WIF/USDT:USDT": None, "SOL/USDT:USDT": None, "BAD/USDT:USDT": None}
+    assert set(problems) == {"WIF/USDT:USDT", "SOL/USDT:USDT", "BAD/USDT:USDT"}
+    assert "'xh'" in problems["WIF/USDT:USDT"] and "not an object" in problems["BAD/USDT:USDT"]
