@@ -154,5 +154,6 @@ def install_exception_hooks() -> None:
 
 def printable(text, limit: int = 80) -> str:
     """Text from the wire, fit for one log line: escapes newlines and control characters, so that a crafted
-    symbol or routing key cannot forge a log line, and cuts it to `limit` characters."""
-    return ascii(str(text)[:limit])[1:-1]
+    symbol or routing key cannot forge a log line, and cuts it to `limit` characters. Secrets are masked
+    before the cut: the log's own mask would not recognise a secret cut in half."""
+    return ascii(secret_mask.mask(str(text))[:limit])[1:-1]

@@ -87,6 +87,7 @@ class Fault:
     fields: tuple = ()             # for drop_fields
     retry_after: int = 1           # for http429 / http418
     hang_seconds: float = 60.0     # for hang
+    message: str = "simulated fault"  # the error text of http500 / http429 / http418, as the exchange words it
 
     def matches(self, exchange: str, path: str, now: float) -> bool:
         if self.exchange != exchange or (self.endpoint and self.endpoint not in path):
@@ -205,7 +206,7 @@ class Simulator:
 
     def inject_fault(self, exchange: str, kind: str, endpoint: str | None = None, count: int | None = None,
                      seconds: float | None = None, fields=(), retry_after: int = 1,
-                     hang_seconds: float = 60.0) -> Fault:
+                     hang_seconds: float = 60.0, message: str = "simulated fault") -> Fault:
         self._dialect(exchange)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
@@ -215,7 +216,7 @@ class Simulator:
         if count is None and seconds is None:
             raise ValueError("a fault needs count, seconds or both")
         fault = Fault(exchange, kind, endpoint, count, None if seconds is None else self.clock() + seconds,
-                      tuple(fields), retry_after, hang_seconds)
+                      tuple(fields), retry_after, hang_seconds, message)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -352,7 +353,7 @@ class Simulator:
             return Reply(200, b"")
         status = {"http500": 500, "http429": 429, "http418": 418}[fault.kind]
         headers = {"Retry-After": str(fault.retry_after)} if status in (429, 418) else {}
-        return Reply(status, dialect.error_body(status, "simulated fault"), headers)
+        return Reply(status, dialect.error_body(status, fault.message), headers)
 
     def _rate_limit(self, dialect, req: Request, now: float) -> Reply | None:
         """None when the request fits every budget of its client's IP (its weight is then counted), else
