@@ -283,6 +283,8 @@ def main(argv=None) -> int:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
     secret_mask.add(config.rabbitmq.password.get_secret_value())
+    if settings.access_token is not None:
+        secret_mask.add(settings.access_token.get_secret_value())
     stop = StopSignal(log)
     stop.install()
     scanner = Scanner(config, settings)
@@ -297,8 +299,9 @@ def main(argv=None) -> int:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     web.start()
-    log.info("Serving the page and the API on %s (stale after %.0fs, notionals %s)", web.url,
-             settings.stale_after_seconds, ", ".join(map(str, settings.notionals)))
+    log.info("Serving the page and the API on %s (stale after %.0fs, notionals %s%s)", web.url,
+             settings.stale_after_seconds, ", ".join(map(str, settings.notionals)),
+             "; an access token required" if settings.access_token is not None else "")
     try:
         scanner.run(stop)
     finally:

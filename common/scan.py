@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import ipaddress
 import itertools
 import math
 import operator
@@ -25,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, field_validator, model_validator
 
 from common.board import Board, BoardRow
 from common.models import FuturesData
@@ -39,6 +40,7 @@ STALE_INTERVALS = 3  # stale_after_seconds defaults to this many collection inte
 FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
           "funding_interval_hours", "contract_size", "open_interest")
 EXCHANGE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]{2,45}$")
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -49,12 +51,32 @@ class ScannerConfig(BaseModel):
     notionals: list[PositiveInt] = Field(default_factory=lambda: [10000, 100000], min_length=1, max_length=8)
     taker_fee_bps: dict[str, float] = Field(default_factory=dict)
     stale_after_seconds: Optional[float] = Field(None, gt=0)  # None: STALE_INTERVALS collection intervals
+    # Host names the page may be reached by besides the listen address (DNS rebinding: common/scan_page.py).
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=64)
+    # Required when `listen` is not a loopback address: the page and the API are then for its holders only.
+    access_token: Optional[SecretStr] = Field(None, min_length=16, max_length=256)
 
     @field_validator("listen")
     @classmethod
     def _host_and_port(cls, listen: str) -> str:
         split_listen(listen)  # raises ValueError naming the problem
         return listen
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        bad = [h for h in hosts if not HOST_NAME.match(h)]
+        if bad:
+            raise ValueError(f"{bad[0][:60]!r} is not a host name or address without a port (e.g. scanner.lan, "
+                             "10.0.0.5, ::1)")
+        return [h.lower() for h in hosts]
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> "ScannerConfig":
+        if self.access_token is None and not is_loopback(split_listen(self.listen)[0]):
+            raise ValueError(f"listen {self.listen} is not a loopback address: set scanner.access_token (at least "
+                             "16 characters) so that only its holders can read the page and the API")
+        return self
 
     @field_validator("notionals")
     @classmethod
@@ -84,6 +106,16 @@ class ScannerConfig(BaseModel):
         if self.stale_after_seconds is None:
             raise ValueError("stale_after_seconds is not resolved (call resolved(interval_seconds))")
         return self.stale_after_seconds * 1000
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; a wildcard (0.0.0.0, ::) is every address, so it is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -4,10 +4,12 @@ the test publishes on a vhost of its own."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -238,3 +240,110 @@ def publish_showcase(publisher: Publisher) -> int:
                 hours, bids, asks, mark=p * 1.0001, index=p, volume=2e9 / p))
             count += 1
     return count
+
+
+# -- exposure: security headers, the Host check, the access token (real HTTP to a running scanner.py) --------
+SECURITY = {"content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options"}
+TOKEN = "t0ken-for-the-test-" + "x" * 8
+
+
+def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """One GET as sent, no redirect followed, no Host header added unless given: (status, headers, body)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        sent = {"Host": f"{host}:{port}", **(headers or {})}
+        for name, value in sent.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_every_answer_carries_the_security_headers(scanner):
+    for path, status in [("/", 200), ("/static/scanner.js", 200), ("/static/scanner.css", 200), ("/api/status", 200),
+                         ("/api/opportunities", 200), ("/api/opportunities?limit=1", 400), ("/nothing", 404),
+                         ("/static/missing.js", 404)]:
+        got, headers, _ = raw_get(scanner.url, path)
+        assert got == status, path
+        assert SECURITY <= set(headers), (path, headers)
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer" and "frame-ancestors 'none'" in headers["content-security-policy"]
+    status, headers, _ = raw_get(scanner.url, "/api/status", {"Host": "attacker.example"})
+    assert status == 400 and SECURITY <= set(headers)
+
+
+def test_the_host_header_must_name_this_scanner(tmp_path, own_rabbit):
+    """A DNS-rebinding page (attacker.example resolving to 127.0.0.1) sends its own name as Host."""
+    process = ScannerProcess(tmp_path, own_rabbit.config(DATA_EXCHANGE), allowed_hosts=["Scanner.LAN"])
+    try:
+        port = process.url.rsplit(":", 1)[1]
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST", f"scanner.lan:{port}"):
+            assert raw_get(process.url, "/api/status", {"Host": host})[0] == 200, host
+        for host in (f"attacker.example:{port}", "127.0.0.1.attacker.example", "scanner.lan.attacker.example", ""):
+            status, _, body = raw_get(process.url, "/api/status", {"Host": host})
+            assert status == 400 and b"Host" in body, host
+            assert raw_get(process.url, "/static/scanner.js", {"Host": host})[0] == 400
+    finally:
+        process.process.kill()
+
+
+@pytest.fixture
+def guarded(tmp_path, own_rabbit):
+    process = ScannerProcess(tmp_path, own_rabbit.config(DATA_EXCHANGE), access_token=TOKEN)
+    process.wait_consuming()
+    yield process
+    process.process.kill()
+
+
+def test_with_an_access_token_nothing_is_served_without_it(guarded):
+    for path in ("/", "/api/status", "/api/opportunities", "/api/symbol/BTCUSDT", "/static/scanner.js"):
+        status, headers, _ = raw_get(guarded.url, path)
+        assert status == 401 and headers["www-authenticate"] == "Bearer" and SECURITY <= set(headers), path
+        for wrong in ("Bearer " + TOKEN[:-1], "Bearer " + TOKEN + "x", "Basic " + TOKEN, TOKEN):
+            assert raw_get(guarded.url, path, {"Authorization": wrong})[0] == 401, (path, wrong)
+        assert raw_get(guarded.url, path, {"Cookie": "futures_scan_token=guess"})[0] == 401
+        served = 404 if path.startswith("/api/symbol") else 200  # nothing published: served, and not found
+        assert raw_get(guarded.url, path, {"Authorization": "Bearer " + TOKEN})[0] == served, path
+    assert raw_get(guarded.url, "/?token=guess")[0] == 401
+    assert TOKEN not in guarded.process.log_text()
+
+
+def test_the_token_in_the_query_once_sets_a_strict_cookie_and_leaves_the_address(guarded):
+    status, headers, _ = raw_get(guarded.url, f"/?symbol=eth&token={TOKEN}&exchanges=binance")
+    assert status == 303 and headers["location"] == "/?symbol=eth&exchanges=binance"
+    cookie = headers["set-cookie"]
+    assert cookie.startswith(f"futures_scan_token={TOKEN};")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/" in cookie
+    assert raw_get(guarded.url, "/api/status", {"Cookie": f"futures_scan_token={TOKEN}"})[0] == 200
+
+
+def test_the_page_works_through_the_token_link(guarded, publisher, browser):
+    publish_market(publisher)
+    browser.call("Page.navigate", url=guarded.url + f"/?token={TOKEN}")  # redirected to /, the cookie set
+    browser.wait_for(f"location.href === {json.dumps(guarded.url + '/')} && document.readyState === 'complete'",
+                     what="the address without the token")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}', '{ETH}'])", what="the rows")
+    assert browser.evaluate("document.cookie") == ""  # HttpOnly: the page's script cannot read it
+
+
+def test_a_non_loopback_listen_without_a_token_stops_at_start(tmp_path, own_rabbit):
+    config = {"rabbitmq": own_rabbit.config(), "exchanges": ["bybit"], "symbols": [BTC], "api_keys_file": None,
+              "scanner": {"listen": "0.0.0.0:0"}}
+    path = tmp_path / "open.json"
+    path.write_text(json.dumps(config))
+    result = subprocess.run([sys.executable, "scanner.py", "--config", str(path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2 and "scanner.access_token" in result.stderr, result.stderr
+
+
+def test_a_hash_that_is_not_percent_encoding_does_not_stop_the_polls(scanner, publisher, browser):
+    scanner.await_messages(publish_market(publisher))
+    browser.open(scanner.url + "/#%")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}', '{ETH}'])", what="the rows")
+    assert browser.evaluate("document.getElementById('detail').hidden") is True
+    browser.run("location.hash = 'BTCUSDT'")
+    browser.wait_for("!document.getElementById('detail').hidden", what="the detail after a good hash")

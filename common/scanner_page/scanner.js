@@ -270,12 +270,22 @@ async function poll() {
 }
 
 async function pollDetail() {
-  state.detail = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : null;
+  state.detail = location.hash.length > 1 ? decodedHash(location.hash.slice(1)) : null;
   if (!state.detail) return drawDetail(null);
   try {
     drawDetail(await getJson("/api/symbol/" + encodeURIComponent(state.detail)));
   } catch (e) {
     drawDetail(null);
+  }
+}
+
+// A hash that is not valid percent-encoding ("#%", "#%E0") is taken as it is: decodeURIComponent throws
+// on it, and a throw here stopped every later poll from drawing.
+function decodedHash(hash) {
+  try {
+    return decodeURIComponent(hash);
+  } catch (e) {
+    return hash;
   }
 }
 

@@ -351,3 +351,30 @@ def printed_by_fresh_python(code: str) -> str:
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     return shown.stdout.strip()
+
+
+def test_a_listen_off_loopback_requires_an_access_token():
+    for loopback in ("127.0.0.1:8000", "127.8.9.10:0", "[::1]:8000", "localhost:8000"):
+        assert ScannerConfig(listen=loopback).access_token is None
+    for exposed in ("0.0.0.0:8000", "[::]:8000", "10.0.0.5:8000", "scanner.lan:8000"):
+        with pytest.raises(ValidationError, match="access_token"):
+            ScannerConfig(listen=exposed)
+        assert ScannerConfig(listen=exposed, access_token="s" * 16).access_token.get_secret_value() == "s" * 16
+    with pytest.raises(ValidationError):
+        ScannerConfig(listen="0.0.0.0:8000", access_token="short")
+    assert "s" * 16 not in repr(ScannerConfig(access_token="s" * 16))
+
+
+def test_allowed_hosts_are_names_without_ports():
+    from common.scan_page import allowed_hosts, host_name
+    config = ScannerConfig(allowed_hosts=["Scanner.LAN", "10.0.0.5"])
+    assert config.allowed_hosts == ["scanner.lan", "10.0.0.5"]
+    assert allowed_hosts(config) == {"127.0.0.1", "localhost", "::1", "scanner.lan", "10.0.0.5"}
+    assert allowed_hosts(ScannerConfig(listen="10.0.0.5:80", access_token="s" * 16)) == {"10.0.0.5"}
+    assert "localhost" in allowed_hosts(ScannerConfig(listen="0.0.0.0:80", access_token="s" * 16))
+    assert "0.0.0.0" not in allowed_hosts(ScannerConfig(listen="0.0.0.0:80", access_token="s" * 16))
+    for bad in (["evil.example:80"], ["a b"], ["http://x"]):
+        with pytest.raises(ValidationError):
+            ScannerConfig(allowed_hosts=bad)
+    assert [host_name(h) for h in ("Example.COM:8000", "[::1]:8000", "::1", "localhost", "")] == \
+        ["example.com", "::1", "::1", "localhost", ""]
