@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from common.config import ConfigError, load_config
 from tests.conftest import ROOT
 
 
@@ -110,14 +109,6 @@ def test_a_record_logging_cannot_format_is_reported_masked(secret):
     assert "Logging error: TypeError" in out.stdout and "carries on" in out.stdout, out.stdout
 
 
-@pytest.mark.unit
-def test_secrets_are_masked_longest_first():
-    from common.logs import SecretMask
-    mask = SecretMask()
-    mask.add("abcd", "abcdefgh", "xy", None, "")  # "xy": too short to mask without masking ordinary text
-    assert mask.mask("key abcdefgh, pw abcd, xy") == "key ***, pw ***, xy"
-
-
 # -- logging.file: one file every process appends to ----------------------------------------------------------
 def test_processes_append_to_one_shared_file_masked(tmp_path, secret):
     shared = tmp_path / "logs" / "app.log"  # the folder does not exist yet: made on demand
@@ -144,23 +135,3 @@ def test_uncaught_exception_reaches_the_shared_file(tmp_path, secret):
     out = run_logging('raise RuntimeError(f"cannot use {SECRET}")', secret, file=shared)
     assert out.returncode == 1
     assert_masked(shared.read_text(), secret, "Uncaught exception, exiting", "RuntimeError: cannot use ***")
-
-
-@pytest.mark.unit
-def test_unwritable_shared_file_is_a_configuration_error(tmp_path):
-    from common.logs import setup_logging
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    with pytest.raises(ConfigError, match=r"logging\.file: cannot open .*not-a-folder/app\.log for appending"):
-        setup_logging("INFO", blocker / "app.log")
-
-
-@pytest.mark.unit
-def test_log_file_is_relative_to_the_repository_root(tmp_path):
-    def config_with(logging_section):
-        path = tmp_path / "config.json"
-        path.write_text(json.dumps({"exchanges": ["bybit"], "symbols": [], "logging": logging_section}))
-        return load_config(path)
-    assert config_with({"level": "INFO", "file": "logs/app.log"}).log_file == ROOT / "logs" / "app.log"
-    assert config_with({"file": str(tmp_path / "all.log")}).log_file == tmp_path / "all.log"
-    assert config_with({"level": "INFO"}).log_file is None
