@@ -35,7 +35,7 @@ from common.config import Config, ConfigError, ExchangeEntry, load_config, load_
 from common.board import Board, BoardRow, board_routing_key
 from common.exchanges import Bulk, SharedThrottle, Venue, create_exchange, venue_for
 from common.logs import printable, secret_mask, setup_logging
-from common.mapping import MissingValues, board_row, interval_problem, listed_intervals
+from common.mapping import MissingValues, board_row, cut_book, interval_problem, listed_intervals
 from common.mapping import snapshot as build_snapshot
 from common.models import FuturesData
 from common.problems import CycleProblems, Problems, describe, row_id
@@ -357,7 +357,7 @@ class Worker:
         return extra
 
     def fetch_book(self, client: ccxt.Exchange, symbol: str) -> dict:
-        book = client.fetch_order_book(symbol, self.book_limit, self.venue.book_params)
+        book = cut_book(client.fetch_order_book(symbol, self.book_limit, self.venue.book_params), self.book_limit)
         if not book["bids"] or not book["asks"]:
             # ccxt parses some malformed bodies into an empty book instead of raising.
             raise ccxt.BadResponse(f"order book without {'bids' if not book['bids'] else 'asks'}")

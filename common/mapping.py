@@ -99,6 +99,16 @@ def base_levels(levels: list, contract_size: float) -> list:
     return [(level[0], round(level[1] * contract_size, 12)) for level in levels]
 
 
+def cut_book(book: dict, depth) -> dict:
+    """The book cut to the `depth` levels a side that were asked for: an exchange may send more (HTX's fixed
+    150, a gear rounded up), and the snapshot promises the configured depth. "max" or None: as it came."""
+    if not isinstance(depth, int) or isinstance(depth, bool):
+        return book
+    if len(book["bids"]) <= depth and len(book["asks"]) <= depth:
+        return book
+    return {**book, "bids": book["bids"][:depth], "asks": book["asks"][:depth]}
+
+
 def snapshot(exchange: str, row: BoardRow, book: dict, extras: dict, now_ms: int) -> FuturesData:
     """A watched symbol's snapshot: its board row's values, its book in base units, and the per-symbol
     extras (fields no bulk call carries, e.g. HTX's mark price). bid/ask fall back to the best levels.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from common.symbols import SymbolSet
 from tests.test_worker_lifecycle import INTERVAL, publish_symbol_set, snapshot, solo  # noqa: F401 - fixture
 
@@ -42,9 +44,21 @@ def test_binance_funding_intervals_are_null_until_fundinginfo_answers_and_kept_w
     own_sim.inject_fault("binance", "http500", endpoint="/fapi/v1/fundingInfo", seconds=600)
     publish_symbol_set(own_rabbit, SymbolSet(version=2, symbols=["BTC/USDT:USDT", "DOGE/USDT:USDT", "TAO/USDT:USDT"]),
                        exchanges=("binance",))
-    worker.wait_for_log(r"\[WARNING\] \[binance\] Keeping the last known funding intervals", UNLISTED_RELOAD + 3 * INTERVAL)
+    worker.wait_for_log(r"\[WARNING\] \[binance\] Keeping the last known funding intervals",
+                        UNLISTED_RELOAD + 3 * INTERVAL)
     kept = time.time()
     assert [e.status for e in own_sim.requests("binance", since=cleared, path="/fapi/v1/fundingInfo")][-1] == 500
     assert interval(consumer, "DOGE/USDT:USDT", kept) == 4.0 and interval(consumer, "BTC/USDT:USDT", kept) == 8.0
     own_sim.clear_faults("binance")
     worker.wait_for_log(r"Funding intervals fetched again", 2 * INTERVAL, worker.log_text().index("Keeping the last"))
+
+
+@pytest.mark.parametrize("exchange, depth, book_path, limit", [
+    ("binance", 20, "/fapi/v1/depth", "limit=20"), ("gateio", 7, "/api/v4/futures/usdt/order_book", "limit=7")])
+def test_the_configured_depth_reaches_the_request_and_bounds_the_snapshot(solo, own_sim, exchange, depth,
+                                                                          book_path, limit):
+    worker, consumer = solo(exchange, entry={"depth": depth})
+    got = snapshot(consumer, exchange, "BTC/USDT:USDT")
+    assert len(got["orderbook"]["bids"]) == len(got["orderbook"]["asks"]) == depth
+    books = own_sim.requests(exchange, path=book_path)
+    assert books and all(limit in e.query.split("&") for e in books), [e.query for e in books]

@@ -124,3 +124,12 @@ def test_binances_listed_intervals_with_the_unreadable_ones_named():
     assert hours == {"DOGE/USDT:USDT": 4.0, "WIF/USDT:USDT": None, "SOL/USDT:USDT": None, "BAD/USDT:USDT": None}
     assert set(problems) == {"WIF/USDT:USDT", "SOL/USDT:USDT", "BAD/USDT:USDT"}
     assert "'xh'" in problems["WIF/USDT:USDT"] and "not an object" in problems["BAD/USDT:USDT"]
+
+
+def test_a_book_is_cut_to_the_depth_asked_for():
+    from common.mapping import cut_book
+    book = {"bids": [[100 - i, 1] for i in range(150)], "asks": [[101 + i, 1] for i in range(150)], "timestamp": 5}
+    cut = cut_book(book, 20)
+    assert len(cut["bids"]) == len(cut["asks"]) == 20 and cut["bids"][0] == [100, 1] and cut["timestamp"] == 5
+    assert cut_book(book, 150) is book and cut_book(book, 1000) is book
+    assert cut_book(book, "max") is book and cut_book(book, None) is book
