@@ -14,7 +14,7 @@ from common.config import Config
 from common.control import RequestError, parse_request, symbols_summary
 from common.shutdown import StopSignal
 from common.symbols import MAX_SYMBOLS
-from controller import Controller
+from controller import SHARD_SILENCE_INTERVALS, Controller
 
 pytestmark = pytest.mark.unit
 
@@ -138,3 +138,8 @@ def test_a_delivery_of_a_channel_no_longer_in_use_is_not_acknowledged(controller
     controller._on_request(old, SimpleNamespace(delivery_tag=3), pika.BasicProperties(user_id="guest"),
                            b'{"command": "get_symbols"}')
     assert old.acked == [] and controller.broker.channel.acked == []
+
+
+def test_the_controller_forgets_a_shard_label_after_twelve_silent_intervals(controller):
+    interval = controller.config.collection.interval_seconds
+    assert controller.workers.shard_silence == SHARD_SILENCE_INTERVALS * interval == 12 * interval
