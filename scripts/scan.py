@@ -5,14 +5,16 @@
     python scripts/scan.py --symbol BTC --once               one table, then exit (for scripts and pipes)
 
 The address comes from --url, else the config's `scanner.listen` (--config, $FUTURES_SCAN_CONFIG, the running
-system's config, config/config.json), else http://127.0.0.1:8000. Ctrl+C stops it. Exit status 2 when the
-scanner cannot be reached (--once) or refuses a filter.
+system's config, config/config.json), else http://127.0.0.1:8000. A scanner that requires an access token
+(scanner.access_token) is sent it as `Authorization: Bearer`: from $FUTURES_SCAN_SCANNER_TOKEN, else the
+config's. Ctrl+C stops it. Exit status 2 when the scanner cannot be reached (--once) or refuses a filter.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import urllib.error
@@ -42,26 +44,44 @@ class FilterRefused(Exception):
     pass
 
 
-def default_url(config: str | None) -> str:
-    """http://host:port of the config's scanner.listen; a wildcard address is reached on loopback."""
+def scanner_section(config: str | None) -> ScannerConfig | None:
     try:
         raw = json.loads(operator_config_path(config).read_text(encoding="utf-8"))
-        host, port = split_listen(ScannerConfig.model_validate(raw.get("scanner") or {}).listen)
+        return ScannerConfig.model_validate(raw.get("scanner") or {})
     except (OSError, ValueError, ValidationError, AttributeError):
+        return None
+
+
+def default_url(config: str | None) -> str:
+    """http://host:port of the config's scanner.listen; a wildcard address is reached on loopback."""
+    section = scanner_section(config)
+    if section is None:
         return DEFAULT_URL
+    host, port = split_listen(section.listen)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def fetch(url: str, filters: dict) -> dict:
+def access_token(config: str | None) -> str | None:
+    """$FUTURES_SCAN_SCANNER_TOKEN, else the config's scanner.access_token, else None."""
+    if os.environ.get("FUTURES_SCAN_SCANNER_TOKEN"):
+        return os.environ["FUTURES_SCAN_SCANNER_TOKEN"]
+    section = scanner_section(config)
+    return section.access_token.get_secret_value() if section and section.access_token else None
+
+
+def fetch(url: str, filters: dict, token: str | None = None) -> dict:
     query = urllib.parse.urlencode({k: v for k, v in filters.items() if v not in (None, "")})
+    request = urllib.request.Request(f"{url.rstrip('/')}/api/opportunities?{query}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/api/opportunities?{query}", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as e:
         if e.code == 400:
             raise FilterRefused(json.loads(e.read()).get("error", "bad filter")) from None
-        raise ScannerUnreachable(f"HTTP {e.code}") from None
+        raise ScannerUnreachable(f"HTTP {e.code}" + (" (an access token is required: $FUTURES_SCAN_SCANNER_TOKEN)"
+                                                     if e.code == 401 else "")) from None
     except (OSError, ValueError) as e:
         raise ScannerUnreachable(str(getattr(e, "reason", e))) from None
 
@@ -154,25 +174,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     url = args.url or default_url(args.config)
     filters = {"exchanges": args.exchanges, "min_volume_usd": args.min_volume_usd, "symbol": args.symbol}
+    token = access_token(args.config)
     console = Console()
     if args.once:
         try:
-            console.print(build_table(fetch(url, filters), args.limit, f"futures_scan scanner · {url}"))
+            console.print(build_table(fetch(url, filters, token), args.limit, f"futures_scan scanner · {url}"))
         except (ScannerUnreachable, FilterRefused) as e:
             kind = "the scanner refused a filter" if isinstance(e, FilterRefused) else "cannot reach the scanner"
             print(f"scan: {kind} at {terminal_text(url, 200)}: {terminal_text(e, 300)}", file=sys.stderr)
             return 2
         return 0
-    return run_live(console, url, filters, args)
+    return run_live(console, url, filters, token, args)
 
 
-def run_live(console: Console, url: str, filters: dict, args) -> int:
+def run_live(console: Console, url: str, filters: dict, token: str | None, args) -> int:
     last = None
     try:
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
                 try:
-                    last = fetch(url, filters)
+                    last = fetch(url, filters, token)
                     title = plain(f"futures_scan scanner · {url} · {time.strftime('%H:%M:%S')}", 300)
                 except FilterRefused as e:
                     print(f"scan: the scanner refused a filter: {terminal_text(e, 300)}", file=sys.stderr)

@@ -347,3 +347,15 @@ def test_a_hash_that_is_not_percent_encoding_does_not_stop_the_polls(scanner, pu
     assert browser.evaluate("document.getElementById('detail').hidden") is True
     browser.run("location.hash = 'BTCUSDT'")
     browser.wait_for("!document.getElementById('detail').hidden", what="the detail after a good hash")
+
+
+def test_the_terminal_view_sends_the_token(guarded, publisher):
+    publish_market(publisher)
+    command = [sys.executable, "scripts/scan.py", "--url", guarded.url, "--once"]
+    refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "FUTURES_SCAN_SCANNER_TOKEN": ""})
+    assert refused.returncode == 2 and "HTTP 401" in refused.stderr and TOKEN not in refused.stderr
+    shown = poll(lambda: (r := subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30,
+                                              env={**os.environ, "COLUMNS": "220", "FUTURES_SCAN_SCANNER_TOKEN": TOKEN}))
+                 .returncode == 0 and "ETH/USDT:USDT" in r.stdout and r, 20, "the table through the token")
+    assert "BTC/USDT:USDT" in shown.stdout
