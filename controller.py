@@ -224,7 +224,7 @@ class Controller:
                        {"symbol": request.symbol, "current_symbols": self.symbol_set.symbols})
 
     def _set_symbols(self, request: Request) -> dict:
-        if request.symbols == self.symbol_set.symbols:  # a repeat: no version, no fsync, no broadcast, no log
+        if request.symbols == self.symbol_set.symbols:  # a repeat: no new version, no fsync, no broadcast
             return success(request, f"Symbol list unchanged ({len(request.symbols)} symbols)",
                            {"symbols": self.symbol_set.symbols, "count": len(self.symbol_set.symbols)})
         self.change(request.symbols)
