@@ -26,23 +26,47 @@ class RateBudget:
     limit: float
     window: float
     per_endpoint: bool = False
-    # The exchange counts requests when they arrive, the throttle when they leave: a request may leave the
-    # window at our end while the exchange still counts it. Holding each one `guard` seconds longer keeps the
-    # count right as long as the time from throttle to the exchange varies by less than that. 50 ms was once
-    # exceeded through a proxy on a loaded host (one 429 at bitget's 20/s); 100 ms costs 5 % of a 1 s window.
-    guard: float = 0.1
+    # The exchange counts a request when it arrives, at some moment between our sending it and our reading
+    # its answer, however late a loaded host sends it. So the throttle holds each request's weight until
+    # `window` seconds after its answer (not after it left), plus `guard` for the exchange's clock ticking in
+    # milliseconds apart from ours; the guard also starts our clock minute that much late (used weight).
+    guard: float = 0.01
+    # Requests leave evenly spaced, one unit of weight every window / limit seconds, `burst` x limit of it
+    # back to back at most: a window's worth never leaves at once to pile up on the host and the network.
+    burst: float = 0.1
     # Binance counts request weight, and ccxt's cost of a call is that weight, except where `bulk_weights`
     # (path -> weight of the call without a symbol) corrects it. Elsewhere every request weighs 1.
     ccxt_cost_is_weight: bool = False
     bulk_weights: dict = field(default_factory=dict)
+    # The heaviest request a cycle sends, (what, weight): a share of the budget smaller than it could never
+    # send it (a configuration error, not an overspend).
+    heaviest: tuple[str, float] = ("a request", 1.0)
     # Binance reports in a response header the weight already used on the IP in the current clock minute,
     # ours and any other program's (a trading bot, a worker that restarted mid-minute). The throttle never
     # plans below it: (header, the IP's whole limit per minute).
     used_weight_header: tuple[str, float] | None = None
+    # Answers that mean the IP is banned, beside 418: status -> seconds every request waits when the answer
+    # carries no Retry-After (Bybit answers a ban with a bare 403 and asks for at least 10 minutes).
+    ban_statuses: dict = field(default_factory=dict)
 
     def share(self, fraction: float) -> RateBudget:
         """The part of this budget one worker may use when other programs share the IP."""
         return self if fraction == 1 else replace(self, limit=self.limit * fraction)
+
+    def share_problem(self, fraction: float) -> str | None:
+        """Why a worker could not work within `fraction` of this budget (its heaviest call does not fit
+        in it), or None."""
+        what, weight = self.heaviest
+        if self.limit * fraction >= weight:
+            return None
+        unit = "weight" if self.ccxt_cost_is_weight else "requests"
+        return (f"rate_share {fraction:g} leaves {self.limit * fraction:g} {unit} per {self.window:g} s, less "
+                f"than {what} needs ({weight:g}); the smallest share that holds it is {weight / self.limit:g}")
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between two units of weight leaving (GCRA's emission interval)."""
+        return self.window / self.limit
 
     def weigh(self, path: str, params: dict, ccxt_cost: float) -> float:
         if not self.ccxt_cost_is_weight:
@@ -209,14 +233,17 @@ VENUES: dict[str, Venue] = {
     "binance": Venue("binanceusdm", "Binance", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
                                                 "defaultSubType": "linear"}, 1000,
                      RateBudget(200, 5.0, ccxt_cost_is_weight=True, bulk_weights={"premiumIndex": 10},
+                                heaviest=("the 24 h tickers (/fapi/v1/ticker/24hr)", 40),
                                 used_weight_header=("X-MBX-USED-WEIGHT-1M", 2400)),
                      bulk_calls=(TICKERS, BulkCall(book_tickers, set_bid_ask), FUNDING_RATES),
                      funding_intervals=binance_funding_intervals, default_funding_hours=8.0,
                      book_threads=2, depths=(5, 10, 20, 50, 100, 500, 1000)),
-    # 600 requests / 5 s per IP. /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
+    # 600 requests / 5 s per IP; over it, the IP is banned and every answer is a bare 403 ("wait for at
+    # least 10 minutes", usually 30). /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
     # index, funding rate, interval, next funding time and open interest (base units): one bulk request.
     "bybit": Venue("bybit", "Bybit", {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap",
-                                      "defaultSubType": "linear"}, 1000, RateBudget(600, 5.0),
+                                      "defaultSubType": "linear"}, 1000,
+                   RateBudget(600, 5.0, ban_statuses={403: 600.0}),
                    bulk_calls=(BulkCall(tickers, set_ticker_and_its_funding, required=True),),
                    open_interest=("openInterest", False), depths=range(1, 1001), book_threads=12),
     # 20 requests / s per endpoint: the books (merge-depth) have the budget to themselves. Book depth is a
@@ -278,16 +305,36 @@ def redirect_urls(urls, api_url: str):
 # The longest a Retry-After is honoured in one go: a 418 ban can last days, and a worker paused for days
 # helps nobody; after the cap the next answer tells again.
 MAX_PAUSE_SECONDS = 300.0
+# How often a request that waits for answers still in flight looks again (their time is unknown).
+IN_FLIGHT_POLL_SECONDS = 0.005
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One request let through: its weight stays in the window until `window` after its answer."""
+    key: str
+    weight: float
+    sent_at: float
+    answered_at: float | None = None
 
 
 class SharedThrottle:
-    """Keeps every ccxt client of one exchange inside its RateBudget: a request waits until the weight sent
-    in the last `window` seconds (on its endpoint, where the exchange counts per endpoint) leaves room for it,
-    until a Retry-After of a 429/418 is over (every request of the worker waits with it: one thread that
-    kept sending after a 429 is what turns Binance's 429s into IP bans), and, where the exchange reports the
-    weight used on the IP, until the clock minute has room for it. Thread-safe, so several clients fetching
-    books at once share one budget. ccxt's fetch2 calls it with the cost from `calculate_rate_limiter_cost`,
-    which create_exchange makes an (endpoint, weight) pair; `observe` sees every answer's status and headers."""
+    """Keeps every ccxt client of one exchange inside its RateBudget, counted as the exchange counts it.
+
+    The exchange counts a request when it arrives, which is after we let it go (late by any amount on a
+    loaded host) and before we read its answer. So a request leaves only when the weight of the requests
+    still in flight or answered less than `window` (+ guard) ago leaves room for it: then no window of the
+    exchange, wherever it falls, can hold more than the budget, whatever the delays (tests/unit/
+    test_throttle.py proves it on random delays). Requests are also spaced evenly (GCRA: one unit of weight
+    every window / limit seconds, a small burst at most), so a window's worth never leaves at once.
+
+    Also, on its endpoint where the exchange counts per endpoint; until a Retry-After of a 429/418 (or a
+    venue's ban status) is over, every request of the worker waits with it (one thread that kept sending
+    after a 429 is what turns Binance's 429s into IP bans); and, where the exchange reports the weight used
+    on the IP, until the clock minute has room for it. Thread-safe: several clients fetching books at once
+    share one budget. ccxt's fetch2 calls it with the cost from `calculate_rate_limiter_cost`, which
+    create_exchange makes an (endpoint, weight) pair, and `answered` when the request is over; `observe`
+    sees every answer's status and headers."""
 
     def __init__(self, budget: RateBudget, log: logging.Logger | None = None, clock=time.monotonic,
                  wall_clock=time.time, sleep=time.sleep):
@@ -295,31 +342,60 @@ class SharedThrottle:
         self.log = log or logging.getLogger("throttle")
         self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
         self._lock = threading.Lock()
-        self._sent: dict[str, deque] = defaultdict(deque)   # endpoint -> (monotonic time, weight), oldest first
-        self._used: dict[str, float] = defaultdict(float)
+        self._local = threading.local()                     # .ticket: the thread's request in flight
+        self._tat: dict[str, float] = defaultdict(float)    # GCRA's theoretical arrival time, per endpoint
+        self._in_flight: dict[str, float] = defaultdict(float)       # endpoint -> weight not answered yet
+        self._answered: dict[str, deque] = defaultdict(deque)        # endpoint -> Tickets, by answer time
+        self._answered_weight: dict[str, float] = defaultdict(float)
         self._paused_until = 0.0                            # monotonic
         self._minute, self._minute_used = -1, 0.0           # clock minute, weight used on the IP in it
         self._held_minute = -1                              # the last minute whose hold was logged
 
-    def __call__(self, cost=None) -> None:
-        endpoint, weight = cost if isinstance(cost, tuple) else ("", 1.0)
-        key = endpoint if self.budget.per_endpoint else ""
-        weight = min(weight, self.budget.limit)  # a call heavier than the whole budget would wait forever
+    def __call__(self, cost=None) -> Ticket:
+        """Wait until the request may leave; the thread's previous request is over by now (a ccxt client
+        sends one at a time), should nothing have said so."""
+        self.answered()
         while True:
-            with self._lock:
-                wait = self._reserve(key, weight, self._clock())
-            if wait <= 0:
-                return
+            ticket, wait = self.acquire(cost)
+            if ticket is not None:
+                self._local.ticket = ticket
+                return ticket
             self._sleep(min(wait, 1.0))  # re-check: a pause may have been set meanwhile
+
+    def acquire(self, cost=None) -> tuple[Ticket | None, float]:
+        """(ticket, 0) when the request may leave now, else (None, seconds to wait before asking again)."""
+        endpoint, weight = cost if isinstance(cost, tuple) else ("", 1.0)
+        if weight > self.budget.limit:  # config.py refuses such a rate_share; never silently overspend
+            raise ValueError(f"a request of weight {weight:g} is heavier than the whole budget "
+                             f"({self.budget.limit:g} per {self.budget.window:g} s)")
+        key = endpoint if self.budget.per_endpoint else ""
+        with self._lock:
+            now = self._clock()
+            wait = self._wait(key, weight, now)
+            return (None, wait) if wait > 0 else (self._record(key, weight, now), 0.0)
+
+    def answered(self, ticket: Ticket | None = None) -> None:
+        """The request is over (its answer read, or it failed): its weight leaves the window `window`
+        seconds from now. Without a ticket: the calling thread's latest request. Idempotent."""
+        if ticket is None:
+            ticket = getattr(self._local, "ticket", None)
+            self._local.ticket = None
+        if ticket is None or ticket.answered_at is not None:
+            return
+        with self._lock:
+            ticket.answered_at = self._clock()
+            self._in_flight[ticket.key] -= ticket.weight
+            self._answered[ticket.key].append(ticket)
+            self._answered_weight[ticket.key] += ticket.weight
 
     def paused_for(self) -> float:
         """Seconds left of a Retry-After pause (0 when none)."""
         return max(0.0, self._paused_until - self._clock())
 
     def observe(self, status: int, headers) -> None:
-        """One answer of the exchange: a 429/418's Retry-After pauses every request; a reported used weight
-        raises what this minute counts."""
-        if status in (418, 429):
+        """One answer of the exchange: a 429/418's (or a ban status's) Retry-After pauses every request; a
+        reported used weight raises what this minute counts."""
+        if status in (418, 429) or status in self.budget.ban_statuses:
             self._pause(status, _seconds(headers.get("Retry-After")))
         if self.budget.used_weight_header:
             used = _seconds(headers.get(self.budget.used_weight_header[0]))
@@ -329,9 +405,12 @@ class SharedThrottle:
                     self._minute_used = max(self._minute_used, used)
 
     def _pause(self, status: int, retry_after: float | None) -> None:
-        if retry_after is None:
+        if retry_after is not None:
+            seconds = min(retry_after, MAX_PAUSE_SECONDS)
+        elif status in self.budget.ban_statuses:
+            seconds = retry_after = self.budget.ban_statuses[status]  # the venue's own word, not capped
+        else:
             return  # no header: the retry schedule alone applies
-        seconds = min(retry_after, MAX_PAUSE_SECONDS)
         with self._lock:
             until = self._clock() + seconds
             if until <= self._paused_until:
@@ -340,28 +419,40 @@ class SharedThrottle:
         capped = f" (Retry-After {retry_after:g}s, capped)" if retry_after > seconds else ""
         self.log.warning("HTTP %d from the exchange: every request waits %.0fs%s", status, seconds, capped)
 
-    def _reserve(self, key: str, weight: float, now: float) -> float:
-        """Record the request and return 0 when it may leave now; else the seconds to wait first."""
+    def _wait(self, key: str, weight: float, now: float) -> float:
+        """0 when a request of `weight` may leave now; else the seconds to wait first."""
         if self._paused_until > now:
             return self._paused_until - now
-        minute_wait = self._minute_wait(weight)
-        if minute_wait > 0:
-            return minute_wait
-        sent, window = self._sent[key], self.budget.window + self.budget.guard
-        while sent and sent[0][0] <= now - window:
-            self._used[key] -= sent.popleft()[1]
-        excess = self._used[key] + weight - self.budget.limit
+        return max(self._minute_wait(weight), self._spacing_wait(key, now), self._window_wait(key, weight, now))
+
+    def _record(self, key: str, weight: float, now: float) -> Ticket:
+        self._tat[key] = max(self._tat[key], now) + weight * self.budget.spacing
+        self._in_flight[key] += weight
+        if self.budget.used_weight_header:
+            self._minute_used += weight
+        return Ticket(key, weight, now)
+
+    def _spacing_wait(self, key: str, now: float) -> float:
+        """GCRA: a request leaves once the ones before it are `spacing` apart per unit of weight, with a
+        burst of `burst` x limit at most (charged after: a heavy call spaces out the ones after it)."""
+        tolerance = self.budget.burst * self.budget.window
+        return max(self._tat[key] - tolerance - now, 0.0)
+
+    def _window_wait(self, key: str, weight: float, now: float) -> float:
+        """Room for `weight` among the requests the exchange may still count: in flight, or answered less
+        than window + guard ago."""
+        hold = self.budget.window + self.budget.guard
+        answered = self._answered[key]
+        while answered and answered[0].answered_at + hold < now:
+            self._answered_weight[key] -= answered.popleft().weight
+        excess = self._in_flight[key] + self._answered_weight[key] + weight - self.budget.limit
         if excess <= 1e-9:
-            sent.append((now, weight))
-            self._used[key] += weight
-            if self.budget.used_weight_header:
-                self._minute_used += weight
             return 0.0
-        for sent_at, old_weight in sent:
-            excess -= old_weight
+        for ticket in answered:
+            excess -= ticket.weight
             if excess <= 1e-9:
-                return max(sent_at + window - now, 0.0005)
-        return 0.0005  # unreachable while weight <= limit
+                return ticket.answered_at + hold - now + 1e-6
+        return IN_FLIGHT_POLL_SECONDS  # room only once answers still in flight come back
 
     def _minute_wait(self, weight: float) -> float:
         """Seconds until the clock minute that the exchange counts has room for `weight` (0: it has)."""
@@ -422,7 +513,9 @@ def create_exchange(name: str, api_url: str | None = None, sandbox: bool = False
 
 def _throttle_by_budget(exchange: ccxt.Exchange, throttle: SharedThrottle) -> None:
     """Replace ccxt's throttle (one queue, rateLimit x cost) with the budget's: fetch2 passes whatever
-    calculate_rate_limiter_cost returns to throttle(), so the cost becomes an (endpoint, weight) pair."""
+    calculate_rate_limiter_cost returns to throttle(), so the cost becomes an (endpoint, weight) pair. The
+    throttle learns when each request is over: at its answer (read in full, before it is parsed), else when
+    fetch2 ends (a request that failed without one)."""
     ccxt_cost = exchange.calculate_rate_limiter_cost
     budget = throttle.budget
 
@@ -430,13 +523,21 @@ def _throttle_by_budget(exchange: ccxt.Exchange, throttle: SharedThrottle) -> No
         return f"{api}:{path}", budget.weigh(path, params, ccxt_cost(api, method, path, params, config))
 
     def observed(status, reason, url, method, headers, body, *rest):
+        throttle.answered()
         throttle.observe(status, headers)
         return on_rest_response(status, reason, url, method, headers, body, *rest)
 
-    on_rest_response = exchange.on_rest_response
+    def fetch2(*args, **kwargs):
+        try:
+            return send(*args, **kwargs)
+        finally:
+            throttle.answered()
+
+    on_rest_response, send = exchange.on_rest_response, exchange.fetch2
     exchange.calculate_rate_limiter_cost = endpoint_and_weight
     exchange.throttle = throttle
     exchange.on_rest_response = observed  # called by ccxt's fetch with every answer, errors included
+    exchange.fetch2 = fetch2  # every request of ccxt's sync clients goes through it, its throttle call too
 
 
 def _merge(base: dict, override: dict) -> dict:
