@@ -105,6 +105,15 @@ class ExchangeEntry(_Strict):
             raise ValueError(f"{self.name}: direct is false and no proxies are listed: no address to send from")
         return self
 
+    @model_validator(mode="after")
+    def _share_holds_every_call(self):
+        # A share smaller than the heaviest call could never send it: refused here, never overspent.
+        budget = venue_for(self.name).budget
+        problem = budget.share_problem(self.rate_share) if budget else None
+        if problem:
+            raise ValueError(f"{self.name}: {problem}")
+        return self
+
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:

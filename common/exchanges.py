@@ -61,7 +61,8 @@ class RateBudget:
             return None
         unit = "weight" if self.ccxt_cost_is_weight else "requests"
         return (f"rate_share {fraction:g} leaves {self.limit * fraction:g} {unit} per {self.window:g} s, less "
-                f"than {what} needs ({weight:g}); the smallest share that holds it is {weight / self.limit:g}")
+                f"than its heaviest call weighs: {what}, {weight:g}; the smallest share that holds it is "
+                f"{weight / self.limit:g}")
 
     @property
     def spacing(self) -> float:

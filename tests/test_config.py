@@ -318,3 +318,24 @@ def test_a_record_whose_supervisord_is_gone_is_ignored(running_record):
     assert operator_config_path() == DEFAULT_CONFIG
     pid_file.write_text("0\n")
     assert operator_config_path() == DEFAULT_CONFIG
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "binance", "rate_share": 0.1},
+     r"exchanges\.0: binance: rate_share 0\.1 leaves 20 weight per 5 s, less than its heaviest call weighs: "
+     r"the 24 h tickers \(/fapi/v1/ticker/24hr\), 40; the smallest share that holds it is 0\.2$"),
+    ({"name": "bitget", "rate_share": 0.01},
+     r"exchanges\.0: bitget: rate_share 0\.01 leaves 0\.2 requests per 1 s, less than its heaviest call "
+     r"weighs: a request, 1; the smallest share that holds it is 0\.05$"),
+])
+def test_a_rate_share_too_small_for_the_heaviest_call_is_refused(tmp_path, entry, message):
+    """Binance's 24 h tickers weigh 40: a share of its 200 per 5 s below 40 could never send them."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, with_change("exchanges", [entry])))
+
+
+@pytest.mark.unit
+def test_the_smallest_rate_share_that_holds_the_heaviest_call_is_accepted(tmp_path):
+    config = load_config(write(tmp_path, with_change("exchanges", [{"name": "binance", "rate_share": 0.2}])))
+    assert config.exchange("binance").rate_share == 0.2
