@@ -546,15 +546,31 @@ class Worker:
         self._window_start, self._window_base = time.monotonic(), self.stats.totals.copy()
 
 
-def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict) -> Routes:
+class ServingSleep:
+    """The throttles' sleep. A hold (a clock minute's used weight, a Retry-After) can last a minute, and a
+    bulk call waits it on the main thread, which alone may serve the broker: there it waits with `serve`
+    (the worker's wait: heartbeats and symbol sets go on), so the broker does not drop the connection."""
+
+    def __init__(self):
+        self.serve = None
+
+    def __call__(self, seconds: float) -> None:
+        if self.serve is not None and threading.current_thread() is threading.main_thread():
+            self.serve(seconds)
+        else:
+            time.sleep(seconds)  # a book thread: the main thread serves the broker meanwhile
+
+
+def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credentials: dict,
+                  sleep=time.sleep) -> Routes:
     """The addresses the worker sends from: the machine's own (unless `direct: false`) and each proxy, each
-    with the published budget (the entry's share of it) in a throttle of its own and one ccxt client per
-    book thread sharing it."""
+    with the published budget (the entry's share of it) in a throttle of its own (waiting with `sleep`) and
+    one ccxt client per book thread sharing it."""
     log = logging.getLogger(entry.name)
     proxies = [proxy.get_secret_value() for proxy in entry.proxies]
     routes = []
     for proxy in ([None] if entry.direct else []) + proxies:
-        throttle = SharedThrottle(venue.budget.share(entry.rate_share), log) if venue.budget else None
+        throttle = SharedThrottle(venue.budget.share(entry.rate_share), log, sleep=sleep) if venue.budget else None
         clients = [create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
                                    timeout_ms=int(config.collection.request_timeout_seconds * 1000),
                                    throttle=throttle, proxy=proxy)
@@ -603,7 +619,9 @@ def main(argv=None) -> int:
     venue = venue_for(entry.name)
     stop = StopSignal(logging.getLogger(entry.name))
     stop.install()
-    worker = Worker(config, entry, create_routes(config, entry, venue, credentials), venue, stop, shard)
+    sleep = ServingSleep()
+    worker = Worker(config, entry, create_routes(config, entry, venue, credentials, sleep), venue, stop, shard)
+    sleep.serve = worker.wait
     try:
         worker.run()
     except Shutdown:

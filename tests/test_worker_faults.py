@@ -10,7 +10,7 @@ import pytest
 from common.broker import STATS_EXCHANGE
 from common.exchanges import VENUES
 from common.symbols import SymbolSet
-from tests.conftest import Consumer
+from tests.conftest import Consumer, rabbitmqctl
 from tests.test_worker_lifecycle import INTERVAL, publish_symbol_set, snapshot, solo  # noqa: F401 - fixture
 
 BOOK_PATH = {"binance": "/fapi/v1/depth", "bybit": "/v5/market/orderbook", "htx": "/linear-swap-ex/market/depth"}
@@ -168,3 +168,26 @@ def test_a_mark_price_failing_for_several_cycles_is_said_once_and_its_recovery_o
     assert log.count("Failed to fetch htx_mark_price of SOL/USDT:USDT") == 1, log
     assert log.count("Fetched htx_mark_price of SOL/USDT:USDT again") == 1
     assert recovered["ticker"]["bid"] is not None and worker.proc.poll() is None
+
+
+def vhost_connections(rabbit) -> set[str]:
+    out = rabbitmqctl("list_connections", "name", "vhost")
+    return {line.split("\t")[0] for line in out.splitlines() if line.endswith("\t" + rabbit.vhost)}
+
+
+def test_a_twenty_second_hold_keeps_the_broker_connection(solo, own_sim, own_rabbit):
+    """The IP's clock minute is nearly spent when the worker starts: a bulk call on the main thread waits
+    some 20 s for the next minute, four times the heartbeat. The broker must not drop the connection."""
+    own_sim.rate_limits = False  # the used weight alone holds the worker (no sliding-window 429 after the minute)
+    while not 36 <= time.time() % 60 <= 39:
+        time.sleep(0.2)  # waiting for the clock itself: no event to await
+    own_sim.spend_weight("binance", 2400 - 46)  # markets (1), tickers (40), book tickers (5): then a hold
+    worker, consumer = solo("binance", rabbitmq={"heartbeat_seconds": 5})
+    worker.wait_for_log(r"weight used this minute \(other programs included\): requests wait (1\d|2\d)s", 3 * INTERVAL)
+    held = vhost_connections(own_rabbit)
+    assert len(held) == 2, held  # the worker's and the test's consumer
+    resumed = time.time() + 60 - time.time() % 60
+    snapshot(consumer, "binance", "BTC/USDT:USDT", after=resumed, timeout=40)
+    assert vhost_connections(own_rabbit) == held
+    log = worker.log_text()
+    assert "Lost the RabbitMQ connection" not in log and "Reconnected" not in log
