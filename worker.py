@@ -217,9 +217,9 @@ class Worker:
             self.log.error("Skipping this cycle: no tickers")
             self.stats.totals.errors += len(symbols)
         elif bulk is not None:
-            rows = self.board_rows(bulk, None if self.board else symbols)
+            rows = self.board_rows(bulk, self._row_symbols(symbols))
             if self.board:
-                self.publish_board(rows)
+                self.publish_board([row for symbol, row in rows.items() if symbol in self.perpetuals])
             for symbol, book, extras in self.fetch_books(symbols):
                 if symbol in self.watched:  # a set may arrive mid-cycle
                     self.publish_collected(symbol, rows.get(symbol), book, extras)
@@ -249,11 +249,18 @@ class Worker:
                     self._row_problem(call.what, printable(symbol) if symbol else row_id(row), describe(e))
         return bulk
 
-    def board_rows(self, bulk: Bulk, symbols: list[str] | None) -> dict[str, BoardRow]:
-        """Board rows by symbol, for `symbols` or (None) every listed perpetual; a row with a malformed
-        value is left out (its symbol's snapshot with it), said once."""
+    def _row_symbols(self, symbols: list[str]) -> list[str]:
+        """The rows a cycle needs: the watched symbols', and with the board every perpetual's. A watched dated
+        future is no perpetual (not on the board) but has its row in the bulk tickers all the same."""
+        if not self.board:
+            return symbols
+        return list(self.perpetuals) + [symbol for symbol in symbols if symbol not in self.perpetuals]
+
+    def board_rows(self, bulk: Bulk, symbols: list[str]) -> dict[str, BoardRow]:
+        """Rows by symbol from the cycle's bulk answers; a row with a malformed value is left out (its
+        symbol's snapshot with it), said once."""
         rows = {}
-        for symbol in self.perpetuals if symbols is None else symbols:
+        for symbol in symbols:
             try:
                 rows[symbol] = self.board_row(symbol, bulk)
             except Exception as e:  # noqa: BLE001 - one malformed value costs its symbol, never the cycle
@@ -275,7 +282,9 @@ class Worker:
 
     def _default_hours(self, symbol: str) -> float | None:
         """A symbol's funding interval where its funding row does not say it (binance: from fundingInfo,
-        which lists only the symbols off the default); None while unknown."""
+        which lists only the symbols off the default); None while unknown, and for a dated future (no funding)."""
+        if not self.exchange.markets[symbol].get("swap"):
+            return None
         if not self.venue.funding_intervals:
             return self.venue.default_funding_hours
         if self.funding_hours is None:
@@ -287,9 +296,9 @@ class Worker:
         if self._interval_problems.note(key, reason):
             self.log.warning("Funding interval of %s published as null: %s", printable(key[1]), reason)
 
-    def publish_board(self, rows: dict[str, BoardRow]) -> None:
+    def publish_board(self, rows: list[BoardRow]) -> None:
         board = Board.model_construct(exchange=self.name, timestamp=self.exchange.milliseconds(),
-                                      markets=list(rows.values()))  # rows are validated one by one
+                                      markets=rows)  # rows are validated one by one
         if self.broker.publish(self.config.rabbitmq.exchange, board_routing_key(self.name),
                                board.model_dump_json().encode()):
             self.log.debug("Published the board: %d markets", len(rows))
@@ -394,6 +403,8 @@ class Worker:
             self.log.warning("Leaving out a malformed %s row (%s): %s", what, row, reason)
 
     def _note_funding(self, symbol: str, rate) -> None:
+        if not self.exchange.markets[symbol].get("swap"):
+            return  # a dated future has no funding: nothing is missing
         if rate is None and symbol not in self._funding_missing:
             self._funding_missing.add(symbol)
             self.log.warning("Funding rate not available for %s", symbol)

@@ -6,7 +6,10 @@ import time
 
 import pytest
 
-from common.symbols import SymbolSet
+from common.broker import STATS_EXCHANGE
+from common.symbols import SymbolSet, routing_key
+from tests.conftest import Consumer
+from tests.simulator.binance import quarterly_quote, quarterly_symbol
 from tests.test_worker_lifecycle import INTERVAL, publish_symbol_set, snapshot, solo  # noqa: F401 - fixture
 
 UNLISTED_RELOAD = 60  # the worker reloads the markets within a minute of a set naming an unlisted symbol
@@ -62,3 +65,37 @@ def test_the_configured_depth_reaches_the_request_and_bounds_the_snapshot(solo, 
     assert len(got["orderbook"]["bids"]) == len(got["orderbook"]["asks"]) == depth
     books = own_sim.requests(exchange, path=book_path)
     assert books and all(limit in e.query.split("&") for e in books), [e.query for e in books]
+
+
+def test_a_watched_dated_future_is_published_from_the_bulk_rows_with_the_board_on(solo, own_sim, own_rabbit):
+    """Binance lists quarterlies beside the perpetuals: BTC's, 1 % above the perpetual with a book of its
+    own. Watched, it is published every cycle from its own rows of the bulk answers, with no funding (null,
+    no warning); the board stays the perpetuals'."""
+    own_sim.market.freeze()
+    own_sim.market.dated["binance"] = ("BTC",)
+    dated = quarterly_symbol("BTC")
+    stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
+    boards = Consumer(own_rabbit, "futures_data", "board.*")
+    try:
+        worker, consumer = solo("binance", symbols=["BTC/USDT:USDT", dated])
+        assert routing_key("binance", dated) == f"futures.binance.BTCUSDT-{dated[-6:]}"
+        got = snapshot(consumer, "binance", dated)
+        truth = quarterly_quote(own_sim.market.quote("binance", "BTC"), own_sim.market.book_depth).truth(1000)
+        perpetual = own_sim.truth("binance", "BTC/USDT:USDT")
+        assert got["symbol"] == dated and truth["bid"] != perpetual["bid"]
+        assert (got["ticker"]["bid"], got["ticker"]["ask"], got["ticker"]["last"]) == \
+            (truth["bid"], truth["ask"], truth["last"])
+        assert got["orderbook"]["bids"][:5] == [[p, pytest.approx(a)] for p, a in truth["bids"][:5]]
+        assert got["mark_price"] == truth["mark_price"] and got["extra"]["index_price"] == truth["index_price"]
+        assert got["funding_rate"] is None and got["next_funding_time"] is None
+        assert got["extra"]["funding_interval_hours"] is None
+        _, report = stats.wait_for(lambda k, b: b["cycles"] >= 2, 3 * INTERVAL, "two cycles")
+        assert report["totals"]["errors"] == 0 and report["unlisted_symbols"] == [], report
+        _, board = boards.wait_for(lambda k, b: True, INTERVAL, "a board")
+        symbols = {row["symbol"] for row in board["markets"]}
+        assert "BTC/USDT:USDT" in symbols and dated not in symbols
+        log = worker.log_text()
+        assert "Not publishing" not in log and f"Funding rate not available for {dated}" not in log
+    finally:
+        stats.close()
+        boards.close()

@@ -3,7 +3,8 @@
 Shapes follow ccxt 4.5.90's binance.py (parse_market, parse_ticker, parse_funding_rate, fetch_order_book and
 the response examples in its comments) and Binance's futures REST documentation:
 
-  /fapi/v1/exchangeInfo        load_markets (linear); perpetuals only, one per listed coin
+  /fapi/v1/exchangeInfo        load_markets (linear); one perpetual per listed coin, and a quarterly
+                               (BTCUSDT_YYMMDD, CURRENT_QUARTER) for the bases Market.dated names
   /fapi/v1/ticker/24hr         fetch_ticker(s): last, volume (base units), no bid/ask       weight 1 / 40 bulk
   /fapi/v1/ticker/bookTicker   fetch_bids_asks: bid, ask                                     weight 2 / 5 bulk
   /fapi/v1/premiumIndex        fetch_funding_rate(s), fetch_mark_price(s): mark, index,
@@ -26,9 +27,13 @@ Missing values: Binance shows a contract without funding as ``"lastFundingRate":
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import time
+import zlib
 from decimal import Decimal
 
+from tests.simulator.market import Book
 from tests.simulator.server import Budget, Reply, UsedWeight
 
 # 2400 request weight per minute per IP (fapi). The spot/dapi/eapi endpoints have their own budgets on the
@@ -79,16 +84,61 @@ def _symbols(req) -> dict:
     return {f"{c.base}USDT": c for c in req.listed()}
 
 
+# -- dated futures (quarterlies), listed only where Market.dated names the base ---------------------------
+def quarterly_expiry(now: float | None = None) -> int:
+    """The delivery time (ms) of the simulated quarterly: 08:00 UTC on the 27th, three months ahead."""
+    today = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.timezone.utc)
+    month = today.month + 3
+    year, month = today.year + (month - 1) // 12, (month - 1) % 12 + 1
+    return int(datetime.datetime(year, month, 27, 8, tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
+QUARTERLY_EXPIRY = quarterly_expiry()
+_YYMMDD = datetime.datetime.fromtimestamp(QUARTERLY_EXPIRY / 1000, datetime.timezone.utc).strftime("%y%m%d")
+
+
+def quarterly_symbol(base: str) -> str:
+    """ccxt's unified symbol of a simulated quarterly, e.g. BTC/USDT:USDT-270327."""
+    return f"{base}/USDT:USDT-{_YYMMDD}"
+
+
+def _quarterlies(req) -> dict:
+    """{exchange id: base} of the listed quarterlies (BTCUSDT_270327)."""
+    listed = {c.base for c in req.listed()}
+    return {f"{base}USDT_{_YYMMDD}": base for base in req.market.dated.get(req.exchange, ()) if base in listed}
+
+
+def quarterly_quote(q, book_depth: int):
+    """A quarterly's quote from its perpetual's: 1 % above it (its own book), no funding. The truth of the
+    quarterly is quarterly_quote(market.quote(...)).truth()."""
+    premium = (q.bid / 100).quantize(q.price_tick)
+    up = lambda price: None if price is None else price + premium  # noqa: E731
+    book = Book(zlib.crc32(f"quarterly {q.base} {q.tick}".encode()), up(q.bid), up(q.ask), q.price_tick,
+                q.book.lot, book_depth)
+    return dataclasses.replace(q, symbol=quarterly_symbol(q.base), bid=up(q.bid), ask=up(q.ask), last=up(q.last),
+                               open=up(q.open), high=up(q.high), low=up(q.low), mark_price=up(q.mark_price),
+                               funding_rate=None, next_funding_time=None, funding_interval_hours=None, book=book)
+
+
+def _quote_of(req, symbol: str):
+    """The quote behind an exchange id, perpetual or quarterly; None for an unknown id."""
+    coin = _symbols(req).get(symbol)
+    if coin is not None:
+        return req.quote(coin.base)
+    base = _quarterlies(req).get(symbol)
+    return None if base is None else quarterly_quote(req.quote(base), req.market.book_depth)
+
+
 def _one_or_all(req, render):
     """The row of ?symbol=..., or the list of every listed symbol's row, or Binance's invalid-symbol error."""
-    coins = _symbols(req)
     symbol = req.query.get("symbol")
     if symbol is not None:
-        coin = coins.get(symbol)
-        if coin is None:
+        quote = _quote_of(req, symbol)
+        if quote is None:
             return Reply(400, _INVALID_SYMBOL)
-        return render(symbol, req.quote(coin.base))
-    return [render(sym, req.quote(coin.base)) for sym, coin in coins.items()]
+        return render(symbol, quote)
+    rows = [render(sym, req.quote(coin.base)) for sym, coin in _symbols(req).items()]
+    return rows + [render(sym, _quote_of(req, sym)) for sym in _quarterlies(req)]
 
 
 def _bad_param(code: int, msg: str) -> Reply:
@@ -125,11 +175,18 @@ def _perpetual(coin) -> dict:
     }
 
 
+def _quarterly(coin, symbol: str) -> dict:
+    return {**_perpetual(coin), "symbol": symbol, "contractType": "CURRENT_QUARTER",
+            "deliveryDate": QUARTERLY_EXPIRY, "onboardDate": QUARTERLY_EXPIRY - 180 * 86_400_000}
+
+
 def exchange_info(req):
+    coins = {c.base: c for c in req.listed()}
     return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "futuresType": "U_MARGINED",
             "rateLimits": _RATE_LIMITS, "exchangeFilters": [],
             "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-            "symbols": [_perpetual(c) for c in req.listed()]}
+            "symbols": [_perpetual(c) for c in req.listed()]
+            + [_quarterly(coins[base], symbol) for symbol, base in _quarterlies(req).items()]}
 
 
 def spot_exchange_info(req):
@@ -259,8 +316,8 @@ def depth(req):
     symbol = req.query.get("symbol")
     if not symbol:
         return _bad_param(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-    coin = _symbols(req).get(symbol)
-    if coin is None:
+    q = _quote_of(req, symbol)
+    if q is None:
         return Reply(400, _INVALID_SYMBOL)
     try:
         limit = int(req.query.get("limit", 500))
@@ -268,7 +325,6 @@ def depth(req):
         limit = -1
     if limit not in DEPTH_LIMITS:
         return _bad_param(-1130, "Data sent for parameter 'limit' is not valid.")
-    q = req.quote(coin.base)
     # Rendered levels per (quote object, limit); holding the quote keeps its id from being reused.
     cached = _book_cache.get((id(q), limit))
     if cached is not None and cached[0] is q:

@@ -284,6 +284,9 @@ class Market:
         self._frozen_tick: int | None = None
         self._lock = threading.Lock()
         self._cache: dict[tuple, Quote] = {}
+        # exchange -> the bases that also have a dated (quarterly) future there; none unless a test lists
+        # them, so that every other answer stays as it is (binance.py renders them).
+        self.dated: dict[str, tuple[str, ...]] = {}
 
     # -- which contracts exist ---------------------------------------------------------------------
     def listed(self, exchange: str) -> list[Coin]:
