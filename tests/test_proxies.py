@@ -1,9 +1,12 @@
 """Past one IP: a Binance worker sending from the machine's own address and two proxies (Debian's tinyproxy
 on 127.0.0.2 and 127.0.0.3, each sending from its own address), against a simulator that keeps Binance's
-budget per client address, as Binance does per IP."""
+budget per client address, as Binance does per IP. A proxy is benched only when it cannot be reached, never for
+what the exchange answered through it."""
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import pytest
 
@@ -63,3 +66,39 @@ def test_a_proxy_killed_mid_run_costs_no_symbol_its_cycle(binance, own_sim):
     assert after["routes"][proxies[0].url()]["failures"] >= 1
     assert own_sim.statuses("binance").get(429, 0) == 0
     assert worker.proc.poll() is None and PROXY_PASSWORD not in worker.log_text()
+
+
+@pytest.fixture
+def bybit_via_proxies(own_sim, own_rabbit, tmp_path, tinyproxies):
+    """Six Bybit symbols sent through two live proxies only (`direct: false`)."""
+    proxies = tinyproxies(2)
+    symbols = [f"{c.base}/USDT:USDT" for c in own_sim.market.listed("bybit")][:6]
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["bybit"], symbols=symbols)
+    raw = json.loads(config.read_text())
+    raw["exchanges"][0].update(proxies=[p.url() for p in proxies], direct=False, depth=50)
+    config.write_text(json.dumps(raw))
+    stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
+    worker = Process(["worker.py", "bybit", "--config", str(config)], tmp_path / "bybit.log")
+    yield worker, stats, proxies, symbols
+    worker.kill()
+    stats.close()
+
+
+@pytest.mark.parametrize("fault", ["http500", "hang"])
+def test_what_the_exchange_answers_through_a_live_proxy_benches_no_proxy(bybit_via_proxies, own_sim, fault):
+    """A 5xx of the exchange, or a timeout after the request left (the exchange may have counted it), is
+    the exchange's: retried on the schedule as a retry, never handed to another address as if unseen, and
+    both proxies keep their books."""
+    worker, stats, proxies, symbols = bybit_via_proxies
+    before = report_after(stats, 1)
+    since = time.time()
+    injected = own_sim.inject_fault("bybit", fault, endpoint="/v5/market/orderbook", count=4, hang_seconds=5)
+    worker.wait_for_log(r"Failed to fetch orderbook \S+: \w+.* \(retry 1/3\)", 3 * INTERVAL)
+    after = report_after(stats, before["cycles"] + 3, timeout=8 * INTERVAL)
+    assert injected.count == 0
+    assert not re.search(r"Proxy \S+ failed", worker.log_text())
+    for proxy in proxies:
+        assert own_sim.requests("bybit", since=since + 2 * INTERVAL, path="/v5/market/orderbook",
+                                client=proxy.address), f"{proxy.url()} took no books after the {fault}s"
+    assert sum(route["failures"] for route in after["routes"].values()) >= 4
+    assert after["totals"]["success"] > before["totals"]["success"]
