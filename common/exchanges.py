@@ -381,9 +381,11 @@ class SharedThrottle:
         if ticket is None:
             ticket = getattr(self._local, "ticket", None)
             self._local.ticket = None
-        if ticket is None or ticket.answered_at is not None:
+        if ticket is None:
             return
         with self._lock:
+            if ticket.answered_at is not None:
+                return
             ticket.answered_at = self._clock()
             self._in_flight[ticket.key] -= ticket.weight
             self._answered[ticket.key].append(ticket)
