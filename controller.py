@@ -94,7 +94,6 @@ class Controller:
         self.workers = WorkerTotals([e.name for e in config.exchanges], stale_after=STALE_REPORT_INTERVALS * interval,
                                     shard_silence=SHARD_SILENCE_INTERVALS * interval)
         rabbit, self.roles = connect_as(config.rabbitmq, "controller")
-        secret_mask.add(rabbit.password.get_secret_value())
         self.broker = Broker(rabbit, on_connect=self._declare)
         self._last_broadcast = 0.0
         self._window_start, self._window_base = time.monotonic(), {}
@@ -299,16 +298,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="futures_scan controller: symbol set and control API")
     parser.add_argument("--config", help="config file (default: $FUTURES_SCAN_CONFIG or config/config.json)")
     args = parser.parse_args(argv)
+    stop = StopSignal(log)
     try:
         config = load_config(args.config)
-        secret_mask.add(config.rabbitmq.password.get_secret_value())
         setup_logging(config.logging.level, config.log_file)
+        controller = Controller(config, stop)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
-    stop = StopSignal(log)
     stop.install()
-    controller = Controller(config, stop)
     try:
         controller.run()
     finally:

@@ -70,7 +70,6 @@ class Scanner:
         self.settings = settings
         self.latest = LatestValues()
         rabbit, self.roles = connect_as(config.rabbitmq, "scanner")
-        secret_mask.add(rabbit.password.get_secret_value())
         self.broker = Broker(rabbit, on_connect=self._declare, confirm=False)
         self.warnings = RateLimitedLog(log)
         self.messages_seen = 0
@@ -279,15 +278,14 @@ def main(argv=None) -> int:
     try:
         config, settings = load_scanner_config(args.config)
         setup_logging(config.logging.level, config.log_file)
+        if settings.access_token is not None:
+            secret_mask.add(settings.access_token.get_secret_value())
+        scanner = Scanner(config, settings)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
-    secret_mask.add(config.rabbitmq.password.get_secret_value())
-    if settings.access_token is not None:
-        secret_mask.add(settings.access_token.get_secret_value())
     stop = StopSignal(log)
     stop.install()
-    scanner = Scanner(config, settings)
     try:
         web = WebServer(make_app(scanner, settings), settings.listen)
     except OSError as e:

@@ -53,8 +53,10 @@ class TLSConfig(_Strict):
 class RabbitMQConfig(_Strict):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535)  # default 5672, or 5671 with tls
-    user: str = "guest"
-    password: SecretStr = SecretStr("guest")
+    # Only for a process whose role has no password of its own (common/roles.py): no default, so that no
+    # process falls back to `guest` without a word.
+    user: str | None = None
+    password: SecretStr | None = None
     vhost: str = "/"
     exchange: str = Field("futures_data", min_length=1, max_length=255)
     heartbeat_seconds: int = Field(30, ge=5, le=600)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from common.config import RabbitMQConfig
+from common.config import ConfigError, RabbitMQConfig
+from common.logs import secret_mask
 
 ROLES = ("worker", "controller", "scanner", "recorder", "consumer", "operator")
 
@@ -64,12 +65,19 @@ class Roles:
 
 
 def connect_as(rabbitmq: RabbitMQConfig, role: str, exchange: str | None = None) -> tuple[RabbitMQConfig, Roles]:
-    """The broker settings this process connects with, and the roles it checks senders against."""
+    """The broker settings this process connects with, and the roles it checks senders against. The password
+    joins the log's secrets. ConfigError when there is neither the role's password nor `rabbitmq.user`."""
     password = os.environ.get(password_variable(role, exchange))
     prefix = rabbitmq.user_prefix
     if password:
+        secret_mask.add(password)
         user = prefix + role_name(role, exchange)
         return rabbitmq.model_copy(update={"user": user, "password": SecretStr(password)}), Roles(prefix)
+    if not rabbitmq.user or rabbitmq.password is None:
+        raise ConfigError(f"no broker login for the {role_name(role, exchange)} role: {password_variable(role, exchange)} "
+                          "is in neither the environment nor .env (scripts/broker_users.py creates the role users "
+                          "and writes their passwords there), and rabbitmq.user/password are not set")
+    secret_mask.add(rabbitmq.password.get_secret_value())
     log.warning("No %s in the environment or .env: connecting as %r, which then holds every role. This is not "
                 "least-privilege: run scripts/broker_users.py to create a user per role (docs/reference.md, "
                 "\"Security\")", password_variable(role, exchange), rabbitmq.user)

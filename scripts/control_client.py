@@ -80,10 +80,10 @@ def main(argv=None) -> int:
         parser.error(f"{args.command} needs a symbol argument")
     try:
         config = load_config(operator_config_path(args.config))
+        r, roles = connect_as(config.rabbitmq, "operator")
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2
-    r, roles = connect_as(config.rabbitmq, "operator")
     params = connection_parameters(r)
     request = build_request(args.command, args.argument)
     try:

@@ -178,10 +178,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(operator_config_path(args.config))
+        r, roles = connect_as(config.rabbitmq, "consumer")
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return 2
-    r, roles = connect_as(config.rabbitmq, "consumer")
     params = connection_parameters(r)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:

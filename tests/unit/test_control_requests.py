@@ -69,7 +69,7 @@ class RecordingChannel:
 
 @pytest.fixture
 def controller(tmp_path, caplog):
-    config = Config(rabbitmq={"port": 1}, exchanges=["bybit"], symbols=INITIAL, api_keys_file=None,
+    config = Config(rabbitmq={"port": 1, "user": "fs_test", "password": "pw"}, exchanges=["bybit"], symbols=INITIAL, api_keys_file=None,
                     state_file=str(tmp_path / "symbols.json"))
     c = Controller(config, StopSignal(logging.getLogger("test")))
     c.broker.channel = c.broker.connection = RecordingChannel()
@@ -77,7 +77,7 @@ def controller(tmp_path, caplog):
     return c
 
 
-def deliver(controller, body: bytes, tag: int = 7, user: str = "guest", cid: str = "cid-1"):
+def deliver(controller, body: bytes, tag: int = 7, user: str = "fs_test", cid: str = "cid-1"):
     channel = controller.broker.channel
     controller._on_request(channel, SimpleNamespace(delivery_tag=tag),
                            pika.BasicProperties(correlation_id=cid, user_id=user), body)
@@ -128,14 +128,14 @@ def test_a_report_is_acknowledged_whether_taken_or_refused(controller):
     channel = controller.broker.channel
     for tag, body in enumerate([b"garbage", json.dumps({"exchange": "bybit"}).encode()], 1):
         controller._on_worker_report(channel, SimpleNamespace(delivery_tag=tag, routing_key="stats.bybit"),
-                                     pika.BasicProperties(user_id="guest"), body)
+                                     pika.BasicProperties(user_id="fs_test"), body)
     assert channel.acked == [1, 2]
 
 
 def test_a_delivery_of_a_channel_no_longer_in_use_is_not_acknowledged(controller):
     old = controller.broker.channel
     controller.broker.channel = RecordingChannel()  # reconnected meanwhile: the old deliveries went with it
-    controller._on_request(old, SimpleNamespace(delivery_tag=3), pika.BasicProperties(user_id="guest"),
+    controller._on_request(old, SimpleNamespace(delivery_tag=3), pika.BasicProperties(user_id="fs_test"),
                            b'{"command": "get_symbols"}')
     assert old.acked == [] and controller.broker.channel.acked == []
 

@@ -18,7 +18,7 @@ INITIAL = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 @pytest.fixture
 def controller(tmp_path):
     # Port 1: nothing listens there, so a publish that should not happen fails at once instead of going out.
-    config = Config(rabbitmq={"port": 1}, exchanges=["bybit"], symbols=INITIAL, api_keys_file=None,
+    config = Config(rabbitmq={"port": 1, "user": "fs_test", "password": "pw"}, exchanges=["bybit"], symbols=INITIAL, api_keys_file=None,
                     state_file=str(tmp_path / "symbols.json"))
     return Controller(config, StopSignal(logging.getLogger("test")))
 
