@@ -86,3 +86,10 @@ def test_definitions_hold_every_role_the_topology_and_no_password():
     assert all(p["vhost"] == "v" for p in document["permissions"] + document["topic_permissions"])
     bybit = [p for p in document["topic_permissions"] if p["user"] == "p_worker_bybit" and p["exchange"] == "data.x"]
     assert full(bybit[0]["write"], "futures.bybit.ETHUSDT")
+
+
+def test_no_role_password_and_no_user_is_a_configuration_error_naming_the_variable(monkeypatch):
+    from common.config import ConfigError
+    monkeypatch.delenv("FUTURES_SCAN_SCANNER_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="FUTURES_SCAN_SCANNER_PASSWORD .*scripts/broker_users.py"):
+        connect_as(RabbitMQConfig(), "scanner")  # no guest to fall back to
