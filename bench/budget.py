@@ -10,12 +10,15 @@ as a cycle above the floor.
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from common.exchanges import VENUES, create_exchange
 
 INTERVAL = 5.0
+BOOKS_TIMED = 5   # book requests whose round trip measure_floor times: the median of a few, not one outlier
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class Floor:
     guard: float
     weight_unit: str = "requests"     # "weight" where the exchange counts request weight (binance)
     notes: dict = field(default_factory=dict)
+    # Seconds from a book request leaving to its answer read, as measured against the simulator. The throttle
+    # holds each request's weight that long plus window + guard (common/exchanges.py SharedThrottle). None: a
+    # floor measured under the earlier throttle, which held a request `guard` longer than the window from
+    # the moment it left, whatever its round trip (the figures of an older docs/benchmarks.json).
+    round_trip: float | None = None
 
     @property
     def book_path(self) -> str:
@@ -50,12 +58,25 @@ class Floor:
     def weight(self, n: int) -> float:
         return sum(c.weight for c in self.bulk) + n * sum(c.weight for c in self.per_symbol)
 
+    @property
+    def hold(self) -> float:
+        """Seconds the throttle holds a request's weight: window + guard after its answer, from the moment it
+        left (round trip included); under the earlier throttle, window + guard from the moment it left."""
+        return self.window + self.guard + (self.round_trip or 0.0)
+
+    def hold_rule(self) -> str:
+        """How long the throttle holds a request, in words, for the page."""
+        if self.round_trip is None:
+            return f"each request held {1000 * self.guard:.0f} ms longer than the exchange holds it"
+        return (f"each request held from sending until {self.window:g} s + {1000 * self.guard:.0f} ms after its "
+                f"answer, {1000 * self.round_trip:.0f} ms later: {self.hold:.3f} s")
+
     def most_symbols(self, sustained: bool = False, ips: int = 1) -> int:
         """The most symbols per 5 s cycle the budget holds: the published one, or (`sustained`) what the
-        worker's throttle lets through for good, each request held `guard` seconds longer than the exchange
-        holds it. Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own.
-        With `ips` addresses each has the whole budget, and the bulk calls go on one."""
-        per_cycle = ips * self.limit * INTERVAL / (self.window + (self.guard if sustained else 0.0))
+        worker's throttle lets through for good, each request's weight held `hold` seconds, not the window.
+        Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own. With `ips`
+        addresses each has the whole budget, and the bulk calls go on one."""
+        per_cycle = ips * self.limit * INTERVAL / (self.hold if sustained else self.window)
         groups = {c.endpoint for c in self.per_symbol} if self.per_endpoint else {None}
         most = math.inf
         for endpoint in groups:
@@ -81,7 +102,11 @@ class Floor:
 
     def sustained_load(self) -> float:
         """The most weight per 5 s the throttle sustains on one budget (see most_symbols)."""
-        return self.limit * INTERVAL / (self.window + self.guard)
+        return self.limit * INTERVAL / self.hold
+
+    def sustained_share(self) -> float:
+        """The share of the published budget the throttle sustains: window / hold."""
+        return self.window / self.hold
 
     @property
     def shown_depth(self) -> str:
@@ -118,11 +143,25 @@ def measure_floor(exchange: str, api_url: str, depth=None, symbol: str | None = 
     book = client.fetch_order_book(symbol, depth or venue.book_limit, venue.book_params)
     for extra in venue.symbol_extras:
         extra(client, symbol)
+    per_symbol = list(charged)
     budget = venue.budget
-    return Floor(exchange, depth or venue.book_limit, bulk, list(charged), budget.limit, budget.window,
+    return Floor(exchange, depth or venue.book_limit, bulk, per_symbol, budget.limit, budget.window,
                  budget.per_endpoint, budget.guard, "weight" if budget.ccxt_cost_is_weight else "requests",
                  {"book_threads": venue.book_threads, "perpetuals": len(_perpetuals(client)), "book_levels": len(book["bids"]), "bulk_calls": [call.what for call in venue.bulk_calls],
-                  "symbol_extras": [extra.__name__ for extra in venue.symbol_extras]})
+                  "symbol_extras": [extra.__name__ for extra in venue.symbol_extras]},
+                 _book_round_trip(client, symbol, depth or venue.book_limit, venue.book_params, charged.seconds))
+
+
+def _book_round_trip(client, symbol: str, depth, params: dict, seconds: list[float]) -> float:
+    """The median time from a book request leaving to its answer read (the simulator's added latency and
+    its serve time), over BOOKS_TIMED requests, the floor's own first among them. The client's throttle may
+    space them, but the timing starts when a request leaves, as the throttle's hold does."""
+    timed = seconds[:1]
+    for _ in range(BOOKS_TIMED - 1):
+        seconds.clear()
+        client.fetch_order_book(symbol, depth, params)
+        timed += seconds[:1]
+    return statistics.median(timed)
 
 
 def _perpetuals(client) -> list[str]:
@@ -135,10 +174,22 @@ def _a_perpetual(client) -> str:
     return "BTC/USDT:USDT" if "BTC/USDT:USDT" in linear else linear[0]
 
 
-def _record_charges(client, api_url: str) -> list[Charge]:
-    """Wrap the client's throttle (what each request is charged) and fetch (which URL it went to); ccxt calls
-    the one right before the other, from one thread here."""
-    charged: list[Charge] = []
+class _Charged(list):
+    """The Charges recorded, and `seconds`: each request's time from leaving to its answer read."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.seconds.clear()
+
+
+def _record_charges(client, api_url: str) -> _Charged:
+    """Wrap the client's throttle (what each request is charged) and fetch (which URL it went to, how long
+    its answer took); ccxt calls the one right before the other, from one thread here."""
+    charged = _Charged()
     costs: list = []
     throttle, fetch = client.throttle, client.fetch
     prefix = urlsplit(api_url).path.rstrip("/")
@@ -150,7 +201,11 @@ def _record_charges(client, api_url: str) -> list[Charge]:
     def fetching(url, method="GET", headers=None, body=None):
         endpoint, weight = costs.pop() if costs and isinstance(costs[-1], tuple) else ("", 1.0)
         charged.append(Charge(urlsplit(url).path[len(prefix):], endpoint, float(weight)))
-        return fetch(url, method, headers, body)
+        started = time.monotonic()
+        try:
+            return fetch(url, method, headers, body)
+        finally:
+            charged.seconds.append(time.monotonic() - started)
 
     client.throttle, client.fetch = charging, fetching
     return charged

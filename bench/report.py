@@ -159,8 +159,7 @@ def cadence_miss(floor: Floor, largest: int, target: int, failing: dict, round_t
     need = share / (floor.limit * INTERVAL / floor.window)
     return (f"{floor.exchange} holds 5 s up to N={largest} at depth {floor.shown_depth}, target {target}: at "
             f"N={failing['n']} a cycle put {load:g} {floor.weight_unit} on the budget ({floor.describe_budget()}), "
-            f"the throttle sustains {floor.sustained_load():.1f} per 5 s (each request held {1000 * floor.guard:.0f} ms "
-            f"longer than the exchange holds it); its cycles took at most {_f(failing['cycle_seconds_max'])} s. "
+            f"the throttle sustains {floor.sustained_load():.1f} per 5 s ({floor.hold_rule()}); its cycles took at most {_f(failing['cycle_seconds_max'])} s. "
             f"N={target} needs {_pct(need)} of the published budget; at {1000 * round_trip:.0f} ms an answer with "
             f"{floor.notes.get('book_threads', 1)} requests in flight, the round trips allow "
             f"{floor.latency_allows(round_trip)} symbols per 5 s{_measured_round_trip(floor, failing, round_trip)}.")
@@ -268,8 +267,7 @@ def _ips_miss(floor: Floor, ips: int, row: dict) -> str:
     sustained = floor.most_symbols(sustained=True, ips=ips)
     short = sustained - row["largest"]
     whose = "one address's throttle sustains" if ips == 1 else f"{ips} addresses' throttles sustain"
-    return (f"{row['largest']} held; {whose} {sustained} (each request held "
-            f"{1000 * floor.guard:.0f} ms longer than the exchange holds it), "
+    return (f"{row['largest']} held; {whose} {sustained} ({floor.hold_rule()}), "
             + ("so the throttle's margin, not the addresses, sets the figure." if short <= ips else
                f"{short} more than held."))
 
