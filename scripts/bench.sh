@@ -4,6 +4,8 @@
 # (real market sizes, the largest-N searches up to every listed perpetual and with 1-3 IPs, the board at 5 s) and writes
 # docs/benchmarks.md, .png and .json; `scripts/bench.sh --quick` is a smoke run of a few minutes into a temp dir.
 # Arguments go to `python -m bench.run` (see bench/run.py). Needs rabbitmqctl (root or sudo) for a private vhost.
+# The throttle beside CPU hogs (0 x 429 under load, the throughput it keeps) is a run of its own, ~15 minutes:
+# `.venv/bin/python -m bench.pacing` writes docs/benchmarks-pacing.md and .json (see bench/pacing.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
