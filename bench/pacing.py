@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -81,6 +83,12 @@ def phase_rate(floor: Floor, entries: list[dict], phases: list[tuple[float, floa
         weight += budget_rate(floor, entries, start, end) * (end - start)
         seconds += end - start
     return weight / seconds if seconds > 0 else None
+
+
+def cycles_to_fill(windows: list[float], cycles: int) -> int:
+    """At least `cycles`, and enough that the measured cycles (the first is not) span the exchange's longest
+    window: Binance counts a minute, and a shorter run could never fill it."""
+    return max(cycles, math.ceil(max(windows, default=0.0) / INTERVAL) + 1)
 
 
 def refusals(statuses: dict) -> int:
@@ -157,6 +165,12 @@ def cpu_hogs(count: int):
             stop_process(p, 5)
 
 
+def exchange_budgets(ex: str) -> list[tuple[float, float, bool]]:
+    """(limit, window, per endpoint) of every budget the simulator enforces for `ex`, as the exchange
+    publishes it: the peak share and the 429s are counted against these, not against the worker's own."""
+    return [(b.limit, b.window, b.per_endpoint) for b in importlib.import_module(f"tests.simulator.{ex}").BUDGETS]
+
+
 def run_exchange(lab: Lab, ex: str, hogs: int, cycles: int) -> list[dict]:
     sim = lab.sims[ex]
     sim.fresh()
@@ -164,8 +178,10 @@ def run_exchange(lab: Lab, ex: str, hogs: int, cycles: int) -> list[dict]:
     symbols = sim.symbols(ex)
     sustained = floor.most_symbols(sustained=True)
     n = min(sustained, len(symbols))
+    windows = exchange_budgets(ex)
+    cycles = cycles_to_fill([w for _, w, _ in windows], cycles)
     log(f"{ex}: the throttle sustains {sustained} symbols at depth {floor.shown_depth} (round trip "
-        f"{1000 * floor.round_trip:.0f} ms), {len(symbols)} listed: N = {n}")
+        f"{1000 * floor.round_trip:.0f} ms), {len(symbols)} listed: N = {n}, {cycles} cycles")
     runs = []
     for count in dict.fromkeys((0, hogs)):
         with cpu_hogs(count) as pids:
@@ -177,6 +193,7 @@ def run_exchange(lab: Lab, ex: str, hogs: int, cycles: int) -> list[dict]:
             peak = sim.get("requests", exchange=ex, since=since)["peak_share"]
             entries = sim.entries(ex, since)
         runs.append(summary(ex, floor, result, entries, peak, count, load, bound=n < len(symbols)))
+        runs[-1]["exchange_budgets"] = windows
         r = runs[-1]
         log(f"  {ex} {_hogs(count)}: {r['refused']} refused, peak {_pct(r['peak_share'])}, achieved "
             f"{_pct(r['achieved_share'])} of the budget, slowest cycle {r['cycle_seconds_max'] or float('nan'):.2f} s")
@@ -218,7 +235,8 @@ def render(results: dict) -> str:
              "added to every answer, a real `worker.py` watches the most symbols the throttle sustains at the default "
              "depth (bench/budget.py: published limit / (window + 10 ms + the book's round trip) per window, the "
              "whole market where it fits) for "
-             f"{results['cycles']} cycles, once alone and once beside {hogs} CPU hogs (busy loops, one core each). "
+             f"{results['cycles']} cycles at least (as many more as the exchange's longest window needs: Binance's "
+             "minute), once alone and once beside {hogs} CPU hogs (busy loops, one core each). "
              "Refused: 429, 418 and 403 answers, counted by the simulator in the exchange's own windows. Peak: the "
              "largest share of a published budget any window held. Achieved: weight per second on the budget the "
              "symbols draw from (the IP's, or the busiest per-symbol endpoint's where the exchange counts each "
@@ -235,7 +253,9 @@ def render(results: dict) -> str:
         mine = [r for r in runs if r["exchange"] == ex]
         first = mine[0]
         lines += [f"### {ex}", "",
-                  f"Budget {first['budget']}; depth {first['depth']}; round trip of a book "
+                  f"Budget the worker keeps {first['budget']}; the exchange's (the simulator's windows) "
+                  + "; ".join(f"{lim:g} / {win:g} s{' per endpoint' if pe else ''}"
+                              for lim, win, pe in first.get("exchange_budgets", [])) + f"; depth {first['depth']}; round trip of a book "
                   f"{1000 * first['round_trip']:.0f} ms; the rule sustains {_pct(first['sustained_share'])} of the "
                   f"budget; N = {first['n']} ({'the throttle sets it' if first['bound'] else 'the whole market'}).", "",
                   "| run | load before | N | requests per cycle | achieved while fetching books | achieved over "

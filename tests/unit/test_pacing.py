@@ -120,3 +120,11 @@ def test_throughput_is_stated_only_where_the_throttle_sets_n_and_the_hogs_cost_r
                     "throttle sets N"]
     assert books.startswith("90.0 %-97.0 % of the published budget") and "bybit" not in books
     assert hog_cost(runs, 2) == {"bitget": pytest.approx(-0.25), "gateio": pytest.approx(0.0)}
+
+
+def test_a_run_spans_the_exchanges_longest_window_binances_minute():
+    from bench.pacing import cycles_to_fill
+    assert cycles_to_fill([60.0], 6) == 13        # 12 measured cycles of 5 s fill the minute, the first is cold
+    assert cycles_to_fill([1.0], 6) == 6
+    assert cycles_to_fill([10.0], 1) == 3
+    assert cycles_to_fill([], 4) == 4
