@@ -69,7 +69,6 @@ class Worker:
         # No publisher confirms: a confirm costs a round trip and as much CPU as validating the snapshot,
         # and a snapshot lost with a dying connection is stale five seconds later anyway.
         rabbit, self.roles = connect_as(config.rabbitmq, "worker", self.name)
-        secret_mask.add(rabbit.password.get_secret_value())
         self.broker = Broker(rabbit, on_connect=self._declare, confirm=False)
         self.symbol_set = SymbolSet(version=0, symbols=config.symbols)
         self.watched = frozenset(self.symbol_set.symbols)  # read by book threads: replaced, never mutated
@@ -621,17 +620,17 @@ def main(argv=None) -> int:
         config = load_config(args.config)
         entry = config.exchange(args.exchange)
         credentials = load_credentials(config, args.exchange)
-        secret_mask.add(config.rabbitmq.password.get_secret_value(), *credentials.values(),
+        secret_mask.add(*credentials.values(),
                         *(secret for proxy in entry.proxies for secret in _proxy_secrets(proxy.get_secret_value())))
         setup_logging(config.logging.level, config.log_file)
+        venue = venue_for(entry.name)
+        stop = StopSignal(logging.getLogger(entry.name))
+        sleep = ServingSleep()
+        worker = Worker(config, entry, create_routes(config, entry, venue, credentials, sleep), venue, stop, shard)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2
-    venue = venue_for(entry.name)
-    stop = StopSignal(logging.getLogger(entry.name))
     stop.install()
-    sleep = ServingSleep()
-    worker = Worker(config, entry, create_routes(config, entry, venue, credentials, sleep), venue, stop, shard)
     sleep.serve = worker.wait
     try:
         worker.run()
