@@ -22,7 +22,7 @@ from common.broker import (CONNECTION_ERRORS, CONTROL_QUEUE, CONTROL_QUEUE_ARGUM
                            STATS_EXCHANGE, SYMBOLS_EXCHANGE, Broker, declare_exchange, declare_symbols_queue)
 from common.config import Config, ConfigError, load_config
 from common.control import Request, RequestError, failure, parse_request, response_key, success, symbols_summary
-from common.logs import printable, secret_mask, setup_logging
+from common.logs import printable, setup_logging
 from common.roles import connect_as
 from common.shutdown import StopSignal
 from common.stats import Counters, ReportError, WorkerTotals, format_block, parse_report

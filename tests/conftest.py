@@ -304,10 +304,12 @@ class Process:
 
 
 def write_config(path: Path, rabbit: Rabbit, sim: Simulator, exchanges=EXCHANGES, symbols=None,
-                 data_exchange: str = "futures_data", **overrides) -> Path:
+                 data_exchange: str = "futures_data", entry: dict | None = None, **overrides) -> Path:
+    """A config for the test's vhost and simulator; `entry`: settings of every exchange's entry (proxies,
+    depth...); `overrides`: top-level sections, merged into the defaults' when both are objects."""
     config = {
         "rabbitmq": rabbit.config(data_exchange),
-        "exchanges": [{"name": ex, "api_url": sim.api_url(ex)} for ex in exchanges],
+        "exchanges": [{"name": ex, "api_url": sim.api_url(ex), **(entry or {})} for ex in exchanges],
         "symbols": ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"] if symbols is None
         else symbols,
         "collection": {"interval_seconds": 5, "retry_attempts": 3, "retry_delays": [1, 2, 4],

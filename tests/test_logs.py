@@ -4,7 +4,6 @@ Python process that registers a secret and then makes it appear in that way, and
 wrote to stdout and stderr (supervisord joins them into one log file: redirect_stderr=true)."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap

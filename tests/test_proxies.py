@@ -4,7 +4,6 @@ budget per client address, as Binance does per IP. A proxy is benched only when 
 what the exchange answered through it."""
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -23,10 +22,8 @@ def binance(own_sim, own_rabbit, tmp_path, tinyproxies):
     """Eleven symbols at depth 1000 every 5 s: 275 weight a cycle, more than one IP's 200 per 5 s."""
     proxies = tinyproxies(2)
     symbols = [f"{c.base}/USDT:USDT" for c in own_sim.market.listed("binance")]
-    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["binance"], symbols=symbols)
-    raw = json.loads(config.read_text())
-    raw["exchanges"][0]["proxies"] = [p.url(f"trader:{PROXY_PASSWORD}") for p in proxies]
-    config.write_text(json.dumps(raw))
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["binance"], symbols=symbols,
+                          entry={"proxies": [p.url(f"trader:{PROXY_PASSWORD}") for p in proxies]})
     stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
     worker = Process(["worker.py", "binance", "--config", str(config)], tmp_path / "binance.log")
     yield worker, stats, proxies, symbols
@@ -73,10 +70,8 @@ def bybit_via_proxies(own_sim, own_rabbit, tmp_path, tinyproxies):
     """Six Bybit symbols sent through two live proxies only (`direct: false`)."""
     proxies = tinyproxies(2)
     symbols = [f"{c.base}/USDT:USDT" for c in own_sim.market.listed("bybit")][:6]
-    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["bybit"], symbols=symbols)
-    raw = json.loads(config.read_text())
-    raw["exchanges"][0].update(proxies=[p.url() for p in proxies], direct=False, depth=50)
-    config.write_text(json.dumps(raw))
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["bybit"], symbols=symbols,
+                          entry={"proxies": [p.url() for p in proxies], "direct": False, "depth": 50})
     stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
     worker = Process(["worker.py", "bybit", "--config", str(config)], tmp_path / "bybit.log")
     yield worker, stats, proxies, symbols

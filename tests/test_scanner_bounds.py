@@ -9,7 +9,6 @@ import signal
 import urllib.error
 import urllib.request
 
-import pytest
 
 from scanner import BOARD_PREFETCH, BOARD_QUEUE, MAX_BOARD_BYTES, MAX_SNAPSHOT_BYTES
 from common.board import MAX_BOARD_ROWS

@@ -15,11 +15,8 @@ def test_secrets_an_exchange_echoes_back_are_masked(own_sim, own_rabbit, tmp_pat
     proxy_url = tinyproxies(1)[0].url(PROXY_CREDENTIALS)
     (tmp_path / "keys.json").write_text(json.dumps({"bybit": {"apiKey": KEY, "secret": SECRET}}))
     config = write_config(tmp_path / "config.json", own_rabbit, own_sim, symbols=["BTC/USDT:USDT"],
-                          exchanges=["bybit"], api_keys_file=str(tmp_path / "keys.json"))
-    raw = json.loads(config.read_text())
-    raw["exchanges"] = [{"name": "bybit", "api_url": own_sim.api_url("bybit"), "proxies": [proxy_url],
-                         "direct": False}]
-    config.write_text(json.dumps(raw))
+                          exchanges=["bybit"], api_keys_file=str(tmp_path / "keys.json"),
+                          entry={"proxies": [proxy_url], "direct": False})
     echoed = [KEY, SECRET, proxy_url, own_rabbit.password]
     own_sim.inject_fault("bybit", "http500", endpoint="tickers", count=2,
                          message="request rejected; you sent " + " ".join(echoed))

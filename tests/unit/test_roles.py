@@ -8,7 +8,7 @@ import re
 import pytest
 
 from common.config import RabbitMQConfig
-from common.roles import Roles, connect_as, definitions, password_hash, rights
+from common.roles import connect_as, definitions, password_hash, rights
 
 pytestmark = pytest.mark.unit
 
