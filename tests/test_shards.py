@@ -3,6 +3,7 @@ config, `--shard k/3`, one controller, the real broker and the simulator."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from common.broker import STATS_EXCHANGE
 from common.symbols import Shard, routing_key
 from tests.conftest import ROOT, Consumer, Process, write_config
+from tests.unit.test_shards import SYMBOLS, owners
 
 INTERVAL = 5
 
@@ -92,3 +94,12 @@ def test_a_new_shard_collects_the_current_set_within_one_cycle(cluster, own_rabb
         assert re.search(r"Symbol set v\d+: " + re.escape(", ".join(current)), shard.log_text())
     finally:
         stats.close()
+
+
+def test_the_same_shards_in_another_process_with_another_hash_seed():
+    """Shards on different hosts must agree: Python's str hash is salted per process, the shard's is not."""
+    code = ("from common.symbols import Shard; import sys; "
+            "print(','.join(str(next(i for i in (1, 2, 3) if Shard(i, 3).owns(s))) for s in sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, *SYMBOLS[:20]], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"}, cwd=ROOT)
+    assert out.stdout.strip() == ",".join(str(owners(SYMBOLS[:20], 3)[s]) for s in SYMBOLS[:20])

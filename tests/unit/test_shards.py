@@ -2,10 +2,6 @@
 symbol added or removed moves no other."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from common.broker import symbols_queue
@@ -37,15 +33,6 @@ def test_adding_or_removing_a_symbol_moves_no_other():
     assert owners(SYMBOLS + ["NEW/USDT:USDT"], 3) == {**before, "NEW/USDT:USDT": owners(["NEW/USDT:USDT"], 3)[
         "NEW/USDT:USDT"]}
     assert owners(SYMBOLS[1:], 3) == {s: before[s] for s in SYMBOLS[1:]}
-
-
-def test_the_same_shards_in_another_process_with_another_hash_seed():
-    code = ("from common.symbols import Shard; import sys; "
-            "print(','.join(str(next(i for i in (1, 2, 3) if Shard(i, 3).owns(s))) for s in sys.argv[1:]))")
-    out = subprocess.run([sys.executable, "-c", code, *SYMBOLS[:20]], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "12345"}, cwd=os.path.dirname(os.path.dirname(
-                             os.path.dirname(os.path.abspath(__file__)))))
-    assert out.stdout.strip() == ",".join(str(owners(SYMBOLS[:20], 3)[s]) for s in SYMBOLS[:20])
 
 
 @pytest.mark.parametrize("text, problem", [("0/3", "from 1 to the count"), ("4/3", "from 1 to the count"),
