@@ -14,7 +14,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from common.broker import CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE
+from common.broker import CONTROL_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, symbols_queue
 from tests.conftest import ROOT, Process, rabbitmqctl, write_config
 from tests.test_scanner import BTC, board, now_ms, poll, row
 
@@ -114,20 +114,29 @@ def test_the_system_runs_under_role_users_and_obeys_only_the_operator(role_users
         users = connections(own_rabbit.vhost)
         assert users == {role_users.user("controller"), role_users.user("worker", "bybit")}, users
 
-        def control(role, exchange, command) -> dict:
+        def control(*command) -> dict:
             out = subprocess.run([sys.executable, "scripts/control_client.py", *command, "--config", str(config),
                                   "--timeout", "20"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                                  env={"PATH": "/usr/bin:/bin", "FUTURES_SCAN_DOTENV": "/dev/null",
-                                      "FUTURES_SCAN_OPERATOR_PASSWORD": role_users.password(role, exchange)})
+                                      "FUTURES_SCAN_OPERATOR_PASSWORD": role_users.password("operator")})
             return json.loads(out.stdout) if out.stdout.startswith("{") else {"stderr": out.stderr}
 
         # A worker's user may publish to the control queue (it asks for the set), but is not obeyed.
         forged = forge_command(role_users, {"command": "set_symbols", "symbols": []})
         assert forged["success"] is False and forged["error"] == "forbidden", forged
-        answer = control("operator", None, ["add_symbol", "ETH/USDT:USDT"])
+        answer = control("add_symbol", "ETH/USDT:USDT")
         assert answer.get("success") is True, answer
         worker.wait_for_log(r"Published message to futures\.bybit\.ETHUSDT", 30)
-        assert "BTC/USDT:USDT" in control("operator", None, ["get_symbols"])["data"]["symbols"]
+        assert "BTC/USDT:USDT" in control("get_symbols")["data"]["symbols"]
+        # The operator's user may publish to any queue through the default exchange, the worker's symbols queue
+        # included: a set there that the controller did not send is dropped, and the worker keeps its set.
+        offset = len(worker.log_text())
+        publish_as(role_users, "operator", None, "", symbols_queue("bybit"),
+                   {"version": 99, "symbols": ["DOGE/USDT:USDT"], "timestamp": now_ms()})
+        worker.wait_for_log(rf"Ignoring a symbol set not sent by the controller \(user_id {role_users.prefix}operator\)",
+                            20, offset)
+        worker.wait_for_log(r"Published message to futures\.bybit\.ETHUSDT", 15, len(worker.log_text()))
+        assert "DOGEUSDT" not in worker.log_text()[offset:]
     finally:
         worker.terminate()
         controller.terminate()
