@@ -19,7 +19,7 @@ NOT_IN_BULK_ROWS = {"htx": {"mark_price", "open_interest"}, "binance": {"open_in
 # The simulator's one USDC-margined perpetual, on the exchanges where ccxt loads USDC perpetuals beside USDT.
 USDC_PERPETUALS = {"bybit": ["BTC/USDC:USDC"], "bitget": ["BTC/USDC:USDC"]}
 TRUTH_FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate",
-                "next_funding_time", "funding_interval_hours", "contract_size")
+                "next_funding_time", "funding_interval_hours", "contract_size", "open_interest")
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,23 @@ def test_the_board_lists_every_perpetual_with_the_simulators_values(market, exch
         for name in TRUTH_FIELDS:
             expected = None if name in NOT_IN_BULK_ROWS.get(exchange, ()) else truth[name]
             assert row[name] == (pytest.approx(expected, rel=1e-9) if expected else expected), (symbol, name)
-        if "open_interest" not in NOT_IN_BULK_ROWS.get(exchange, ()):
-            assert row["open_interest"] is not None and row["open_interest"] >= 0, symbol
-        else:
-            assert row["open_interest"] is None
+
+
+def test_gates_open_interest_in_contracts_is_published_in_base_units(market):
+    """Gate.io's tickers count open interest in contracts (`total_size`); the board says base units, like the
+    other exchanges. Contracts of 0.0001 BTC or 10 DOGE make the two figures differ by orders of magnitude."""
+    sim, boards, _, _ = market
+    rows = {row["symbol"]: row for row in board(boards, "gateio")["markets"]}
+    converted = 0
+    for coin in sim.market.listed("gateio"):
+        quote = sim.market.quote("gateio", coin.base)
+        if quote.contract_size == 1 or not quote.open_interest:
+            continue
+        row = rows[f"{coin.base}/USDT:USDT"]
+        assert row["open_interest"] == pytest.approx(float(quote.open_interest), rel=1e-9), coin.base
+        assert row["open_interest"] != pytest.approx(float(quote.open_interest_contracts)), coin.base
+        converted += 1
+    assert converted >= 3, "the simulator should list Gate contracts whose size is not 1"
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
