@@ -60,8 +60,10 @@ def measured_span(cycle_starts: list[float]) -> tuple[float, float] | None:
 
 
 def book_phases(floor: Floor, entries: list[dict], cycle_starts: list[float]) -> list[tuple[float, float]]:
-    """Per measured cycle, the span from its first per-symbol request to its last: where the worker fetches
-    books as fast as the throttle lets it (the bulk calls before it leave a per-endpoint budget idle)."""
+    """Per measured cycle, where the worker fetches books as fast as the throttle lets them go: from one
+    window after its first per-symbol request (the budget's window starts empty after the bulk calls, so
+    the first window runs ahead of the steady rate) to its last. A cycle whose books take less than two
+    windows has no steady part (gate's 10 s, binance's 5 s windows) and gives none."""
     span = measured_span(cycle_starts)
     if span is None:
         return []
@@ -70,8 +72,8 @@ def book_phases(floor: Floor, entries: list[dict], cycle_starts: list[float]) ->
     phases = []
     for start, end in zip(bounds, bounds[1:]):
         times = [e["time"] for e in entries if e["path"] in per_symbol and start <= e["time"] < end]
-        if len(times) >= 2:
-            phases.append((min(times), max(times)))
+        if len(times) >= 2 and max(times) - min(times) >= 2 * floor.window:
+            phases.append((min(times) + floor.window, max(times)))
     return phases
 
 
@@ -240,8 +242,9 @@ def render(results: dict) -> str:
              "Refused: 429, 418 and 403 answers, counted by the simulator in the exchange's own windows. Peak: the "
              "largest share of a published budget any window held. Achieved: weight per second on the budget the "
              "symbols draw from (the IP's, or the busiest per-symbol endpoint's where the exchange counts each "
-             "apart), as a share of the published rate: while fetching books, from each measured cycle's first "
-             "per-symbol request to its last (where the throttle alone sets the pace); over cycles, from the second "
+             "apart), as a share of the published rate: while fetching books, from one window after each measured "
+             "cycle's first per-symbol request to its last, where that is a window or more (the throttle's steady "
+             "pace; none where the books of a cycle take less than two windows); over cycles, from the second "
              "cycle's start to the last cycle's (the bulk calls, which leave a per-endpoint budget idle, included). Rule: "
              "what the throttle sustains by its arithmetic, window / (window + 10 ms + round trip).", "",
              "## Conclusions", ""]

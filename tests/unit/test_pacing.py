@@ -76,13 +76,16 @@ def test_the_book_phase_rate_counts_from_the_first_book_to_the_last_of_each_meas
     log = []
     for start in starts[:3]:
         log.append(entry(start, "/api/v2/mix/market/tickers"))
-        # 11 books 0.1 s apart after a 1 s bulk phase: 10 intervals in 1 s, 10 requests / s while fetching
-        log += [entry(start + 1.0 + 0.1 * i, BOOK) for i in range(11)]
+        # a 1 s bulk phase, then a window's burst of 20 books, then 31 books 0.1 s apart: 10 requests / s steady
+        log += [entry(start + 1.0 + 0.01 * i, BOOK) for i in range(20)]
+        log += [entry(start + 1.0 + 0.1 * i, BOOK) for i in range(1, 31)]
     phases = book_phases(floor, log, starts)
-    assert phases == [pytest.approx((6.0, 7.0)), pytest.approx((11.0, 12.0))]
+    assert phases == [pytest.approx((7.0, 9.0)), pytest.approx((12.0, 14.0))]   # the first window left out
     assert phase_rate(floor, log, phases) == pytest.approx(10.0)
-    assert budget_rate(floor, log, 5.0, 15.0) == pytest.approx(22 / 10)     # whole cycles: the idle bulk phase
+    assert budget_rate(floor, log, 5.0, 15.0) == pytest.approx(100 / 10)    # whole cycles: books only, bulk phase idle
     assert phase_rate(floor, log, []) is None
+    short = [entry(t, BOOK) for t in (5.5, 6.5, 10.5, 11.5)] + [entry(t, "/x") for t in starts]
+    assert book_phases(floor, short, starts) == []     # books over less than two windows: no steady part
 
 
 def run(ex: str, hogs: int, refused: int = 0, peak: float = 0.9, achieved: float = 0.8, books: float = 0.95,
