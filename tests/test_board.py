@@ -114,23 +114,48 @@ def test_consumers_of_snapshots_see_no_board(market):
 
 
 def test_board_off_publishes_none_and_sends_the_same_requests(rabbit, tmp_path):
-    """`collection.board: false`: no board message, and a cycle's requests are the same as with it."""
-    sim = Simulator(extra_markets=5).start()
-    vhost = rabbit.isolated()
-    boards = Consumer(vhost, "futures_data", "board.*")
-    stats = Consumer(vhost, STATS_EXCHANGE, "stats.#")
-    config = write_config(tmp_path / "config.json", vhost, sim, exchanges=["gateio"], symbols=WATCHED,
-                          collection={"board": False})
-    worker = Process(["worker.py", "gateio", "--config", str(config)], tmp_path / "gateio.log")
+    """`collection.board: false`: no board message, and a whole cycle's requests are those of the same config
+    with the board on (the bulk calls feed the snapshots too: turning the board off saves no request)."""
+    runs = {board_on: Run(rabbit, tmp_path / f"board-{board_on}", board_on) for board_on in (True, False)}
     try:
-        stats.wait_for(lambda k, b: b["cycles"] >= 3, 5 * INTERVAL, "three cycles")
-        assert boards.since(0) == []
-        paths = [e.path for e in sim.requests("gateio")]
-        assert paths.count("/api/v4/futures/usdt/tickers") >= 3
-        assert "Published the board" not in worker.log_text()
+        cycles = {board_on: run.second_cycle() for board_on, run in runs.items()}
+        assert cycles[False] == cycles[True]
+        assert sorted(path for path, _ in cycles[False]) == [  # the bulk calls and a book per watched symbol
+            "/api/v4/futures/usdt/contracts", *["/api/v4/futures/usdt/order_book"] * len(WATCHED),
+            "/api/v4/futures/usdt/tickers"]
+        assert runs[False].boards.since(0) == []
+        assert "Published the board" not in runs[False].worker.log_text()
+        assert [k for k, _ in runs[True].boards.since(0)], "the board-on run should publish boards"
     finally:
-        worker.kill()
-        boards.close()
-        stats.close()
-        vhost.close()
-        sim.stop()
+        for run in runs.values():
+            run.close()
+
+
+class Run:
+    """A gateio worker watching WATCHED on a simulator and a vhost of its own, the board on or off."""
+
+    def __init__(self, rabbit, tmp, board_on: bool):
+        tmp.mkdir()
+        self.sim = Simulator(extra_markets=5).start()
+        self.vhost = rabbit.isolated()
+        self.boards = Consumer(self.vhost, "futures_data", "board.*")
+        self.stats = Consumer(self.vhost, STATS_EXCHANGE, "stats.#")
+        config = write_config(tmp / "config.json", self.vhost, self.sim, exchanges=["gateio"], symbols=WATCHED,
+                              collection={"board": board_on})
+        self.worker = Process(["worker.py", "gateio", "--config", str(config)], tmp / "gateio.log")
+
+    def second_cycle(self) -> list[tuple[str, str]]:
+        """The requests from the second tickers request to the third, sorted (books go out concurrently). The
+        first cycle follows the market load; the third tickers request leaves only once the second cycle's
+        books are all in, and the third report comes after it."""
+        self.stats.wait_for(lambda k, b: b["cycles"] >= 3, 5 * INTERVAL, "three cycles")
+        log = self.sim.requests("gateio")
+        tickers = [e.time for e in log if e.path == "/api/v4/futures/usdt/tickers"]
+        return sorted((e.path, e.query) for e in log if tickers[1] <= e.time < tickers[2])
+
+    def close(self):
+        self.worker.kill()
+        self.boards.close()
+        self.stats.close()
+        self.vhost.close()
+        self.sim.stop()
