@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -25,13 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pydantic import ValidationError  # noqa: E402
-from rich.console import Console  # noqa: E402
+from rich.console import Console, ConsoleOptions  # noqa: E402
 from rich.live import Live  # noqa: E402
-from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from common.config import OPERATOR_CONFIG_HELP, operator_config_path  # noqa: E402
 from common.scan import ScannerConfig, split_listen, terminal_text  # noqa: E402
+from common.scan_terminal import build_table, plain  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -86,79 +85,15 @@ def fetch(url: str, filters: dict, token: str | None = None) -> dict:
         raise ScannerUnreachable(str(getattr(e, "reason", e))) from None
 
 
-# -- formatting ----------------------------------------------------------------------------------------
-# Every text that came over the wire (symbols, exchange names, error messages, the URL) goes into the table as
-# a rich Text, never as a str: rich reads a str cell as markup, so a symbol like "[link=...]BTC[/link]"
-# would become a hyperlink; and terminal_text strips the control characters that could rewrite the screen.
-def plain(text, limit: int = 80) -> Text:
-    return Text(terminal_text(text, limit))
+class ScanView:
+    """The table as a renderable: its columns are chosen when it is drawn, at the width the console has then,
+    so the live view follows a resized terminal at its next refresh."""
 
+    def __init__(self, data: dict, limit: int, title: str | Text):
+        self.data, self.limit, self.title = data, limit, title
 
-def _number(value) -> float | None:
-    """A finite number, else None: the scanner's own API sends numbers, but a number this cannot format
-    must cost a cell, never the table."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def pct(value) -> str:
-    value = _number(value)
-    return "–" if value is None else f"{value * 100:.2f}%"
-
-
-def bps(value) -> str:
-    value = _number(value)
-    return "–" if value is None else f"{value:.1f}"
-
-
-def until(next_ms, now_ms) -> str:
-    next_ms, now_ms = _number(next_ms), _number(now_ms)
-    if next_ms is None or now_ms is None:
-        return "–"
-    seconds = int(max(0, (next_ms - now_ms) // 1000))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def signed(text: str, value) -> Text:
-    value = _number(value)
-    return Text(text, style="green" if value and value > 0 else "red" if value and value < 0 else "")
-
-
-def build_table(data: dict, limit: int, title: str | Text) -> Table:
-    now = data["timestamp"]
-    notionals = sorted({n for row in data["rows"] for n in (row["at_size"] or {})}, key=int)
-    table = Table(title=title if isinstance(title, Text) else plain(title, 300), caption=f"{len(data['rows'])} pairs · long lowest funding APR, short highest",
-                  header_style="bold", expand=False)
-    for name in ("Symbol", "Long", "Long APR", "Funding in", "Short", "Short APR", "Funding in", "APR spread",
-                 "Price bps", "Basis L/S bps"):
-        table.add_column(name, justify="left" if name in ("Symbol", "Long", "Short") else "right", no_wrap=True)
-    for notional in notionals:
-        table.add_column(f"Cost bps @{int(notional):,}", justify="right", no_wrap=True)
-        table.add_column(f"Break-even @{int(notional):,}", justify="right", no_wrap=True)
-    table.add_column("Age s", justify="right")
-    for row in data["rows"][:limit]:
-        long, short, sized = row["long"], row["short"], row["at_size"] or {}
-        cells = [plain(row["symbol"]), plain(long["exchange"]), pct(long["funding_apr"]),
-                 until(long["next_funding_time"], now), plain(short["exchange"]), pct(short["funding_apr"]),
-                 until(short["next_funding_time"], now),
-                 signed(pct(row["funding_apr_spread"]), row["funding_apr_spread"]),
-                 signed(bps(row["price_spread_bps"]), row["price_spread_bps"]),
-                 f"{bps(long['basis_bps'])} / {bps(short['basis_bps'])}"]
-        for notional in notionals:
-            at = sized.get(notional)
-            thin = at and (at["long_fill"] < 1 or at["short_fill"] < 1)
-            cells.append("–" if not at else bps(at["entry_cost_bps"]) + (" thin" if thin else ""))
-            even = at and at["break_even_hours"]
-            cells.append("–" if _number(even) is None or not at else f"{even:.1f} h")
-        ages = [a for a in (_number(long["age_seconds"]), _number(short["age_seconds"])) if a is not None]
-        cells.append(f"{max(ages):.1f}" if ages else "–")
-        table.add_row(*cells)
-    return table
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        yield build_table(self.data, self.limit, self.title, options.max_width)
 
 
 def main(argv=None) -> int:
@@ -178,7 +113,7 @@ def main(argv=None) -> int:
     console = Console()
     if args.once:
         try:
-            console.print(build_table(fetch(url, filters, token), args.limit, f"futures_scan scanner · {url}"))
+            console.print(ScanView(fetch(url, filters, token), args.limit, f"futures_scan scanner · {url}"))
         except (ScannerUnreachable, FilterRefused) as e:
             kind = "the scanner refused a filter" if isinstance(e, FilterRefused) else "cannot reach the scanner"
             print(f"scan: {kind} at {terminal_text(url, 200)}: {terminal_text(e, 300)}", file=sys.stderr)
@@ -200,7 +135,7 @@ def run_live(console: Console, url: str, filters: dict, token: str | None, args)
                     return 2
                 except ScannerUnreachable as e:
                     title = Text(terminal_text(f"cannot reach the scanner at {url}: {e} (retrying)", 300), style="red")
-                live.update(build_table(last or {"timestamp": 0, "rows": []}, args.limit, title), refresh=True)
+                live.update(ScanView(last or {"timestamp": 0, "rows": []}, args.limit, title), refresh=True)
                 time.sleep(args.interval)  # the refresh cadence itself, not a wait for an event
     except KeyboardInterrupt:
         return 0

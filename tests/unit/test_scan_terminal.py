@@ -1,14 +1,18 @@
 """scripts/scan.py's table: what came over the wire (symbols, exchange names) is shown as text, never read
-as rich markup or passed to the terminal as control sequences."""
+as rich markup or passed to the terminal as control sequences; the columns shown are those that fit the
+terminal's width, each whole."""
 from __future__ import annotations
 
 import importlib.util
 import io
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
 
 from common.scan import terminal_text
+from common.scan_terminal import ALWAYS_SHOWN, build_table, fitting, table_width
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -25,10 +29,35 @@ def leg(exchange: str, **values) -> dict:
             "age_seconds": 1.0, **values}
 
 
-def rendered(data: dict, title="futures_scan scanner") -> str:
-    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=400)
-    console.print(scan.build_table(data, 10, title))
+def rendered(data: dict, title="futures_scan scanner", width: int = 400) -> str:
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=width)
+    console.print(scan.ScanView(data, 10, title))
     return console.file.getvalue()
+
+
+def plain_lines(data: dict, width: int, title="futures_scan scanner · http://127.0.0.1:8000") -> list[str]:
+    console = Console(file=io.StringIO(), width=width)
+    console.print(scan.ScanView(data, 10, title))
+    return console.file.getvalue().splitlines()
+
+
+def market(symbol="BTC/USDT:USDT", long_apr=-0.438) -> dict:
+    """Two rows, the first with costs at two sizes (the second size's books thin), the second with none."""
+    at_size = {"10000": {"long_fill": 1.0, "short_fill": 1.0, "entry_cost_bps": 12.345, "break_even_hours": 3.21},
+               "100000": {"long_fill": 0.151, "short_fill": 0.201, "entry_cost_bps": 55.55, "break_even_hours": 17.94}}
+    return {"timestamp": 1_800_000_000_000, "rows": [
+        {"symbol": symbol, "long": leg("gateio", funding_apr=long_apr), "short": leg("bybit", funding_apr=0.438),
+         "funding_apr_spread": 0.876, "price_spread_bps": 49.875, "at_size": at_size},
+        {"symbol": "ETH/USDT:USDT", "long": leg("binance"), "short": leg("bybit", basis_bps=-2.5),
+         "funding_apr_spread": 0.219, "price_spread_bps": -3.0, "at_size": None}]}
+
+
+def header_line(lines: list[str]) -> str:
+    return next(line for line in lines if "Symbol" in line)
+
+
+def row_line(lines: list[str], symbol: str) -> str:
+    return next(line for line in lines if symbol in line)
 
 
 def test_a_crafted_symbol_is_shown_as_text_without_links_or_escapes():
@@ -54,3 +83,89 @@ def test_terminal_text_keeps_letters_of_every_script_and_drops_controls():
     assert terminal_text("币安人生/USDT:USDT") == "币安人生/USDT:USDT"
     assert terminal_text("A\x00B\x1bC\u200bD\u202eE\x9b") == "ABCDE"
     assert terminal_text("X" * 500, 64) == "X" * 64
+
+
+# -- the columns that fit --------------------------------------------------------------------------------
+def test_table_width_is_the_width_rich_draws():
+    for widths in ([6], [13, 6, 5, 10], [1, 2, 3, 4, 5, 6, 7]):
+        table = Table()
+        for w in widths:
+            table.add_column("x" * w)
+        console = Console(file=io.StringIO(), width=300)
+        console.print(table)
+        assert max(len(line) for line in console.file.getvalue().splitlines()) == table_width(widths)
+
+
+def test_fitting_takes_the_longest_prefix_that_fits_and_never_fewer_than_the_always_shown():
+    widths = [13, 6, 5, 10, 9, 16, 40, 3]            # by priority; the table of the first five is 59 wide
+    assert fitting(widths, 59) == 5 and fitting(widths, 58) == 4 and fitting(widths, 78) == 6
+    assert fitting(widths, 200) == 8
+    assert fitting(widths, 120) == 6                 # the 3-wide last column would fit, but the 40 before it not
+    assert fitting(widths, 10) == ALWAYS_SHOWN and fitting([5, 5], 3) == 2
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_at_80_and_120_columns_no_line_is_longer_and_no_value_is_cut(width):
+    lines = plain_lines(market(), width)
+    assert max(cell_len(line) for line in lines) <= width
+    assert not any("…" in line for line in lines)
+    btc = row_line(lines, "BTC/USDT:USDT")
+    for whole in ("gateio", "bybit", "87.60%", "49.9", "12.3"):
+        assert f" {whole} " in btc, (whole, btc)
+    assert " -3.0 " in row_line(lines, "ETH/USDT:USDT")
+
+
+def test_80_columns_show_the_pair_and_spreads_and_name_what_is_left_out():
+    lines = plain_lines(market(), 80)
+    assert header_line(lines).split("┃")[1:-1] == [
+        " Symbol        ", " Long    ", " Short ", " APR spread ", " Price bps ", " Cost bps @10k "]
+    caption = " ".join(line.strip() for line in lines[lines.index(next(x for x in lines if "pairs" in x)) + 1:])
+    assert caption == ("+ 8 columns at 194+ columns: Break-even @10k, Long APR, Short APR, Cost bps @100k, "
+                       "Break-even @100k, Funding in L/S, Basis L/S bps, Age s")
+
+
+def test_120_columns_add_each_legs_apr_and_the_break_even():
+    lines = plain_lines(market(), 120)
+    assert [h.strip() for h in header_line(lines).split("┃")[1:-1]] == [
+        "Symbol", "Long", "Long APR", "Short", "Short APR", "APR spread", "Price bps", "Cost bps @10k",
+        "Break-even @10k"]
+    btc = row_line(lines, "BTC/USDT:USDT")
+    assert " -43.80% " in btc and " 43.80% " in btc and " 3.2 h " in btc
+    assert any(line.strip().startswith("+ 5 columns at 194+ columns: Cost bps @100k") for line in lines)
+
+
+def test_wide_enough_shows_every_column_and_no_note():
+    lines = plain_lines(market(), 194)
+    assert len(header_line(lines).split("┃")[1:-1]) == 14
+    assert " 55.5 thin " in row_line(lines, "BTC/USDT:USDT")
+    assert " 1.0 / -2.5 " in row_line(lines, "ETH/USDT:USDT")
+    assert not any("columns at" in line for line in lines)
+
+
+def test_a_long_number_widens_its_column_and_pushes_others_out_rather_than_being_cut():
+    lines = plain_lines(market(long_apr=-123456789.0), 120)
+    assert max(cell_len(line) for line in lines) <= 120 and not any("…" in line for line in lines)
+    # Long APR (16 wide now) comes before Short APR in priority: it is shown whole, and Short APR is left out.
+    assert "-12345678900.00%" in row_line(lines, "BTC/USDT:USDT") and "Short APR" not in header_line(lines)
+
+
+def test_wide_characters_count_twice():
+    lines = plain_lines(market(symbol="币安人生/USDT:USDT"), 80)
+    assert max(cell_len(line) for line in lines) <= 80 and "币安人生/USDT:USDT" in row_line(lines, "币安人生")
+
+
+def test_the_view_chooses_its_columns_at_the_width_it_is_drawn_at():
+    """The live view keeps one ScanView between fetches: a resized terminal gets its columns at the next draw."""
+    view, console = scan.ScanView(market(), 10, "t"), Console(file=io.StringIO(), width=80)
+    console.print(view)
+    console.width = 120
+    console.print(view)
+    drawn = console.file.getvalue()
+    assert drawn.count("Cost bps @10k") == 2 and drawn.count("┃ Long APR ┃") == 1
+
+
+def test_build_table_without_rows_shows_the_headers_that_fit():
+    console = Console(file=io.StringIO(), width=80)
+    console.print(build_table({"timestamp": 0, "rows": []}, 10, "t", 80))
+    lines = console.file.getvalue().splitlines()
+    assert "APR spread" in header_line(lines) and max(cell_len(line) for line in lines) <= 80
