@@ -17,8 +17,6 @@ from tests.conftest import EXCHANGES, Consumer, Process, write_config
 SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT", "WIF/USDT:USDT"]
 INTERVAL = 5
 MAX_DEPTH = {"binance": 1000, "bybit": 1000, "bitget": 150, "htx": 150, "gateio": 300}
-BOOK_PATH = {"binance": "/fapi/v1/depth", "bybit": "/v5/market/orderbook", "bitget": "/api/v2/mix/market/merge-depth",
-             "htx": "/linear-swap-ex/market/depth", "gateio": "/api/v4/futures/usdt/order_book"}
 # Each exchange's calls per cycle as docs/reference.md ("What each exchange costs") states them from the
 # exchanges' docs: (bulk calls, calls per watched symbol). Written out rather than read from common.exchanges,
 # so that a wrong row there shows here.
