@@ -238,7 +238,7 @@ def render(results: dict) -> str:
              "depth (bench/budget.py: published limit / (window + 10 ms + the book's round trip) per window, the "
              "whole market where it fits) for "
              f"{results['cycles']} cycles at least (as many more as the exchange's longest window needs: Binance's "
-             "minute), once alone and once beside {hogs} CPU hogs (busy loops, one core each). "
+             f"minute), once alone and once beside {hogs} CPU hogs (busy loops, one core each). "
              "Refused: 429, 418 and 403 answers, counted by the simulator in the exchange's own windows. Peak: the "
              "largest share of a published budget any window held. Achieved: weight per second on the budget the "
              "symbols draw from (the IP's, or the busiest per-symbol endpoint's where the exchange counts each "
@@ -256,7 +256,7 @@ def render(results: dict) -> str:
         mine = [r for r in runs if r["exchange"] == ex]
         first = mine[0]
         lines += [f"### {ex}", "",
-                  f"Budget the worker keeps {first['budget']}; the exchange's (the simulator's windows) "
+                  f"Budget the worker keeps {first['budget']}; the exchange's own, as the simulator enforces it: "
                   + "; ".join(f"{lim:g} / {win:g} s{' per endpoint' if pe else ''}"
                               for lim, win, pe in first.get("exchange_budgets", [])) + f"; depth {first['depth']}; round trip of a book "
                   f"{1000 * first['round_trip']:.0f} ms; the rule sustains {_pct(first['sustained_share'])} of the "
