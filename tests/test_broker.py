@@ -64,7 +64,8 @@ def test_a_broker_that_never_answers_the_handshake_is_retried_not_fatal(caplog):
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     try:
-        broker = Broker(RabbitMQConfig(host="127.0.0.1", port=silent.getsockname()[1]), connect_timeout=0.3)
+        broker = Broker(RabbitMQConfig(host="127.0.0.1", port=silent.getsockname()[1], user="u", password="p"),
+                        connect_timeout=0.3)
         with caplog.at_level(logging.WARNING, "rabbitmq"):
             assert broker.ensure_connected() is False
         assert "Cannot connect to RabbitMQ" in caplog.text and "next attempt in 1s" in caplog.text

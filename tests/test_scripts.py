@@ -20,7 +20,8 @@ def closed_port() -> int:
 def test_control_client_exits_2_when_the_broker_cannot_be_reached(tmp_path):
     port = closed_port()
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"rabbitmq": {"host": "127.0.0.1", "port": port, "password": "pw-not-shown"},
+    config.write_text(json.dumps({"rabbitmq": {"host": "127.0.0.1", "port": port, "user": "operator",
+                                               "password": "pw-not-shown"},
                                   "exchanges": ["bybit"], "symbols": []}))
     started = time.monotonic()
     out = subprocess.run([sys.executable, "scripts/control_client.py", "get_symbols", "--config", str(config),
