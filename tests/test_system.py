@@ -28,7 +28,7 @@ import pytest
 
 from common.broker import CONTROL_QUEUE
 from common.symbols import routing_key
-from tests.conftest import EXCHANGES, RABBIT_PORT, ROOT, Consumer, rabbitmqctl, write_config
+from tests.conftest import EXCHANGES, RABBIT_PORT, ROOT, Consumer, delete_users, rabbitmqctl, write_config
 
 INTERVAL = 5
 SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"]  # listed on all five
@@ -528,9 +528,7 @@ def user_prefix():
     the users are deleted after the test."""
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     yield prefix
-    users = [line.split("\t")[0] for line in rabbitmqctl("list_users").splitlines() if line.startswith(prefix)]
-    for process in [subprocess.Popen(["rabbitmqctl", "-q", "delete_user", user]) for user in users]:
-        process.wait(120)
+    delete_users([line.split("\t")[0] for line in rabbitmqctl("list_users").splitlines() if line.startswith(prefix)])
 
 
 def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit, user_prefix):
