@@ -37,7 +37,7 @@ def pytest_configure(config):
 
 
 # The files whose tests wait longest (a promise about 60 s takes a minute to see kept) are collected first:
-# the parallel run (scripts/test.sh: -n 4 --dist loadfile) hands out whole files in collection order, so a
+# the parallel run (scripts/test.sh: -n 5 --dist loadfile) hands out whole files in collection order, so a
 # long file collected last would run on alone while the other workers idle.
 LONGEST_FIRST = ("test_worker_cycle.py", "test_supervision.py", "test_worker_truth.py", "test_worker_faults.py",
                  "test_controller.py", "test_system.py", "test_worker.py", "test_proxies.py",
