@@ -15,9 +15,11 @@ def main() -> int:
     parser.add_argument("--no-rate-limits", action="store_true", help="never answer 429/418")
     parser.add_argument("--real-sizes", action="store_true",
                         help="as many perpetuals as each exchange lists (binance ~550 ... htx ~300)")
+    parser.add_argument("--no-usdc", action="store_true",
+                        help="no USDC/USDT:USDT perpetual on Binance (the scanner's USDC -> USDT rate)")
     args = parser.parse_args()
     sim = Simulator(args.host, args.port, extra_markets=args.extra_markets, tick_seconds=args.tick_seconds,
-                    rate_limits=not args.no_rate_limits, real_sizes=args.real_sizes)
+                    rate_limits=not args.no_rate_limits, real_sizes=args.real_sizes, usdc=not args.no_usdc)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"simulator serving {', '.join(f'{sim.url}/{ex}' for ex in sim.dialects)}", flush=True)
     try:

@@ -23,7 +23,11 @@ import time
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
-EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
+EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio", "okx", "hyperliquid")
+# The quote (and settle) currency of each exchange's perpetuals here: Hyperliquid's settle in USDC.
+QUOTE = {"hyperliquid": "USDC"}
+# The funding interval of a contract that names none for the exchange: Hyperliquid pays every hour.
+DEFAULT_FUNDING_HOURS = {"hyperliquid": 1}
 
 
 @dataclass(frozen=True)
@@ -39,20 +43,24 @@ class Coin:
 
 
 # Contract sizes and funding intervals are the real ones for these markets (Gate's quanto_multiplier,
-# HTX's contract_size); SOL, DOGE and WIF run on shorter funding schedules on some exchanges.
+# HTX's contract_size, OKX's ctVal); SOL, DOGE and WIF run on shorter funding schedules on some exchanges.
 COINS = (
-    Coin("BTC", 65000.0, "0.1", "0.001", {"gateio": "0.0001", "htx": "0.001"}),
-    Coin("ETH", 3200.0, "0.01", "0.001", {"gateio": "0.01", "htx": "0.01"}),
-    Coin("SOL", 150.0, "0.001", "0.1", {"gateio": "1", "htx": "1"},
-         funding_hours={"bybit": 4, "gateio": 4, "bitget": 4}),
-    Coin("DOGE", 0.15, "0.00001", "1", {"gateio": "10", "htx": "100"},
-         funding_hours={"htx": 4, "binance": 4}),
-    Coin("XRP", 0.55, "0.0001", "0.1", {"gateio": "10", "htx": "10"}),
-    Coin("WIF", 2.5, "0.0001", "1", {"gateio": "1", "htx": "1"},
-         funding_hours={"bybit": 1, "binance": 4, "gateio": 4}, listed_on=("binance", "bybit", "gateio")),
-    Coin("TAO", 450.0, "0.01", "0.01", {"gateio": "0.001", "htx": "0.01"},
-         funding_hours={"bybit": 4}, listed_on=("bybit", "bitget")),
+    Coin("BTC", 65000.0, "0.1", "0.001", {"gateio": "0.0001", "htx": "0.001", "okx": "0.01"}),
+    Coin("ETH", 3200.0, "0.01", "0.001", {"gateio": "0.01", "htx": "0.01", "okx": "0.1"}),
+    Coin("SOL", 150.0, "0.001", "0.1", {"gateio": "1", "htx": "1", "okx": "1"},
+         funding_hours={"bybit": 4, "gateio": 4, "bitget": 4, "okx": 4}),
+    Coin("DOGE", 0.15, "0.00001", "1", {"gateio": "10", "htx": "100", "okx": "1000"},
+         funding_hours={"htx": 4, "binance": 4, "okx": 2}),
+    Coin("XRP", 0.55, "0.0001", "0.1", {"gateio": "10", "htx": "10", "okx": "100"}),
+    Coin("WIF", 2.5, "0.0001", "1", {"gateio": "1", "htx": "1", "okx": "1"},
+         funding_hours={"bybit": 1, "binance": 4, "gateio": 4}, listed_on=("binance", "bybit", "gateio", "hyperliquid")),
+    Coin("TAO", 450.0, "0.01", "0.01", {"gateio": "0.001", "htx": "0.01", "okx": "0.1"},
+         funding_hours={"bybit": 4, "okx": 1}, listed_on=("bybit", "bitget", "okx", "hyperliquid")),
 )
+# USDC priced in USDT: Binance lists the perpetual USDC/USDT:USDT, whose mid converts USDC prices to USDT for
+# the scanner (docs/reference.md, "The scanner"). Listed only when the market is built with it (Market(usdc=True)),
+# so that the other tests' small market stays the seven coins.
+USDC = Coin("USDC", 1.0, "0.0001", "1", {}, listed_on=("binance",))
 
 
 def extra_coins(count: int) -> tuple[Coin, ...]:
@@ -65,7 +73,8 @@ def extra_coins(count: int) -> tuple[Coin, ...]:
 
 
 # USDT-margined perpetuals each exchange lists (late 2025, rounded): the size of a real-size market.
-REAL_SIZES = {"binance": 550, "bybit": 500, "bitget": 450, "gateio": 500, "htx": 300}
+REAL_SIZES = {"binance": 550, "bybit": 500, "bitget": 450, "gateio": 500, "htx": 300, "okx": 250,
+              "hyperliquid": 200}
 # Funding intervals on a real-size market, hours: weight. Most contracts settle every 8 h, many every 4 h,
 # a few every 1 h (every 2 h on Bybit and Bitget); each symbol has its own on each exchange.
 FUNDING_MIX = {
@@ -74,10 +83,12 @@ FUNDING_MIX = {
     "bitget": {8: 60, 4: 32, 2: 3, 1: 5},
     "gateio": {8: 55, 4: 40, 1: 5},
     "htx": {8: 80, 4: 20},
+    "okx": {8: 60, 4: 30, 2: 4, 1: 6},
+    "hyperliquid": {1: 100},
 }
 # A contract is worth about this many USDT on the contract exchanges (Gate's quanto_multiplier, HTX's
 # contract_size), rounded to a power of ten: BTC 0.0001 on Gate, DOGE 10.
-CONTRACT_VALUE_USDT = {"gateio": 3.0, "htx": 50.0}
+CONTRACT_VALUE_USDT = {"gateio": 3.0, "htx": 50.0, "okx": 10.0}
 FRESH = ("funding_rate", "next_funding_time")   # a contract listed before its first funding
 NO_VOLUME = ("volume_24h",)                      # a contract without a 24 h volume in the answers
 
@@ -121,7 +132,7 @@ def _renamed_by_ccxt() -> set[str]:
         import ccxt
     except ImportError:  # the simulator run alone: names stay as they are generated
         return set()
-    classes = (ccxt.binanceusdm, ccxt.bybit, ccxt.bitget, ccxt.htx, ccxt.gate)
+    classes = (ccxt.binanceusdm, ccxt.bybit, ccxt.bitget, ccxt.htx, ccxt.gate, ccxt.okx, ccxt.hyperliquid)
     return {name for cls in classes for pair in cls().commonCurrencies.items() for name in pair}
 
 
@@ -138,6 +149,12 @@ def _generated_coin(rng: random.Random, base: str, listed_on: tuple, missing: tu
                      for ex in EXCHANGES}
     return Coin(base, float(f"{price:.6g}"), _power_of_ten(magnitude - 4), _power_of_ten(amount_exponent),
                 contract_size, funding_hours, listed_on, missing)
+
+
+def symbol_of(exchange: str, base: str) -> str:
+    """The ccxt unified symbol of `base`'s perpetual on `exchange`: BTC/USDT:USDT, or BTC/USDC:USDC."""
+    quote = QUOTE.get(exchange, "USDT")
+    return f"{base}/{quote}:{quote}"
 
 
 def _seed(*parts) -> int:
@@ -268,16 +285,16 @@ class Quote:
         }
 
 
-CONTRACT_EXCHANGES = ("gateio", "htx")
+CONTRACT_EXCHANGES = ("gateio", "htx", "okx")
 
 
 class Market:
     """Deterministic values for every listed (exchange, contract), advancing one tick per `tick_seconds`."""
 
     def __init__(self, extra_markets: int = 0, tick_seconds: float = 1.0, book_depth: int = 1000,
-                 real_sizes: bool = False):
+                 real_sizes: bool = False, usdc: bool = False):
         generated = real_size_coins() if real_sizes else ()
-        self.coins = {c.base: c for c in COINS + generated + extra_coins(extra_markets)}
+        self.coins = {c.base: c for c in COINS + generated + extra_coins(extra_markets) + ((USDC,) if usdc else ())}
         self.tick_seconds = tick_seconds
         self.book_depth = book_depth
         self._epoch = time.time()
@@ -296,6 +313,10 @@ class Market:
         if exchange in CONTRACT_EXCHANGES:
             return Decimal(coin.contract_size[exchange])
         return Decimal(1)
+
+    @staticmethod
+    def funding_hours(exchange: str, coin: Coin) -> int:
+        return coin.funding_hours.get(exchange, DEFAULT_FUNDING_HOURS.get(exchange, 8))
 
     def lot(self, exchange: str, coin: Coin) -> Decimal:
         return self.contract_size(exchange, coin) if exchange in CONTRACT_EXCHANGES else Decimal(coin.amount_step)
@@ -358,14 +379,14 @@ class Market:
         lot = self.lot(exchange, coin)
         book = Book(_seed("book", coin.base, exchange, tick), bid, ask, step, lot, self.book_depth)
         ts = int((self._epoch + tick * self.tick_seconds) * 1000)
-        hours = coin.funding_hours.get(exchange, 8)
+        hours = self.funding_hours(exchange, coin)
         period = hours * 3600 * 1000
         mark = _round_to(mid * (1 + rng.uniform(-2e-4, 2e-4)), step)
         index = _round_to(mid * (1 + rng.uniform(-3e-4, 3e-4)), step)
         last = bid if rng.random() < 0.5 else ask
         volume = Decimal(rng.randint(10_000, 5_000_000)) * lot
         quote = Quote(
-            exchange=exchange, symbol=f"{coin.base}/USDT:USDT", base=coin.base, tick=tick, timestamp=ts,
+            exchange=exchange, symbol=symbol_of(exchange, coin.base), base=coin.base, tick=tick, timestamp=ts,
             price_tick=step, contract_size=self.contract_size(exchange, coin),
             bid=bid, ask=ask, bid_size=book.top_lots("bids") * lot, ask_size=book.top_lots("asks") * lot, last=last,
             open=_round_to(mid * 0.99, step), high=_round_to(mid * 1.02, step), low=_round_to(mid * 0.97, step),

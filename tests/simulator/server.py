@@ -1,4 +1,4 @@
-"""One HTTP server on 127.0.0.1 speaking five exchanges' REST dialects, with faults, rate limits and a log.
+"""One HTTP server on 127.0.0.1 speaking seven exchanges' REST dialects, with faults, rate limits and a log.
 
 Each exchange is a dialect module (binance.py, bybit.py, ...) exposing:
   ROUTES         {path: handler(req) -> JSON-able object or Reply}, paths without the /<exchange> prefix
@@ -131,11 +131,13 @@ class LogEntry:
 class Simulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, extra_markets: int = 0,
                  tick_seconds: float = 1.0, rate_limits: bool = True, ban_seconds: float = 120.0,
-                 real_sizes: bool = False):
+                 real_sizes: bool = False, usdc: bool = False):
         """real_sizes: list as many perpetuals as each exchange really does (market.REAL_SIZES), with mixed
         funding intervals, price-scaled contract sizes and two odd contracts; the default is the small market
-        of seven coins (plus `extra_markets` SIM001..)."""
-        self.market = Market(extra_markets=extra_markets, tick_seconds=tick_seconds, real_sizes=real_sizes)
+        of seven coins (plus `extra_markets` SIM001..). usdc: Binance also lists USDC/USDT:USDT (the scanner's
+        USDC -> USDT rate)."""
+        self.market = Market(extra_markets=extra_markets, tick_seconds=tick_seconds, real_sizes=real_sizes,
+                             usdc=usdc)
         self.dialects = {name: importlib.import_module(f"tests.simulator.{name}") for name in EXCHANGES
                          if importlib.util.find_spec(f"tests.simulator.{name}")}
         # The wall clock that request times, rate-limit windows and fault expiry read. A test may replace it
