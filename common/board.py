@@ -41,6 +41,11 @@ class BoardRow(BaseModel):
     funding_interval_hours: Optional[StrictFloat] = Field(None, gt=0)
     contract_size: Optional[StrictFloat] = Field(None, gt=0)
     open_interest: Optional[Amount] = None                     # base units
+    # Hyperliquid's bulk answer has no best bid/ask, only the prices at which a set notional would fill
+    # (impactPxs): carried apart, never as bid/ask, which then stay null (the top of the book is in the
+    # watched symbols' snapshots).
+    impact_bid: Optional[Price] = None
+    impact_ask: Optional[Price] = None
 
 
 class Board(BaseModel):
