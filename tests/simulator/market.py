@@ -68,7 +68,7 @@ def extra_coins(count: int) -> tuple[Coin, ...]:
     coins = []
     for i in range(1, count + 1):
         price = 1.0 + (i * 7919 % 1000) / 10
-        coins.append(Coin(f"SIM{i:03d}", price, "0.001", "0.1", {"gateio": "1", "htx": "1"}))
+        coins.append(Coin(f"SIM{i:03d}", price, "0.001", "0.1", {"gateio": "1", "htx": "1", "okx": "1"}))
     return tuple(coins)
 
 
