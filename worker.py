@@ -246,7 +246,7 @@ class Worker:
         market = self.exchange.markets[symbol]
         return board_row(symbol, market, bulk.tickers.get(symbol) or {}, funding,
                          self.funding.default_hours(symbol, market), self.venue.next_funding_field,
-                         self.venue.open_interest)
+                         self.venue.open_interest, self.venue.base_volume_field, self.venue.impact_prices)
 
     def publish_board(self, rows: list[BoardRow]) -> None:
         board = Board.model_construct(exchange=self.name, timestamp=self.exchange.milliseconds(),

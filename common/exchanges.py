@@ -48,30 +48,49 @@ class RateBudget:
     # Answers that mean the IP is banned, beside 418: status -> seconds every request waits when the answer
     # carries no Retry-After (Bybit answers a ban with a bare 403 and asks for at least 10 minutes).
     ban_statuses: dict = field(default_factory=dict)
+    # Where the exchange gives each endpoint its own limit (OKX: books-full 10 per 2 s, books 40): path ->
+    # limit within the same window; other endpoints take `limit`. Only with per_endpoint.
+    endpoint_limits: dict = field(default_factory=dict)
+    # Where one path serves every kind of request and the kind is in the body (Hyperliquid's POST /info
+    # {"type": ...}): type -> weight, "*" for every other type. Overrides ccxt's cost, which halves them.
+    type_weights: dict = field(default_factory=dict)
 
     def share(self, fraction: float) -> RateBudget:
         """The part of this budget one worker may use when other programs share the IP."""
-        return self if fraction == 1 else replace(self, limit=self.limit * fraction)
+        if fraction == 1:
+            return self
+        return replace(self, limit=self.limit * fraction,
+                       endpoint_limits={path: limit * fraction for path, limit in self.endpoint_limits.items()})
 
     def share_problem(self, fraction: float) -> str | None:
         """Why a worker could not work within `fraction` of this budget (its heaviest call does not fit
         in it), or None."""
         what, weight = self.heaviest
-        if self.limit * fraction >= weight:
+        smallest = min([self.limit, *self.endpoint_limits.values()])
+        if smallest * fraction >= weight:
             return None
         unit = "weight" if self.ccxt_cost_is_weight else "requests"
-        return (f"rate_share {fraction:g} leaves {self.limit * fraction:g} {unit} per {self.window:g} s, less "
+        return (f"rate_share {fraction:g} leaves {smallest * fraction:g} {unit} per {self.window:g} s, less "
                 f"than its heaviest call weighs: {what}, {weight:g}; the smallest share that holds it is "
-                f"{weight / self.limit:g}")
+                f"{weight / smallest:g}")
+
+    def limit_of(self, key: str) -> float:
+        """The limit of a throttle key: an endpoint's own ("public:market/books-full"), else the budget's."""
+        return self.endpoint_limits.get(key.partition(":")[2], self.limit) if self.endpoint_limits else self.limit
 
     @property
     def spacing(self) -> float:
         """Seconds between two units of weight leaving (GCRA's emission interval)."""
         return self.window / self.limit
 
+    def spacing_of(self, key: str) -> float:
+        return self.window / self.limit_of(key)
+
     def weigh(self, path: str, params: dict, ccxt_cost: float) -> float:
         if not self.ccxt_cost_is_weight:
             return 1.0
+        if self.type_weights and "type" in params:
+            return self.type_weights.get(params["type"], self.type_weights["*"])
         if "symbol" not in params and path in self.bulk_weights:
             return self.bulk_weights[path]
         return ccxt_cost
@@ -120,13 +139,43 @@ def htx_index_prices(client: ccxt.Exchange) -> list:
     return _data_rows(client, "linear-swap-api/v1/swap_index")
 
 
-def _data_rows(client: ccxt.Exchange, path: str) -> list:
-    answer = client.request(path, ["contract", "public"], "GET", {})
+def _data_rows(client: ccxt.Exchange, path: str, api=("contract", "public"), params: dict | None = None) -> list:
+    answer = client.request(path, list(api) if isinstance(api, tuple) else api, "GET", params or {})
     rows = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(rows, list):
         import ccxt
         raise ccxt.BadResponse(f"{path}: no list of rows under 'data'")
     return rows
+
+
+def okx_mark_prices(client: ccxt.Exchange) -> dict:
+    return client.fetch_mark_prices()
+
+
+def okx_index_prices(client: ccxt.Exchange) -> list:
+    """/market/index-tickers?quoteCcy=USDT: one index per base ("BTC-USDT"), shared by its USDT swap."""
+    return _data_rows(client, "market/index-tickers", "public", {"quoteCcy": "USDT"})
+
+
+def okx_open_interest(client: ccxt.Exchange) -> list:
+    return _data_rows(client, "public/open-interest", "public", {"instType": "SWAP"})
+
+
+def hyperliquid_contexts(client: ccxt.Exchange) -> list:
+    """One POST /info {"type": "metaAndAssetCtxs"} for the whole market: funding, mark, oracle, open interest,
+    day volumes, impact prices. ccxt's fetch_tickers and fetch_funding_rates would post it twice (and
+    fetch_tickers reloads spot markets too): one request, each row parsed by both of ccxt's parsers."""
+    answer = client.publicPostInfo({"type": "metaAndAssetCtxs"})
+    if not (isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], dict)
+            and isinstance(answer[0].get("universe"), list) and isinstance(answer[1], list)):
+        import ccxt
+        raise ccxt.BadResponse("metaAndAssetCtxs: not [{universe: [...]}, [contexts]]")
+    universe, contexts = answer[0]["universe"], answer[1]
+    if len(universe) != len(contexts):
+        import ccxt
+        raise ccxt.BadResponse(f"metaAndAssetCtxs: {len(universe)} assets but {len(contexts)} contexts")
+    return [{**asset, **context} if isinstance(asset, dict) and isinstance(context, dict) else context
+            for asset, context in zip(universe, contexts)]
 
 
 def binance_funding_intervals(client: ccxt.Exchange) -> dict:
@@ -169,6 +218,30 @@ def set_htx_index(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None
     symbol = client.safe_symbol(_mapping(row).get("contract_code"), None, "-", "swap")
     if symbol in bulk.tickers:
         bulk.tickers[symbol]["indexPrice"] = client.safe_number(row, "index_price")
+
+
+def set_mark_price(_client, bulk: Bulk, symbol: str, row: dict) -> None:
+    if symbol in bulk.tickers:
+        bulk.tickers[symbol]["markPrice"] = _mapping(row)["markPrice"]
+
+
+def set_okx_index(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None:
+    symbol = client.safe_symbol(f"{_mapping(row).get('instId')}-SWAP", None, "-", "swap")
+    if symbol in bulk.tickers:
+        bulk.tickers[symbol]["indexPrice"] = client.safe_number(row, "idxPx")
+
+
+def set_okx_open_interest(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None:
+    """oiCcy: base units (oi counts contracts); read where the venue's `open_interest` says, the ticker's info."""
+    symbol = client.safe_symbol(_mapping(row).get("instId"), None, "-", "swap")
+    if symbol in bulk.tickers:
+        bulk.tickers[symbol]["info"]["oiCcy"] = row.get("oiCcy")
+
+
+def set_hyperliquid_context(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None:
+    ticker = client.parse_ticker(_mapping(row))
+    bulk.tickers[ticker["symbol"]] = ticker
+    bulk.funding[ticker["symbol"]] = client.parse_funding_rate(row)
 
 
 def _mapping(row) -> dict:
@@ -215,6 +288,12 @@ class Venue:
     # Per-symbol requests beside the book, for fields no bulk call carries: functions (client, symbol) ->
     # {ccxt field: value}, fetched on the book's client within the same budget (config: per_symbol_extras).
     symbol_extras: tuple = ()
+    # The raw ticker field holding the day's volume in base units where ccxt's baseVolume holds something else
+    # (OKX: vol24h counts contracts, volCcy24h is base units) or nothing (Hyperliquid: dayBaseVlm).
+    base_volume_field: str | None = None
+    # The bulk rows' bid/ask are impact prices, not the top of the book (Hyperliquid's impactPxs): the board
+    # carries them as impact_bid/impact_ask and its bid/ask stay null.
+    impact_prices: bool = False
 
     def depth_problem(self, depth) -> str | None:
         """Why the exchange would reject a `depth` from the config, or None when it accepts it."""
@@ -271,6 +350,31 @@ VENUES: dict[str, Venue] = {
                                         "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
                     RateBudget(200, 10.0, per_endpoint=True), open_interest=("total_size", True),
                     book_threads=2, depths=range(1, 301)),
+    # Each endpoint has its own limit per IP, counted over 2 s: tickers 20, funding-rate 10, mark-price 10,
+    # index-tickers 20, open-interest 20, books 40 (<= 400 levels), books-full 10 (up to 5000). A book deeper
+    # than 400 levels goes to books-full (ccxt picks it by `limit`): the deepest book costs a quarter of the
+    # budget a 400-level one has. Amounts count contracts of ctVal (ccxt's contractSize). Funding: fundingTime
+    # is the upcoming settlement, nextFundingTime the one after; ccxt takes each symbol's interval from the gap.
+    # No Retry-After on a 429 (code 50011).
+    "okx": Venue("okx", "OKX", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"}, 5000,
+                 RateBudget(20, 2.0, per_endpoint=True,
+                            endpoint_limits={"market/books": 40, "market/books-full": 10, "public/funding-rate": 10,
+                                             "public/mark-price": 10}),
+                 bulk_calls=(TICKERS, FUNDING_RATES, BulkCall(okx_mark_prices, set_mark_price),
+                             BulkCall(okx_index_prices, set_okx_index), BulkCall(okx_open_interest, set_okx_open_interest)),
+                 open_interest=("oiCcy", False), base_volume_field="volCcy24h", depths=range(1, 5001),
+                 book_threads=4),
+    # 1200 weight / min per IP, kept as 100 per 5 s (as Binance's minute). Every request is POST /info; its
+    # weight depends on the body's type: l2Book 2, metaAndAssetCtxs (and most others) 20, while ccxt charges
+    # 10 for those. One metaAndAssetCtxs per cycle carries the whole market but no best bid/ask: its impactPxs
+    # are ccxt's bid/ask, carried apart (impact_prices). The book: 20 levels a side, whatever the limit.
+    # Funding every hour, on the hour, for every perpetual (USDC-settled: BTC/USDC:USDC).
+    "hyperliquid": Venue("hyperliquid", "Hyperliquid", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"},
+                         None, RateBudget(100, 5.0, ccxt_cost_is_weight=True, type_weights={"l2Book": 2, "*": 20},
+                                          heaviest=("the market's asset contexts (metaAndAssetCtxs)", 20)),
+                         bulk_calls=(BulkCall(hyperliquid_contexts, set_hyperliquid_context, required=True),),
+                         default_funding_hours=1.0, open_interest=("openInterest", False),
+                         base_volume_field="dayBaseVlm", impact_prices=True, depths=range(1, 21), book_threads=2),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
@@ -366,10 +470,10 @@ class SharedThrottle:
     def acquire(self, cost=None) -> tuple[Ticket | None, float]:
         """(ticket, 0) when the request may leave now, else (None, seconds to wait before asking again)."""
         endpoint, weight = cost if isinstance(cost, tuple) else ("", 1.0)
-        if weight > self.budget.limit:  # config.py refuses such a rate_share; never silently overspend
-            raise ValueError(f"a request of weight {weight:g} is heavier than the whole budget "
-                             f"({self.budget.limit:g} per {self.budget.window:g} s)")
         key = endpoint if self.budget.per_endpoint else ""
+        if weight > self.budget.limit_of(key):  # config.py refuses such a rate_share; never silently overspend
+            raise ValueError(f"a request of weight {weight:g} is heavier than the whole budget "
+                             f"({self.budget.limit_of(key):g} per {self.budget.window:g} s)")
         with self._lock:
             now = self._clock()
             wait = self._wait(key, weight, now)
@@ -429,7 +533,7 @@ class SharedThrottle:
         return max(self._minute_wait(weight), self._spacing_wait(key, now), self._window_wait(key, weight, now))
 
     def _record(self, key: str, weight: float, now: float) -> Ticket:
-        self._tat[key] = max(self._tat[key], now) + weight * self.budget.spacing
+        self._tat[key] = max(self._tat[key], now) + weight * self.budget.spacing_of(key)
         self._in_flight[key] += weight
         if self.budget.used_weight_header:
             self._minute_used += weight
@@ -448,7 +552,7 @@ class SharedThrottle:
         answered = self._answered[key]
         while answered and answered[0].answered_at + hold < now:
             self._answered_weight[key] -= answered.popleft().weight
-        excess = self._in_flight[key] + self._answered_weight[key] + weight - self.budget.limit
+        excess = self._in_flight[key] + self._answered_weight[key] + weight - self.budget.limit_of(key)
         if excess <= 1e-9:
             return 0.0
         for ticket in answered:

@@ -71,16 +71,28 @@ def open_interest(market: dict, ticker: dict, field: tuple[str, bool] | None) ->
     return value * (market.get("contractSize") or 1) if in_contracts else value
 
 
+def base_volume(ticker: dict, field: str | None) -> float | None:
+    """The day's volume in base units: ccxt's baseVolume (base units on the first five), or the raw field
+    the venue's table names where ccxt's holds contracts (OKX) or nothing (Hyperliquid)."""
+    if field is None:
+        return ticker.get("baseVolume")
+    raw = (ticker.get("info") or {}).get(field)
+    return None if raw is None or raw == "" else float(raw)
+
+
 def board_row(symbol: str, market: dict, ticker: dict, funding: dict, hours: float | None,
-              next_funding_field: str = "fundingTimestamp", open_interest_field: tuple[str, bool] | None = None
-              ) -> BoardRow:
+              next_funding_field: str = "fundingTimestamp", open_interest_field: tuple[str, bool] | None = None,
+              base_volume_field: str | None = None, impact_prices: bool = False) -> BoardRow:
     """One perpetual's row from ccxt's ticker and funding structures (either may be {}). `hours` is the
-    symbol's own funding interval where the funding structure does not say it (None: unknown). Raises on a
-    malformed value (pydantic's ValidationError names the field)."""
+    symbol's own funding interval where the funding structure does not say it (None: unknown). With
+    `impact_prices` the ticker's bid/ask are impact prices (Hyperliquid), never the top of the book. Raises on
+    a malformed value (pydantic's ValidationError names the field)."""
+    bid, ask = ticker.get("bid"), ticker.get("ask")
     return BoardRow(
         symbol=symbol,
-        bid=ticker.get("bid"), ask=ticker.get("ask"), last=ticker.get("last"),
-        volume_24h=ticker.get("baseVolume"),  # base units on all five (gate, htx: from their base-volume fields)
+        bid=None if impact_prices else bid, ask=None if impact_prices else ask, last=ticker.get("last"),
+        impact_bid=bid if impact_prices else None, impact_ask=ask if impact_prices else None,
+        volume_24h=base_volume(ticker, base_volume_field),
         mark_price=_first(funding.get("markPrice"), ticker.get("markPrice")),
         index_price=_first(funding.get("indexPrice"), ticker.get("indexPrice")),
         funding_rate=funding.get("fundingRate"),

@@ -26,7 +26,41 @@ def test_binance_charges_the_documented_weights_and_its_heaviest_is_the_24h_tick
     assert heaviest == max(charged.values()) == 40 and "/fapi/v1/ticker/24hr" in what
 
 
-@pytest.mark.parametrize("name", ["bybit", "bitget", "htx", "gateio"])
+@pytest.mark.parametrize("name", ["bybit", "bitget", "htx", "gateio", "okx"])
 def test_venues_that_count_requests_have_no_call_heavier_than_one(name):
     budget = VENUES[name].budget
     assert not budget.ccxt_cost_is_weight and budget.heaviest[1] == 1
+
+
+# Hyperliquid's documented /info weights: l2Book 2, every other type (metaAndAssetCtxs among them) 20. ccxt
+# 4.5.90 charges the others 10 (cost 10 at 50 ms = 1200 per minute: twice the budget for them).
+HYPERLIQUID_DOCUMENTED = {"l2Book": 2, "metaAndAssetCtxs": 20, "meta": 20, "fundingHistory": 20}
+
+
+def test_hyperliquid_charges_the_documented_weight_of_each_info_type():
+    client = create_exchange("hyperliquid")
+    config = client.api["public"]["post"]["info"]
+    charged = {kind: client.calculate_rate_limiter_cost("public", "POST", "info", {"type": kind}, config)[1]
+               for kind in HYPERLIQUID_DOCUMENTED}
+    assert charged == HYPERLIQUID_DOCUMENTED
+    what, heaviest = VENUES["hyperliquid"].budget.heaviest
+    assert heaviest == 20 and "metaAndAssetCtxs" in what
+
+
+def test_okx_counts_each_endpoint_against_its_own_documented_limit():
+    """OKX per IP, per 2 s: books 40, books-full 10, funding-rate 10, mark-price 10, the rest 20."""
+    client = create_exchange("okx")
+    budget = VENUES["okx"].budget
+    limits = {}
+    for path in ("market/books", "market/books-full", "public/funding-rate", "public/mark-price", "market/tickers",
+                 "market/index-tickers", "public/open-interest", "public/instruments"):
+        key, weight = client.calculate_rate_limiter_cost("public", "GET", path, {}, client.api["public"]["get"][path])
+        assert weight == 1, path
+        limits[path] = budget.limit_of(key)
+    assert limits == {"market/books": 40, "market/books-full": 10, "public/funding-rate": 10, "public/mark-price": 10,
+                      "market/tickers": 20, "market/index-tickers": 20, "public/open-interest": 20,
+                      "public/instruments": 20}
+    assert budget.window == 2.0 and budget.per_endpoint
+    # A share scales every endpoint's limit, and must leave the smallest one a whole request.
+    assert budget.share(0.5).limit_of("public:market/books-full") == 5
+    assert budget.share_problem(0.1) is None and "0.1" in budget.share_problem(0.05)

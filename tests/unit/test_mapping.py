@@ -33,12 +33,32 @@ def test_a_row_carries_every_field_and_null_for_what_the_bulk_rows_lack():
         "symbol": "SOL/USDT:USDT", "bid": 150.1, "ask": 150.2, "last": 150.15, "volume_24h": 1234.5,
         "mark_price": 150.16, "index_price": 150.12, "funding_rate": 0.0001,
         "next_funding_time": 1_800_000_000_000, "funding_interval_hours": 4.0, "contract_size": 10.0,
-        "open_interest": 3000.0}  # 300 contracts of 10 SOL
+        "open_interest": 3000.0, "impact_bid": None, "impact_ask": None}  # 300 contracts of 10 SOL
     bare = board_row("NEW/USDT:USDT", {"contractSize": 1}, {}, {}, hours=None)
     assert bare.symbol == "NEW/USDT:USDT" and bare.contract_size == 1.0
     assert {k for k, v in bare.model_dump().items() if v is None} == {
         "bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
-        "funding_interval_hours", "open_interest"}
+        "funding_interval_hours", "open_interest", "impact_bid", "impact_ask"}
+
+
+def test_impact_prices_are_carried_apart_and_never_as_the_top_of_the_book():
+    """Hyperliquid: ccxt reports impactPxs as bid/ask; the row keeps them as impact prices, bid/ask null."""
+    ticker = {"bid": 64990.0, "ask": 65012.0, "last": 65001.0, "info": {"dayBaseVlm": "812.5"}}
+    row = board_row("BTC/USDC:USDC", {"contractSize": 1}, ticker, FUNDING, hours=1.0, base_volume_field="dayBaseVlm",
+                    impact_prices=True)
+    assert (row.bid, row.ask, row.impact_bid, row.impact_ask) == (None, None, 64990.0, 65012.0)
+    assert row.volume_24h == 812.5
+    plain = board_row("BTC/USDT:USDT", {"contractSize": 1}, ticker, FUNDING, hours=1.0)
+    assert (plain.bid, plain.ask, plain.impact_bid, plain.impact_ask) == (64990.0, 65012.0, None, None)
+
+
+def test_the_base_volume_comes_from_the_venues_raw_field_where_ccxts_counts_contracts():
+    """OKX: ccxt's baseVolume is vol24h, contracts of ctVal; volCcy24h is the base units."""
+    ticker = {"baseVolume": 31250.0, "info": {"vol24h": "31250", "volCcy24h": "312.5"}}
+    assert board_row("BTC/USDT:USDT", {"contractSize": 0.01}, ticker, {}, None,
+                     base_volume_field="volCcy24h").volume_24h == 312.5
+    assert board_row("BTC/USDT:USDT", {"contractSize": 0.01}, {"info": {}}, {}, None,
+                     base_volume_field="volCcy24h").volume_24h is None
 
 
 def test_funding_structure_prices_win_and_binance_zero_next_funding_is_null():

@@ -185,7 +185,7 @@ def sustained_rate(budget: RateBudget, round_trip: float) -> float:
     return (len(settled) - 1) / (settled[-1][0] - settled[0][0])
 
 
-@pytest.mark.parametrize("name", ["binance", "bybit", "bitget", "htx", "gateio"])
+@pytest.mark.parametrize("name", ["binance", "bybit", "bitget", "htx", "gateio", "okx", "hyperliquid"])
 def test_the_sustained_rate_is_within_a_few_percent_of_the_budget(name, capsys):
     budget = VENUES[name].budget
     if budget.ccxt_cost_is_weight:
@@ -311,3 +311,16 @@ def test_a_client_request_that_fails_without_an_answer_frees_its_weight_when_it_
         client.publicGetV5MarketTime()
     ticket, wait = t.acquire()
     assert ticket is None and wait == pytest.approx(1.0 + t.budget.guard, abs=1e-5)  # answered at 0.3
+
+
+def test_an_endpoint_with_a_smaller_limit_is_spaced_by_it_and_the_others_are_not():
+    """OKX: books-full 10 per 2 s beside books 40: each endpoint's own limit, its own spacing."""
+    clock = FakeClock()
+    budget = RateBudget(20, 2.0, per_endpoint=True, endpoint_limits={"market/books-full": 10, "market/books": 40})
+    t = throttle(budget, clock)
+    full = send_times(t, clock, 21, ("public:market/books-full", 1.0))
+    assert most_in_a_window([(at, 1.0) for at in full], 2.0) <= 10
+    clock.now = 100.0
+    books = send_times(t, clock, 41, ("public:market/books", 1.0))
+    assert most_in_a_window([(at, 1.0) for at in books], 2.0) <= 40
+    assert books[-1] - books[0] < full[-1] - full[0]  # 41 books leave sooner than 21 full books
