@@ -4,6 +4,8 @@ import json
 import os
 from pathlib import Path
 
+import re
+
 import pytest
 
 from common.config import ConfigError, load_config
@@ -40,10 +42,17 @@ def with_change(path: str, value):
     return config
 
 
-def test_example_config_is_valid():
+def test_example_config_is_valid_and_names_every_worker_supervisord_runs():
+    """A worker whose exchange the config lacks exits with a configuration error (FATAL under supervisord)."""
     config = load_config(ROOT / "config" / "config.example.json")
-    assert [e.name for e in config.exchanges] == ["bitget", "bybit", "binance", "htx", "gateio"]
+    names = [e.name for e in config.exchanges]
+    assert names == ["bitget", "bybit", "binance", "htx", "gateio", "okx", "hyperliquid"]
     assert config.collection.interval_seconds == 5
+    for conf in ("supervisord.conf",):
+        programs = re.search(r"\[group:worker\]\nprograms=(.*)\n", (ROOT / conf).read_text()).group(1).split(",")
+        assert sorted(programs) == sorted(names)
+    demo = load_config(ROOT / "config" / "config.demo.json")
+    assert sorted(e.name for e in demo.exchanges) == sorted(names)
 
 
 def test_exchange_entries_accept_names_and_objects(tmp_path):
