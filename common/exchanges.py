@@ -139,8 +139,11 @@ def htx_index_prices(client: ccxt.Exchange) -> list:
     return _data_rows(client, "linear-swap-api/v1/swap_index")
 
 
-def _data_rows(client: ccxt.Exchange, path: str, api=("contract", "public"), params: dict | None = None) -> list:
-    answer = client.request(path, list(api) if isinstance(api, tuple) else api, "GET", params or {})
+def _data_rows(client: ccxt.Exchange, path: str) -> list:
+    return _rows_under_data(client.request(path, ["contract", "public"], "GET", {}), path)
+
+
+def _rows_under_data(answer, path: str) -> list:
     rows = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(rows, list):
         import ccxt
@@ -154,11 +157,11 @@ def okx_mark_prices(client: ccxt.Exchange) -> dict:
 
 def okx_index_prices(client: ccxt.Exchange) -> list:
     """/market/index-tickers?quoteCcy=USDT: one index per base ("BTC-USDT"), shared by its USDT swap."""
-    return _data_rows(client, "market/index-tickers", "public", {"quoteCcy": "USDT"})
+    return _rows_under_data(client.publicGetMarketIndexTickers({"quoteCcy": "USDT"}), "market/index-tickers")
 
 
 def okx_open_interest(client: ccxt.Exchange) -> list:
-    return _data_rows(client, "public/open-interest", "public", {"instType": "SWAP"})
+    return _rows_under_data(client.publicGetPublicOpenInterest({"instType": "SWAP"}), "public/open-interest")
 
 
 def hyperliquid_contexts(client: ccxt.Exchange) -> list:
