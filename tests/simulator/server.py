@@ -7,6 +7,7 @@ Each exchange is a dialect module (binance.py, bybit.py, ...) exposing:
   weight(req)    cost of one request against the budgets
   error_body(status, message) -> the exchange's error JSON
   USED_WEIGHT    optional UsedWeight(...): a header reporting the weight used in the current clock window
+  SENDS_RETRY_AFTER optional bool, default True: False for exchanges whose 429 carries no Retry-After
 
 Exchanges count their budgets per IP, so every rate-limit state (windows, 429 strikes, bans, peaks, used
 weight) is kept per (exchange, client address), the client address being the request's TCP peer. The server
@@ -36,7 +37,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from base64 import b64decode
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tests.simulator.market import EXCHANGES, Market, Quote
 
@@ -66,6 +67,7 @@ class Budget:
     limit: int                     # weight allowed per window
     window: float                  # seconds, sliding
     per_endpoint: bool = False     # a separate budget for each path (bitget, gate) or one per IP
+    paths: tuple = ()              # the paths it applies to (OKX publishes a limit per endpoint); () = every path
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,18 @@ class LogEntry:
     query: str
     status: int
     client: str = LOCAL_CLIENT     # the IP the exchange counts budgets for: TCP peer, or proxy identity
+
+
+def _body_query(body: bytes) -> str:
+    """A JSON object body's plain fields as a query string ("type=l2Book&coin=BTC"), so that a POST API with
+    one path (Hyperliquid's /info) is logged, and matched by faults' `endpoint`, by what it asks."""
+    try:
+        fields = json.loads(body) if body else None
+    except ValueError:
+        return ""
+    if not isinstance(fields, dict):
+        return ""
+    return urlencode({k: v for k, v in fields.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
 
 
 class Simulator:
@@ -299,12 +313,13 @@ class Simulator:
                       client=client)
         if self._latency.get(prefix):
             time.sleep(self._latency[prefix])
-        reply = self._answer(dialect, req, f"{path}?{parts.query}", now)
+        query = parts.query or _body_query(body)
+        reply = self._answer(dialect, req, f"{path}?{query}", now)
         if isinstance(reply, Reply):
             self._report_used_weight(dialect, req, reply, now)
         status = reply.status if isinstance(reply, Reply) else 0
         with self._lock:
-            self._log.append(LogEntry(now, prefix, method, path, parts.query, status, client))
+            self._log.append(LogEntry(now, prefix, method, path, query, status, client))
         return reply
 
     def _dialect(self, exchange: str):
@@ -354,7 +369,7 @@ class Simulator:
         if fault.kind == "empty":
             return Reply(200, b"")
         status = {"http500": 500, "http429": 429, "http418": 418}[fault.kind]
-        headers = {"Retry-After": str(fault.retry_after)} if status in (429, 418) else {}
+        headers = _retry_after(dialect, fault.retry_after) if status in (429, 418) else {}
         return Reply(status, dialect.error_body(status, fault.message), headers)
 
     def _rate_limit(self, dialect, req: Request, now: float) -> Reply | None:
@@ -385,7 +400,7 @@ class Simulator:
         """The window keys a request on `endpoint` counts against: one per budget, per endpoint where the
         exchange counts each endpoint apart."""
         return [(exchange, client, i, (endpoint or "") if b.per_endpoint else "")
-                for i, b in enumerate(dialect.BUDGETS)]
+                for i, b in enumerate(dialect.BUDGETS) if not b.paths or endpoint in b.paths]
 
     def _expire(self, key: tuple, budget: Budget, now: float) -> deque:
         window = self._windows[key]
@@ -432,7 +447,7 @@ class Simulator:
                 return Reply(418, dialect.error_body(418, "IP banned for ignoring 429"),
                              {"Retry-After": str(int(self.ban_seconds))})
         message = f"Too many requests: over {budget.limit} per {budget.window:g}s"
-        return Reply(429, dialect.error_body(429, message), {"Retry-After": str(retry)})
+        return Reply(429, dialect.error_body(429, message), _retry_after(dialect, retry))
 
     # -- /__sim/ over HTTP -------------------------------------------------------------------------
     def control(self, method: str, raw_path: str, body: bytes) -> Reply:
@@ -491,6 +506,12 @@ class Simulator:
         else:
             raise ValueError(f"unknown control /__sim/{name}")
         return {"ok": True, "tick": self.market.tick}
+
+
+def _retry_after(dialect, seconds: int) -> dict:
+    """The Retry-After header of a 429/418, unless the exchange sends none (dialect SENDS_RETRY_AFTER = False:
+    OKX, Hyperliquid), so that a client is tested without one."""
+    return {"Retry-After": str(seconds)} if getattr(dialect, "SENDS_RETRY_AFTER", True) else {}
 
 
 def _malformed(reply: Reply, break_body) -> Reply:
