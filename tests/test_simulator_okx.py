@@ -1,16 +1,15 @@
 """The okx dialect of the simulator, exercised through the real ccxt `okx` class (4.5.90)."""
+import dataclasses
 import time
 
 import ccxt
 import pytest
 
-from common.exchanges import create_exchange, redirect_urls
+from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
 from tests.simulator import Simulator, okx
 
 EX = "okx"
 BTC = "BTC/USDT:USDT"
-# What the worker's VENUES row asks of ccxt: swaps only (ccxt's default loads five instrument lists).
-OPTIONS = {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"}
 INVERSE = {"BTC/USD:BTC": 100.0, "ETH/USD:ETH": 10.0}
 # OKX's published limits, requests per IP per 2 s, endpoint by endpoint (docs-v5; ccxt's costs agree).
 PUBLISHED = {
@@ -19,14 +18,14 @@ PUBLISHED = {
 }
 
 
-def make_okx(api_url: str, **kwargs):
-    kwargs.setdefault("timeout_ms", 3000)
-    return create_exchange(EX, api_url=api_url, options=OPTIONS, **kwargs)
+# The throttle counts a request when it leaves, the simulator when it arrives: on a loaded test machine a
+# request can take longer than the venue's guard to arrive, so throttled tests hold each one longer.
+LOADED_MACHINE_GUARD = 0.3
 
 
 @pytest.fixture
-def client(sim):
-    ex = make_okx(sim.api_url(EX))
+def client(make_client):
+    ex = make_client(EX)
     ex.load_markets()
     return ex
 
@@ -265,6 +264,19 @@ def test_every_endpoint_has_its_published_budget(sim, fast):
     assert sim.peak_share(EX) == 1.0
 
 
+def test_throttled_worker_client_gets_no_429(sim, make_client):
+    """The worker's own budget (VENUES) keeps to every endpoint's published limit: more requests than one
+    window holds, on the tightest endpoints, all answered."""
+    ex = make_client(EX, throttle=SharedThrottle(dataclasses.replace(VENUES[EX].budget, guard=LOADED_MACHINE_GUARD)))
+    ex.load_markets()
+    for _ in range(12):  # books-full: 10 per 2 s
+        assert len(ex.fetch_order_book(BTC, VENUES[EX].book_limit)["bids"]) == sim.market.book_depth
+    for _ in range(12):  # funding-rate: 10 per 2 s
+        ex.fetch_funding_rates()
+    assert sim.requests(EX, path=okx.BOOKS_FULL)[0].query == f"instId=BTC-USDT-SWAP&sz={VENUES[EX].book_limit}"
+    assert sim.statuses(EX) == {200: 25}
+
+
 def test_budgets_are_per_client_address(sim, fast):
     now = time.time()
     sim.clock = lambda: now
@@ -294,8 +306,8 @@ def test_http_faults(sim, client, kind, error):
     assert len(client.fetch_order_book(BTC, 10)["bids"]) == 10
 
 
-def test_hang_times_out(sim):
-    ex = make_okx(sim.api_url(EX), timeout_ms=500)
+def test_hang_times_out(sim, make_client):
+    ex = make_client(EX, timeout_ms=500)
     ex.load_markets()
     sim.market.freeze()
     sim.inject_fault(EX, "hang", count=1, hang_seconds=2)
@@ -371,7 +383,7 @@ def real():
 
 
 def test_real_size_market(real):
-    ex = make_okx(real.api_url(EX))
+    ex = create_exchange(EX, api_url=real.api_url(EX), timeout_ms=3000)
     markets = ex.load_markets()
     assert_markets(real.market, markets)
     linear = linear_symbols(real.market)
