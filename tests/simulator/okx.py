@@ -1,5 +1,7 @@
 """OKX API v5 dialect (ccxt class `okx`): USDT-margined linear swaps, plus two USD-margined inverse swaps
-(BTC-USD-SWAP, ETH-USD-SWAP) that a worker must leave out of its board.
+(BTC-USD-SWAP, ETH-USD-SWAP) that a worker must leave out of its board. The inverse ones follow the linear
+swap's prices, with their own contract (100 / 10 USD) in volumes and open interest, half its funding rate, and
+its book (levels not converted: no truth is kept for them).
 
 Wire format as in ccxt 4.5.90's okx.py (response examples in its comments) and OKX's v5 docs:
 
