@@ -182,8 +182,8 @@ class Scanner:
             raise Malformed(f"{where}: timestamp {ahead / 1000:.0f}s in the future (clocks out of step?)")
 
     # -- what the web server reads -------------------------------------------------------------------
-    def legs_by_symbol(self, now_ms: int, compact: str | None = None) -> dict[str, list[Leg]]:
-        return self.latest.legs_by_symbol(now_ms, self.settings.stale_after_ms, compact)
+    def legs_by_symbol(self, now_ms: int, asset: str | None = None) -> dict[str, list[Leg]]:
+        return self.latest.legs_by_symbol(now_ms, self.settings.stale_after_ms, asset)
 
     def status(self, now_ms: int) -> dict:
         stale_ms = self.settings.stale_after_ms

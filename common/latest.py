@@ -17,7 +17,7 @@ import time
 from collections import Counter
 
 from common.board import MAX_BOARD_ROWS
-from common.scan import Book, Leg, Source, compact_symbol, merge_leg
+from common.scan import Book, Leg, Source, asset_of, merge_leg
 
 MAX_HELD_ROWS = 2 * MAX_BOARD_ROWS  # one board's rows and, for the forget time, the rows it dropped
 MAX_HELD_SNAPSHOTS = 2000           # per exchange: twice the largest watched set (1000 symbols)
@@ -39,7 +39,8 @@ class LatestValues:
         self._lock = threading.Lock()
         self._boards: dict[Key, Source] = {}
         self._snapshots: dict[Key, tuple[Source, Book]] = {}
-        self._by_compact: dict[str, set[Key]] = {}  # "BTCUSDT" -> {(exchange, symbol)}
+        # "BTC" -> {(exchange, symbol)} of every quote: at most one entry per key held, so bounded as they are.
+        self._by_asset: dict[str, set[Key]] = {}
         self._exchange_times: dict[str, dict[str, int]] = {}  # exchange -> {"board"/"snapshot": newest ms}
         self._held: Counter = Counter()  # ("board" or "snapshot", exchange) -> how many it holds
 
@@ -72,7 +73,7 @@ class LatestValues:
 
     def _add(self, key: Key, kind: str) -> None:
         self._held[(kind, key[0])] += 1
-        self._by_compact.setdefault(_compact_key(key), set()).add(key)
+        self._by_asset.setdefault(_asset_key(key), set()).add(key)
 
     def _keep_newest(self, store: dict, kind: str, exchange: str, limit: int, stamp) -> None:
         """Past `limit` of one exchange's entries, its oldest go (a scan of the store: it never happens with
@@ -88,22 +89,23 @@ class LatestValues:
             del store[key]
             self._held[(kind, key[0])] -= 1
             if key not in self._boards and key not in self._snapshots:  # gone from both: unindex it
-                compact = _compact_key(key)
-                self._by_compact[compact].discard(key)
-                if not self._by_compact[compact]:
-                    del self._by_compact[compact]
+                asset = _asset_key(key)
+                self._by_asset[asset].discard(key)
+                if not self._by_asset[asset]:
+                    del self._by_asset[asset]
 
     def exchange_times(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {exchange: dict(times) for exchange, times in self._exchange_times.items()}
 
-    def legs_by_symbol(self, now_ms: int, stale_after_ms: float, compact: str | None = None) -> dict[str, list[Leg]]:
-        """symbol -> its legs; only the symbols of one routing-key form ("BTCUSDT") when `compact` is given."""
+    def legs_by_symbol(self, now_ms: int, stale_after_ms: float, asset: str | None = None) -> dict[str, list[Leg]]:
+        """symbol -> its legs; only the symbols of one base asset ("BTC": BTC/USDT:USDT, BTC/USDC:USDC, ...) when
+        `asset` is given."""
         with self._lock:
-            if compact is None:
+            if asset is None:
                 keys = self._boards.keys() | self._snapshots.keys()
             else:
-                keys = set(self._by_compact.get(compact.upper(), ()))
+                keys = set(self._by_asset.get(asset.upper(), ()))
             held = [(key, self._boards.get(key), self._snapshots.get(key, (None, None))) for key in keys]
         out: dict[str, list[Leg]] = {}
         for (exchange, symbol), board, (source, book) in held:
@@ -131,9 +133,9 @@ class LatestValues:
             return len(self._boards), len(self._snapshots)
 
 
-def _compact_key(key: Key) -> str:
-    """(exchange, symbol) -> the symbol's routing-key form in upper case, as /api/symbol/X asks for it."""
-    return compact_symbol(key[1]).upper()
+def _asset_key(key: Key) -> str:
+    """(exchange, symbol) -> the symbol's base asset in upper case, as /api/symbol/X asks for it."""
+    return asset_of(key[1])
 
 
 class RateLimitedLog:

@@ -1,5 +1,6 @@
 """The scanner's arithmetic (docs/reference.md, "The scanner"): legs from the latest board rows and snapshots, funding
-normalized to a yearly rate, the cross-exchange pair per symbol, spreads, basis and entry costs at size.
+normalized to a yearly rate, the pair per base asset (across exchanges and across USDT and USDC perpetuals),
+spreads, basis and entry costs at size, USDC prices converted to USDT.
 
 Plain functions of plain values: no broker, no clock (callers pass `now_ms`), no I/O. Every value may be
 missing (null in the messages), and every function answers None rather than guessing. Decisions where
@@ -12,6 +13,13 @@ the reference is silent:
 * `min_volume_usd` filters legs before the pair is chosen: the pair is the widest among liquid legs.
   A leg's USD volume is `volume_24h` x its mid (bid/ask; else last; else mark); unknown fails the filter.
 * A book's age is its snapshot's `timestamp` (our clocks), not the exchange's book time.
+* Only linear perpetuals quoted and settled in USDT or USDC pair (`BTC/USDT:USDT`, `BTC/USDC:USDC`): a dated
+  future has no funding, and another quote (an inverse `BTC/USD:BTC`) has no rate to USDT here. Such legs
+  are still shown in their asset's detail.
+* A USDC leg's USD volume (for `min_volume_usd`) is its volume x its mid x the USDC/USDT rate; with no fresh
+  rate it is unknown and fails the filter, as any unknown volume does.
+* A pair of two USDC legs compares them in USDC: same-quote pairs never need the rate, and their costs at
+  size are in their own quote. A cross-quote pair's VWAPs are in USDT.
 """
 from __future__ import annotations
 
@@ -30,15 +38,25 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, field
 
 from common.board import Board, BoardRow
 from common.models import FuturesData
-from common.symbols import routing_symbol
+from common.symbols import SYMBOL_PATTERN, routing_symbol
 
 HOURS_PER_YEAR = 24 * 365
 BPS = 1e4
-DEFAULT_TAKER_FEE_BPS = {"binance": 5.0, "bybit": 5.5, "bitget": 6.0, "htx": 5.0, "gateio": 5.0}
+DEFAULT_TAKER_FEE_BPS = {"binance": 5.0, "bybit": 5.5, "bitget": 6.0, "htx": 5.0, "gateio": 5.0, "okx": 5.0,
+                         "hyperliquid": 4.5}
+# Prices are compared in USDT; a USDC price is multiplied by the mid of this perpetual (SPEC 13).
+COMPARED_IN = "USDT"
+USDC = "USDC"
+RATE_SYMBOL = "USDC/USDT:USDT"
+PAIRED_QUOTES = frozenset({COMPARED_IN, USDC})
+NO_RATE_NOTE = "no fresh USDC/USDT rate"
+# A USDC book is kept this much further than the largest notional: walked for a notional in USDT, it is walked
+# for notional / rate USDC, which passes the notional when USDC trades below 1 USDT (covers rates down to 0.5).
+CONVERTED_REACH = 2.0
 STALE_INTERVALS = 3  # stale_after_seconds defaults to this many collection intervals
 # A leg's values, as the board row names them; a snapshot gives the same ones from its own fields.
 FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
-          "funding_interval_hours", "contract_size", "open_interest")
+          "funding_interval_hours", "contract_size", "open_interest", "impact_bid", "impact_ask")
 EXCHANGE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]{2,45}$")
 
@@ -146,9 +164,15 @@ class Book:
     ask_levels: int
     _walks: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def walk(self, side: str, notional: float) -> "Fill":
+    def walk(self, side: str, notional: float, factor: float = 1.0) -> "Fill":
         """walk_book through "bids" or "asks", once per notional: every request of the page reads the same
-        books until the next snapshot replaces them."""
+        books until the next snapshot replaces them. With prices in another currency (`factor` of it per
+        unit of the book's quote, e.g. the USDC/USDT rate), `notional` is in that currency: the walk is the
+        same as one of notional / factor in the book's own quote, with the VWAP converted (not kept: the
+        rate moves every board, and a cache per rate would grow)."""
+        if factor != 1.0:
+            fill = walk_book(getattr(self, side), notional / factor)
+            return Fill(None if fill.vwap is None else fill.vwap * factor, fill.fill, fill.base)
         fill = self._walks.get((side, notional))
         if fill is None:
             fill = self._walks[(side, notional)] = walk_book(getattr(self, side), notional)
@@ -176,6 +200,41 @@ class Leg:
     @functools.cached_property  # asked for several times per leg and request; a leg never changes
     def funding_apr(self) -> Optional[float]:
         return funding_apr(self["funding_rate"], self["funding_interval_hours"])
+
+    @functools.cached_property
+    def base(self) -> str:
+        return asset_of(self.symbol)
+
+    @functools.cached_property
+    def quote(self) -> Optional[str]:
+        return quote_of(self.symbol)
+
+    @functools.cached_property
+    def pairable(self) -> bool:
+        """A linear perpetual in USDT or USDC (module docstring): quoted and settled alike, no expiry."""
+        parts = SYMBOL_PATTERN.match(self.symbol)
+        return bool(parts) and parts.group(4) is None and parts.group(2).upper() in PAIRED_QUOTES \
+            and (parts.group(3) or "").upper() == parts.group(2).upper()
+
+
+def quote_of(symbol: str) -> Optional[str]:
+    """'BTC/USDC:USDC' -> 'USDC'; None for a symbol not in unified form."""
+    parts = SYMBOL_PATTERN.match(symbol)
+    return parts.group(2).upper() if parts else None
+
+
+def asset_of(text: str) -> str:
+    """The base asset a symbol names, in upper case: 'BTC/USDC:USDC', 'BTCUSDT', 'BTCUSDC', 'btc',
+    'BTCUSDT-250328' -> 'BTC'. A compact form loses a trailing USDT or USDC (not when nothing would be left:
+    'USDC' is the asset USDC)."""
+    text = text.strip().upper()
+    if "/" in text:
+        return text.partition("/")[0]
+    text = text.partition("-")[0]
+    for quote in (COMPARED_IN, USDC):
+        if text.endswith(quote) and len(text) > len(quote):
+            return text[:-len(quote)]
+    return text
 
 
 def _finite(value) -> Optional[float | int]:
@@ -205,11 +264,14 @@ def snapshot_source(snapshot: FuturesData, reach: float) -> tuple[Source, Book]:
         "next_funding_time": snapshot.next_funding_time,
         "funding_interval_hours": extra.get("funding_interval_hours"),
         "contract_size": extra.get("contract_size"), "open_interest": extra.get("open_interest"),
+        "impact_bid": None, "impact_ask": None,  # the board's only: the merge takes them from there
     }
     values = {name: _finite(value) for name, value in values.items()}
     if values["funding_interval_hours"] is not None and values["funding_interval_hours"] <= 0:
         values["funding_interval_hours"] = None
     bids, asks = snapshot.orderbook.bids, snapshot.orderbook.asks
+    if quote_of(snapshot.symbol) != COMPARED_IN:
+        reach *= CONVERTED_REACH
     book = Book(snapshot.timestamp, best_levels(bids, "bids", reach), best_levels(asks, "asks", reach),
                 len(bids), len(asks))
     return Source(snapshot.timestamp, values), book
@@ -280,17 +342,50 @@ def basis_bps(mark_price: Optional[float], index_price: Optional[float]) -> Opti
     return (mark_price - index_price) / index_price * BPS
 
 
-def pair_mid(long: Leg, short: Leg) -> Optional[float]:
-    """The mid of the pair's entry at the top of the books: (short's bid + long's ask) / 2."""
-    if not long["ask"] or not short["bid"] or long["ask"] <= 0 or short["bid"] <= 0:
+# -- quote currencies -----------------------------------------------------------------------------------
+def usdc_rate(legs: Iterable[Leg], now_ms: int, stale_after_ms: float) -> Optional[float]:
+    """USDT per USDC: the mid of the freshest fresh `USDC/USDT:USDT` leg (any exchange) with a bid and an ask;
+    None when there is none. Other symbols among `legs` are ignored."""
+    quoted = [leg for leg in legs if leg.symbol == RATE_SYMBOL and leg.fresh(now_ms, stale_after_ms)
+              and _positive(leg["bid"]) and _positive(leg["ask"])]
+    if not quoted:
         return None
-    return (short["bid"] + long["ask"]) / 2
+    freshest = max(quoted, key=lambda leg: (leg.timestamp, leg.exchange))
+    return (freshest["bid"] + freshest["ask"]) / 2
 
 
-def price_spread_bps(long: Leg, short: Leg) -> Optional[float]:
+def _positive(value) -> bool:
+    return value is not None and value > 0
+
+
+def to_usdt(leg: Leg, rate: Optional[float]) -> Optional[float]:
+    """What one unit of the leg's quote is worth in USDT: 1 for USDT, the rate for USDC, else unknown."""
+    if leg.quote == COMPARED_IN:
+        return 1.0
+    return rate if leg.quote == USDC else None
+
+
+def pair_factors(long: Leg, short: Leg, rate: Optional[float]) -> Optional[tuple[float, float]]:
+    """The multipliers that bring both legs' prices to one currency: none needed within one quote (the
+    pair is then compared in it), USDT across quotes; None when the rate that needs is unknown."""
+    if long.quote == short.quote:
+        return 1.0, 1.0
+    factors = to_usdt(long, rate), to_usdt(short, rate)
+    return None if None in factors else factors
+
+
+def pair_mid(long: Leg, short: Leg, factors: tuple[float, float] = (1.0, 1.0)) -> Optional[float]:
+    """The mid of the pair's entry at the top of the books: (short's bid + long's ask) / 2, both in the
+    compared currency (`factors`: the long's and the short's, from pair_factors)."""
+    if not _positive(long["ask"]) or not _positive(short["bid"]):
+        return None
+    return (short["bid"] * factors[1] + long["ask"] * factors[0]) / 2
+
+
+def price_spread_bps(long: Leg, short: Leg, factors: tuple[float, float] = (1.0, 1.0)) -> Optional[float]:
     """The price gap earned (positive) or paid (negative) buying the long leg's ask, selling the short's bid."""
-    mid = pair_mid(long, short)
-    return None if mid is None else (short["bid"] - long["ask"]) / mid * BPS
+    mid = pair_mid(long, short, factors)
+    return None if mid is None else (short["bid"] * factors[1] - long["ask"] * factors[0]) / mid * BPS
 
 
 def leg_mid(leg: Leg) -> Optional[float]:
@@ -300,9 +395,10 @@ def leg_mid(leg: Leg) -> Optional[float]:
     return next((p for p in (leg["last"], leg["mark_price"]) if p and p > 0), None)
 
 
-def volume_usd(leg: Leg) -> Optional[float]:
-    mid, volume = leg_mid(leg), leg["volume_24h"]
-    return None if mid is None or volume is None else volume * mid
+def volume_usd(leg: Leg, rate: Optional[float] = None) -> Optional[float]:
+    """24 h volume x mid, in USDT; a USDC leg's needs the rate (module docstring)."""
+    mid, volume, factor = leg_mid(leg), leg["volume_24h"], to_usdt(leg, rate)
+    return None if mid is None or volume is None or factor is None else volume * mid * factor
 
 
 @dataclass(frozen=True)
@@ -356,7 +452,7 @@ class FilterError(ValueError):
 class Filters:
     exchanges: Optional[frozenset[str]] = None  # None: every exchange
     min_volume_usd: float = 0.0
-    symbol: Optional[str] = None                # upper case; a substring of the unified or the compact form
+    symbol: Optional[str] = None                # the asset it names (asset_of), upper case; a part of the base
 
 
 KNOWN_FILTERS = ("exchanges", "min_volume_usd", "symbol")
@@ -387,7 +483,7 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
     if symbol is not None and not _SYMBOL_FILTER.match(symbol):
         raise FilterError(f"symbol: {symbol[:40]!r} is not a symbol (letters, digits, '/', ':', '-'; "
                           "e.g. BTC, BTCUSDT or BTC/USDT:USDT)")
-    return Filters(exchanges, min_volume, symbol.upper() if symbol else None)
+    return Filters(exchanges, min_volume, asset_of(symbol) if symbol else None)
 
 
 def compact_symbol(symbol: str) -> str:
@@ -407,34 +503,37 @@ def terminal_text(text, limit: int = 80) -> str:
     return kept[:limit]
 
 
-def symbol_matches(symbol: str, wanted: Optional[str]) -> bool:
-    return wanted is None or wanted in symbol.upper() or wanted in compact_symbol(symbol).upper()
+def symbol_matches(asset: str, wanted: Optional[str]) -> bool:
+    """`wanted` (an asset, from parse_filters) is a part of the row's base asset."""
+    return wanted is None or wanted in asset.upper()
 
 
-def pair_legs(legs: Iterable[Leg], now_ms: int, stale_after_ms: float,
-              filters: Filters = Filters()) -> Optional[tuple[Leg, Leg]]:
-    """(long, short): the lowest and the highest funding APR among the fresh legs that pass the filters,
-    on two different exchanges; None with fewer than two such legs."""
+def pair_legs(legs: Iterable[Leg], now_ms: int, stale_after_ms: float, filters: Filters = Filters(),
+              rate: Optional[float] = None) -> Optional[tuple[Leg, Leg]]:
+    """(long, short): the lowest and the highest funding APR among the fresh perpetual legs that pass the
+    filters, two different (exchange, symbol) (a USDT and a USDC perpetual of one exchange pair too); None
+    with fewer than two such legs. `rate` (USDT per USDC) values USDC legs' volume for `min_volume_usd`."""
     candidates = [leg for leg in legs if leg.fresh(now_ms, stale_after_ms) and leg.funding_apr is not None
-                  and (filters.exchanges is None or leg.exchange in filters.exchanges)
-                  and (filters.min_volume_usd <= 0 or (volume_usd(leg) or 0.0) >= filters.min_volume_usd)]
-    if len({leg.exchange for leg in candidates}) < 2:
+                  and leg.pairable and (filters.exchanges is None or leg.exchange in filters.exchanges)
+                  and (filters.min_volume_usd <= 0 or (volume_usd(leg, rate) or 0.0) >= filters.min_volume_usd)]
+    if len({(leg.exchange, leg.symbol) for leg in candidates}) < 2:
         return None
-    ordered = sorted(candidates, key=lambda leg: (leg.funding_apr, leg.exchange))
+    ordered = sorted(candidates, key=lambda leg: (leg.funding_apr, leg.exchange, leg.symbol))
     return ordered[0], ordered[-1]
 
 
-def at_size(long: Leg, short: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
-    """Per notional: both legs' VWAPs and fills, the entry cost and the break-even; None without two fresh
-    deep books."""
+def at_size(long: Leg, short: Leg, now_ms: int, config: ScannerConfig,
+            factors: Optional[tuple[float, float]] = (1.0, 1.0)) -> Optional[dict]:
+    """Per notional (in the compared currency): both legs' VWAPs (in it too) and fills, the entry cost and the
+    break-even; None without two fresh deep books or without the `factors` (pair_factors) to compare them."""
     books = (long.book, short.book)
-    if any(b is None or now_ms - b.timestamp > config.stale_after_ms for b in books):
+    if factors is None or any(b is None or now_ms - b.timestamp > config.stale_after_ms for b in books):
         return None
-    mid, spread = pair_mid(long, short), apr_spread(long, short)
+    mid, spread = pair_mid(long, short, factors), apr_spread(long, short)
     fees = config.fee_bps(long.exchange) + config.fee_bps(short.exchange)
     out = {}
     for notional in config.notionals:
-        bought, sold = long.book.walk("asks", notional), short.book.walk("bids", notional)
+        bought, sold = long.book.walk("asks", notional, factors[0]), short.book.walk("bids", notional, factors[1])
         cost = entry_cost_bps(bought.vwap, sold.vwap, mid, fees)
         out[str(notional)] = {"long_vwap": bought.vwap, "short_vwap": sold.vwap, "long_fill": bought.fill,
                               "short_fill": sold.fill, "entry_cost_bps": cost,
@@ -449,8 +548,8 @@ def apr_spread(long: Leg, short: Leg) -> Optional[float]:
 
 
 def leg_json(leg: Leg, now_ms: int) -> dict:
-    """The API's leg."""
-    return {"exchange": leg.exchange, "funding_rate": leg["funding_rate"],
+    """The API's leg: its prices in its own quote (`quote`)."""
+    return {"exchange": leg.exchange, "symbol": leg.symbol, "quote": leg.quote, "funding_rate": leg["funding_rate"],
             "funding_interval_hours": leg["funding_interval_hours"], "funding_apr": leg.funding_apr,
             "next_funding_time": leg["next_funding_time"], "bid": leg["bid"], "ask": leg["ask"],
             "mark_price": leg["mark_price"], "index_price": leg["index_price"],
@@ -458,28 +557,49 @@ def leg_json(leg: Leg, now_ms: int) -> dict:
             "age_seconds": round(leg.age_ms(now_ms) / 1000, 3)}
 
 
-def opportunity_row(symbol: str, long: Leg, short: Leg, now_ms: int, config: ScannerConfig) -> dict:
-    return {"symbol": symbol, "long": leg_json(long, now_ms), "short": leg_json(short, now_ms),
-            "funding_apr_spread": apr_spread(long, short), "price_spread_bps": price_spread_bps(long, short),
-            "at_size": at_size(long, short, now_ms, config)}
+def opportunity_row(asset: str, long: Leg, short: Leg, now_ms: int, config: ScannerConfig,
+                    rate: Optional[float] = None) -> dict:
+    """A pair's row; a cross-quote pair also carries the rate it was compared at, and `price_note` when
+    there is none (its price spread and costs are then null, its funding spread still counts)."""
+    factors = pair_factors(long, short, rate)
+    row = {"symbol": asset, "long": leg_json(long, now_ms), "short": leg_json(short, now_ms),
+           "funding_apr_spread": apr_spread(long, short),
+           "price_spread_bps": None if factors is None else price_spread_bps(long, short, factors),
+           "at_size": at_size(long, short, now_ms, config, factors)}
+    if long.quote != short.quote:
+        row["usdc_usdt_rate"] = rate
+        if factors is None:
+            row["price_note"] = NO_RATE_NOTE
+    return row
+
+
+def by_asset(legs_by_symbol: Mapping[str, list[Leg]]) -> dict[str, list[Leg]]:
+    """Every leg under its base asset: BTC/USDT:USDT and BTC/USDC:USDC are legs of one asset, BTC."""
+    out: dict[str, list[Leg]] = {}
+    for legs in legs_by_symbol.values():
+        for leg in legs:
+            out.setdefault(leg.base, []).append(leg)
+    return out
 
 
 def opportunities(legs_by_symbol: Mapping[str, list[Leg]], now_ms: int, config: ScannerConfig,
                   filters: Filters = Filters()) -> dict:
-    """GET /api/opportunities: one row per symbol that can be paired, widest funding spread first."""
+    """GET /api/opportunities: one row per base asset that can be paired, widest funding spread first."""
+    assets = by_asset(legs_by_symbol)
+    rate = usdc_rate(assets.get(USDC, ()), now_ms, config.stale_after_ms)
     rows = []
-    for symbol, legs in legs_by_symbol.items():
-        if not symbol_matches(symbol, filters.symbol):
+    for asset, legs in assets.items():
+        if not symbol_matches(asset, filters.symbol):
             continue
-        pair = pair_legs(legs, now_ms, config.stale_after_ms, filters)
+        pair = pair_legs(legs, now_ms, config.stale_after_ms, filters, rate)
         if pair:
-            rows.append(opportunity_row(symbol, *pair, now_ms, config))
+            rows.append(opportunity_row(asset, *pair, now_ms, config, rate))
     rows.sort(key=lambda row: (-row["funding_apr_spread"], row["symbol"]))
     return {"timestamp": now_ms, "rows": rows}
 
 
 def leg_at_size(leg: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
-    """One leg's depth at each notional: buying through its asks, selling through its bids."""
+    """One leg's depth at each notional, in its own quote: buying through its asks, selling through its bids."""
     if leg.book is None or now_ms - leg.book.timestamp > config.stale_after_ms:
         return None
     out = {}
@@ -490,27 +610,24 @@ def leg_at_size(leg: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
     return out
 
 
-def symbol_detail(compact: str, legs_by_symbol: Mapping[str, list[Leg]], now_ms: int,
-                  config: ScannerConfig) -> dict:
-    """GET /api/symbol/{compact}: every exchange's latest values (stale ones flagged) and the pair."""
-    legs, pairs = [], []
-    for symbol, symbol_legs in sorted(legs_by_symbol.items()):
-        for leg in sorted(symbol_legs, key=lambda leg: leg.exchange):
-            legs.append(_detail_leg(leg, now_ms, config))
-        pair = pair_legs(symbol_legs, now_ms, config.stale_after_ms)
-        if pair:
-            pairs.append(opportunity_row(symbol, *pair, now_ms, config))
-    return {"timestamp": now_ms, "symbol": compact, "stale_after_seconds": config.stale_after_seconds,
-            "legs": legs, "pairs": pairs}
+def symbol_detail(asset: str, legs_by_symbol: Mapping[str, list[Leg]], now_ms: int, config: ScannerConfig,
+                  rate: Optional[float] = None) -> dict:
+    """GET /api/symbol/{asset}: every leg of the asset, each exchange's and quote's latest values (stale ones
+    flagged), and its pair. `rate`: usdc_rate of the moment (the caller has the USDC/USDT legs)."""
+    legs = sorted((leg for legs in legs_by_symbol.values() for leg in legs), key=lambda leg: (leg.exchange, leg.symbol))
+    pair = pair_legs(legs, now_ms, config.stale_after_ms, rate=rate)
+    return {"timestamp": now_ms, "symbol": asset, "stale_after_seconds": config.stale_after_seconds,
+            "usdc_usdt_rate": rate, "legs": [_detail_leg(leg, now_ms, config, rate) for leg in legs],
+            "pairs": [opportunity_row(asset, *pair, now_ms, config, rate)] if pair else []}
 
 
-def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig) -> dict:
+def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig, rate: Optional[float]) -> dict:
     book = None
     if leg.book is not None:
         book = {"bid_levels": leg.book.bid_levels, "ask_levels": leg.book.ask_levels,
                 "age_seconds": round((now_ms - leg.book.timestamp) / 1000, 3)}
-    return {"symbol": leg.symbol, **leg_json(leg, now_ms), "last": leg["last"],
-            "contract_size": leg["contract_size"], "open_interest": leg["open_interest"],
-            "volume_usd": volume_usd(leg), "stale": not leg.fresh(now_ms, config.stale_after_ms),
-            "taker_fee_bps": config.fee_bps(leg.exchange), "book": book,
-            "at_size": leg_at_size(leg, now_ms, config)}
+    return {**leg_json(leg, now_ms), "last": leg["last"], "impact_bid": leg["impact_bid"],
+            "impact_ask": leg["impact_ask"], "contract_size": leg["contract_size"],
+            "open_interest": leg["open_interest"], "volume_usd": volume_usd(leg, rate),
+            "stale": not leg.fresh(now_ms, config.stale_after_ms), "pairable": leg.pairable,
+            "taker_fee_bps": config.fee_bps(leg.exchange), "book": book, "at_size": leg_at_size(leg, now_ms, config)}

@@ -30,11 +30,12 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from common.scan import (FilterError, Leg, ScannerConfig, is_loopback, opportunities, parse_filters, split_listen,
-                         symbol_detail)
+from common.scan import (USDC, FilterError, Leg, ScannerConfig, asset_of, is_loopback, opportunities, parse_filters,
+                         split_listen, symbol_detail, usdc_rate)
+from common.symbols import SYMBOL_PATTERN
 
 PAGE = Path(__file__).resolve().parent / "scanner_page"
-COMPACT_SYMBOL = re.compile(r"^[A-Za-z0-9]{1,64}(-[0-9]{6})?$")  # BTCUSDT, BTCUSDT-250328
+COMPACT_SYMBOL = re.compile(r"^[A-Za-z0-9]{1,64}(-[0-9]{6})?$")  # BTC, BTCUSDT, BTCUSDC, BTCUSDT-250328
 NO_STORE = {"Cache-Control": "no-store"}
 PAGE_HEADERS = {"Cache-Control": "no-cache"}
 # The page loads only its own script and style, calls only its own API, and is shown in no frame.
@@ -56,8 +57,8 @@ class FastJSONResponse(JSONResponse):
 
 class LatestView(Protocol):
     """What the scanner process offers the web side."""
-    def legs_by_symbol(self, now_ms: int, compact: str | None = None) -> dict[str, list[Leg]]:
-        """symbol -> its legs; only those whose routing-key form is `compact` (upper case) when given."""
+    def legs_by_symbol(self, now_ms: int, asset: str | None = None) -> dict[str, list[Leg]]:
+        """symbol -> its legs; only those of one base asset (upper case, "BTC") when given."""
     def status(self, now_ms: int) -> dict: ...
 
 
@@ -75,14 +76,17 @@ def make_app(view: LatestView, config: ScannerConfig) -> Starlette:
 
     def api_symbol(request: Request):
         wanted = request.path_params["symbol"]
-        if not COMPACT_SYMBOL.match(wanted):
-            return _bad_request(f"symbol: {wanted[:40]!r} is not a symbol in routing-key form, e.g. BTCUSDT")
-        wanted = wanted.upper()
+        if not (COMPACT_SYMBOL.match(wanted) or SYMBOL_PATTERN.match(wanted)):
+            return _bad_request(f"symbol: {wanted[:40]!r} is not an asset or a symbol, e.g. BTC, BTCUSDT, BTCUSDC "
+                                "or BTC/USDC:USDC")
+        asset = asset_of(wanted)
         now = _now_ms()
-        legs = view.legs_by_symbol(now, wanted)
+        legs = view.legs_by_symbol(now, asset)
         if not legs:
-            return JSONResponse({"error": f"symbol: no exchange has published {wanted}"}, 404, headers=NO_STORE)
-        return FastJSONResponse(symbol_detail(wanted, legs, now, config), headers=NO_STORE)
+            return JSONResponse({"error": f"symbol: no exchange has published {asset}"}, 404, headers=NO_STORE)
+        quoted = legs if asset == USDC else view.legs_by_symbol(now, USDC)
+        rate = usdc_rate((leg for held in quoted.values() for leg in held), now, config.stale_after_ms)
+        return FastJSONResponse(symbol_detail(asset, legs, now, config, rate), headers=NO_STORE)
 
     def api_status(_request: Request):
         return JSONResponse(view.status(_now_ms()), headers=NO_STORE)
@@ -90,7 +94,7 @@ def make_app(view: LatestView, config: ScannerConfig) -> Starlette:
     app = Starlette(routes=[
         Route("/", page),
         Route("/api/opportunities", api_opportunities),
-        Route("/api/symbol/{symbol}", api_symbol),
+        Route("/api/symbol/{symbol:path}", api_symbol),  # path: a unified symbol has a "/"
         Route("/api/status", api_status),
         Mount("/static", StaticFiles(directory=PAGE), name="static"),
     ])

@@ -125,6 +125,20 @@ def break_even_cell(notional: str) -> Callable[[dict, float], str]:
     return cell
 
 
+def venue(leg: dict) -> Text:
+    """The leg's exchange, and its quote when it is not USDT ("hyperliquid·USDC"): rows are base assets, and a
+    USDC perpetual is a different contract from the USDT one on the same exchange."""
+    quote = leg.get("quote")
+    return plain(leg["exchange"] if quote in (None, "USDT") else f"{leg['exchange']}·{terminal_text(quote, 8)}")
+
+
+def price_cell(row: dict, now: float) -> Text:
+    """The price spread; "no rate" when a cross-quote pair has no USDC/USDT rate to compare its prices at."""
+    if row.get("price_note") and number(row["price_spread_bps"]) is None:
+        return Text("no rate")
+    return signed(bps(row["price_spread_bps"]), row["price_spread_bps"])
+
+
 def age_cell(row: dict, now: float) -> str:
     ages = [a for a in (number(row["long"]["age_seconds"]), number(row["short"]["age_seconds"])) if a is not None]
     return f"{max(ages):.1f}" if ages else "–"
@@ -135,12 +149,12 @@ def columns(notionals: Sequence[str]) -> list[Column]:
     smallest size and its break-even, each leg's APR, the larger sizes, and last the details."""
     head = [
         Column("Symbol", 0, lambda r, now: plain(r["symbol"]), text=True),
-        Column("Long", 1, lambda r, now: plain(r["long"]["exchange"]), text=True),
+        Column("Long", 1, lambda r, now: venue(r["long"]), text=True),
         Column("Long APR", 7, lambda r, now: pct(r["long"]["funding_apr"])),
-        Column("Short", 2, lambda r, now: plain(r["short"]["exchange"]), text=True),
+        Column("Short", 2, lambda r, now: venue(r["short"]), text=True),
         Column("Short APR", 8, lambda r, now: pct(r["short"]["funding_apr"])),
         Column("APR spread", 3, lambda r, now: signed(pct(r["funding_apr_spread"]), r["funding_apr_spread"])),
-        Column("Price bps", 4, lambda r, now: signed(bps(r["price_spread_bps"]), r["price_spread_bps"])),
+        Column("Price bps", 4, price_cell),
     ]
     sized = []
     for i, notional in enumerate(notionals):

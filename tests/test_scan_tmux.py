@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_scanner import (BTC, ETH, expected_btc_row, poll, publish_market, publisher,  # noqa: F401 - fixtures
+from tests.test_scanner import (expected_btc_row, poll, publish_market, publisher,  # noqa: F401 - fixtures
                                 scanner)
+
+BTC, ETH = "BTC", "ETH"  # rows are base assets
 
 
 class Pane:
@@ -65,7 +67,7 @@ def shown(panes, scanner, width: int) -> list[str]:
     pane = panes(width, [sys.executable, "scripts/scan.py", "--url", scanner.url, "--once"])
     screen = pane.screen_when_done()
     lines = screen[:screen.index(pane.marker)].rstrip("\n").splitlines()
-    assert any(BTC in line for line in lines), screen
+    assert any(f"│ {BTC} " in line for line in lines), screen
     assert max(len(line) for line in lines) <= width and not any("…" in line for line in lines), screen
     return lines
 
@@ -78,8 +80,8 @@ def bps(value: float) -> str:
     return f"{value:.1f}"
 
 
-def cells(lines: list[str], symbol: str) -> list[str]:
-    return [cell.strip() for cell in next(line for line in lines if symbol in line).split("│")[1:-1]]
+def cells(lines: list[str], asset: str) -> list[str]:
+    return [cell.strip() for cell in next(line for line in lines if f"│ {asset} " in line).split("│")[1:-1]]
 
 
 def headers(lines: list[str]) -> list[str]:

@@ -177,6 +177,7 @@ def expected_btc_row() -> dict:
 
 
 def pairs(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """(asset, long exchange, short exchange) per row."""
     return [(r["symbol"], r["long"]["exchange"], r["short"]["exchange"]) for r in rows]
 
 
@@ -186,7 +187,7 @@ def test_opportunities_equal_the_values_computed_by_hand(scanner, publisher):
     data = scanner.get("/api/opportunities")
     assert abs(data["timestamp"] - now_ms()) < 5000
     # BTC: spread 0.876 > ETH 0.219; SOL is only fresh on binance (htx is stale): no row.
-    assert pairs(data["rows"]) == [(BTC, "gateio", "bybit"), (ETH, "binance", "bybit")]
+    assert pairs(data["rows"]) == [("BTC", "gateio", "bybit"), ("ETH", "binance", "bybit")]
     btc, want = data["rows"][0], expected_btc_row()
     assert btc["funding_apr_spread"] == pytest.approx(want["spread"])
     assert btc["price_spread_bps"] == pytest.approx(want["price_spread_bps"])
@@ -208,14 +209,60 @@ def test_opportunities_equal_the_values_computed_by_hand(scanner, publisher):
 def test_filters(scanner, publisher):
     scanner.await_messages(publish_market(publisher))
     rows = scanner.get("/api/opportunities?exchanges=binance,bybit")["rows"]
-    assert pairs(rows) == [(BTC, "binance", "bybit"), (ETH, "binance", "bybit")]
+    assert pairs(rows) == [("BTC", "binance", "bybit"), ("ETH", "binance", "bybit")]
     assert rows[0]["funding_apr_spread"] == pytest.approx(0.00005 * 24 * 365 - 0.0001 * 3 * 365)
     assert rows[0]["at_size"] is None  # binance has no deep book here
     # gateio's BTC trades $49,975 a day, bybit's ETH $10,005: both fall below $50,000
-    assert pairs(scanner.get("/api/opportunities?min_volume_usd=50000")["rows"]) == [(BTC, "binance", "bybit")]
-    assert pairs(scanner.get("/api/opportunities?symbol=eth")["rows"]) == [(ETH, "binance", "bybit")]
+    assert pairs(scanner.get("/api/opportunities?min_volume_usd=50000")["rows"]) == [("BTC", "binance", "bybit")]
+    assert pairs(scanner.get("/api/opportunities?symbol=eth")["rows"]) == [("ETH", "binance", "bybit")]
     assert pairs(scanner.get("/api/opportunities?symbol=BTC/USDT:USDT&exchanges=gateio,binance")["rows"]) == \
-        [(BTC, "gateio", "binance")]
+        [("BTC", "gateio", "binance")]
+
+
+def publish_usdc_market(publisher: Publisher) -> int:
+    """Hyperliquid's BTC/USDC:USDC (its board has only impact prices; the snapshot's book gives the top), Binance's
+    BTC/USDT:USDT and USDC/USDT:USDT (mid 0.9990). Returns the number of messages published."""
+    t = now_ms()
+    publisher.publish("board.binance", board("binance", t - 2000, [
+        row(BTC, 99_940.0, 99_950.0, 0.0001, 8, 10.0),                          # APR 0.1095: the long
+        row("USDC/USDT:USDT", 0.9989, 0.9991, 0.00001, 8, 1e6)]))
+    hyper = {**row("BTC/USDC:USDC", 0.0, 0.0, 0.00002, 1, 10.0), "bid": None, "ask": None,  # APR 0.1752: the short
+             "impact_bid": 100_080.0, "impact_ask": 100_130.0}
+    publisher.publish("board.hyperliquid", board("hyperliquid", t - 2000, [hyper]))
+    publisher.publish("futures.binance.BTCUSDT", snapshot(
+        "binance", BTC, t - 1000, 99_940.0, 99_950.0, 0.0001, 8, bids=[[99_940.0, 1.0]], asks=[[99_950.0, 1.0]]))
+    publisher.publish("futures.hyperliquid.BTCUSDC", snapshot(
+        "hyperliquid", "BTC/USDC:USDC", t - 1000, 100_100.0, 100_110.0, 0.00002, 1,
+        bids=[[100_100.0, 0.05], [100_000.0, 1.0]], asks=[[100_110.0, 1.0]]))
+    return 4
+
+
+def test_a_hyperliquid_usdc_leg_pairs_with_a_binance_usdt_leg_at_the_usdc_usdt_rate(scanner, publisher):
+    scanner.await_messages(publish_usdc_market(publisher))
+    (btc,) = [r for r in scanner.get("/api/opportunities")["rows"] if r["symbol"] == "BTC"]
+    assert (btc["long"]["exchange"], btc["long"]["symbol"], btc["long"]["quote"]) == ("binance", BTC, "USDT")
+    assert (btc["short"]["exchange"], btc["short"]["symbol"], btc["short"]["quote"]) == \
+        ("hyperliquid", "BTC/USDC:USDC", "USDC")
+    assert btc["funding_apr_spread"] == pytest.approx(0.00002 * 24 * 365 - 0.0001 * 3 * 365)
+    # The short's bid from its snapshot, in USDT: 100,100 x 0.9990 = 99,999.9; the long's ask 99,950.
+    rate = (0.9989 + 0.9991) / 2
+    mid = (100_100 * rate + 99_950) / 2
+    assert btc["usdc_usdt_rate"] == pytest.approx(rate)
+    assert btc["price_spread_bps"] == pytest.approx((100_100 * rate - 99_950) / mid * 1e4)  # 4.99 bps
+    short_vwap = 10_000 / (0.05 + (10_000 - 0.05 * 100_100 * rate) / (100_000 * rate))
+    assert btc["at_size"]["10000"]["short_vwap"] == pytest.approx(short_vwap)
+    assert btc["at_size"]["10000"]["entry_cost_bps"] == pytest.approx((99_950 - short_vwap) / mid * 1e4 + 5 + 4.5)
+    for asked in ("BTC", "btcusdc", "BTCUSDT", "BTC/USDC:USDC"):
+        detail = scanner.get(f"/api/symbol/{asked}")
+        assert detail["symbol"] == "BTC" and detail["usdc_usdt_rate"] == pytest.approx(rate)
+        legs = {(leg["exchange"], leg["symbol"], leg["quote"]): leg for leg in detail["legs"]}
+        assert set(legs) == {("binance", BTC, "USDT"), ("hyperliquid", "BTC/USDC:USDC", "USDC")}
+        hyper = legs[("hyperliquid", "BTC/USDC:USDC", "USDC")]
+        assert (hyper["bid"], hyper["impact_bid"], hyper["impact_ask"]) == (100_100.0, 100_080.0, 100_130.0)
+        assert pairs(detail["pairs"]) == [("BTC", "binance", "hyperliquid")]
+    usdc = scanner.get("/api/symbol/USDCUSDT")
+    assert [(leg["exchange"], leg["symbol"]) for leg in usdc["legs"]] == [("binance", "USDC/USDT:USDT")]
+    assert usdc["pairs"] == []  # listed on one exchange only
 
 
 def test_bad_query_values_are_400_naming_the_parameter(scanner):
@@ -227,7 +274,7 @@ def test_bad_query_values_are_400_naming_the_parameter(scanner):
         status, body = scanner.get_error(path)
         assert status == 400 and named in body["error"], (path, body)
     status, body = scanner.get_error("/api/symbol/XRPUSDT")
-    assert status == 404 and "XRPUSDT" in body["error"]
+    assert status == 404 and "XRP" in body["error"]
 
 
 def test_symbol_detail_shows_every_exchange_stale_ones_flagged(scanner, publisher):
@@ -241,7 +288,7 @@ def test_symbol_detail_shows_every_exchange_stale_ones_flagged(scanner, publishe
     assert legs["gateio"]["at_size"]["10000"]["buy_vwap"] == pytest.approx(10_000 / (50 + 5000 / 101))
     assert legs["gateio"]["taker_fee_bps"] == 4.0 and legs["bybit"]["taker_fee_bps"] == 5.5
     assert legs["binance"]["at_size"] is None and legs["binance"]["book"] is None
-    assert pairs(detail["pairs"]) == [(BTC, "gateio", "bybit")]
+    assert pairs(detail["pairs"]) == [("BTC", "gateio", "bybit")]
     sol = scanner.get("/api/symbol/solusdt")
     assert {leg["exchange"]: leg["stale"] for leg in sol["legs"]} == {"binance": False, "htx": True}
     assert sol["pairs"] == []
@@ -283,7 +330,7 @@ def test_malformed_messages_are_dropped_and_the_scanner_carries_on(scanner, publ
     status = scanner.await_messages(len(bad) + 2)
     assert status["messages_dropped"] == len(bad)
     assert scanner.process.proc.poll() is None
-    assert pairs(scanner.get("/api/opportunities")["rows"]) == [(ETH, "binance", "bybit")]
+    assert pairs(scanner.get("/api/opportunities")["rows"]) == [("ETH", "binance", "bybit")]
     log = scanner.process.log_text()
     assert "Dropped a malformed board message" in log and "Dropped a malformed futures message" in log
     # Rate-limited: one warning per kind every 10 s, not one per message; never the content.
@@ -357,9 +404,9 @@ def test_terminal_view_prints_the_table(scanner, publisher):
                             capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "220"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    btc = next(line for line in lines if "BTC/USDT:USDT" in line)
+    btc = next(line for line in lines if "│ BTC " in line)
     assert "gateio" in btc and "bybit" in btc and "87.60%" in btc  # the APR spread, 0.876
-    assert any("ETH/USDT:USDT" in line and "21.90%" in line for line in lines)
+    assert any("│ ETH " in line and "21.90%" in line for line in lines)
     failed = subprocess.run([sys.executable, "scripts/scan.py", "--url", f"http://127.0.0.1:{free_port()}", "--once"],
                             cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert failed.returncode == 2 and "cannot reach the scanner" in failed.stderr

@@ -30,8 +30,8 @@ def test_a_symbol_stale_on_board_and_snapshot_alike_is_forgotten_and_leaves_the_
     latest.put_board("bybit", 9_000, {"BTC/USDT:USDT": Source(9_000, {})})
     assert latest.forget_older_than(5_000) == (2, [])
     assert sorted(latest.legs_by_symbol(9_000, STALE)) == ["BTC/USDT:USDT"]
-    assert latest.legs_by_symbol(9_000, STALE, "OLDUSDT") == {}
-    assert sorted(latest.legs_by_symbol(9_000, STALE, "BTCUSDT")) == ["BTC/USDT:USDT"]
+    assert latest.legs_by_symbol(9_000, STALE, "OLD") == {}
+    assert sorted(latest.legs_by_symbol(9_000, STALE, "BTC")) == ["BTC/USDT:USDT"]
 
 
 def test_an_exchange_silent_past_the_cutoff_is_forgotten_whole():
@@ -45,6 +45,20 @@ def test_an_exchange_silent_past_the_cutoff_is_forgotten_whole():
     assert all(leg.exchange == "bybit" for legs in latest.legs_by_symbol(9_000, STALE).values() for leg in legs)
 
 
+def test_an_assets_legs_of_every_quote_are_found_together_and_unindexed_when_gone():
+    latest = LatestValues()
+    latest.put_board("binance", 1_000, {"BTC/USDT:USDT": Source(1_000, {}), "BTC/USDC:USDC": Source(1_000, {}),
+                                        "WBTC/USDT:USDT": Source(1_000, {})})
+    latest.put_board("hyperliquid", 9_000, {"BTC/USDC:USDC": Source(9_000, {})})
+    found = latest.legs_by_symbol(9_000, STALE, "btc")
+    assert sorted((leg.exchange, leg.symbol) for legs in found.values() for leg in legs) == \
+        [("binance", "BTC/USDC:USDC"), ("binance", "BTC/USDT:USDT"), ("hyperliquid", "BTC/USDC:USDC")]
+    latest.forget_older_than(5_000)
+    assert sorted(latest.legs_by_symbol(9_000, STALE, "BTC")) == ["BTC/USDC:USDC"]
+    assert latest.legs_by_symbol(9_000, STALE, "WBTC") == {}
+    assert set(latest._by_asset) == {"BTC"}  # the index holds no more than what is held
+
+
 def test_board_rows_per_exchange_are_capped_keeping_the_newest():
     latest = LatestValues()
     latest.put_board("bybit", 1_000, rows(MAX_HELD_ROWS, 1_000, "OLD"))
@@ -55,7 +69,7 @@ def test_board_rows_per_exchange_are_capped_keeping_the_newest():
     assert all(f"NEW{i}/USDT:USDT" in legs for i in range(10))
     assert sum(1 for symbol in legs if symbol.startswith("OLD")) == MAX_HELD_ROWS - 10
     # the dropped rows are unindexed too: /api/symbol finds nothing for them
-    dropped = [f"OLD{i}USDT" for i in range(MAX_HELD_ROWS) if f"OLD{i}/USDT:USDT" not in legs]
+    dropped = [f"OLD{i}" for i in range(MAX_HELD_ROWS) if f"OLD{i}/USDT:USDT" not in legs]
     assert len(dropped) == 10 and all(latest.legs_by_symbol(2_000, STALE, c) == {} for c in dropped)
 
 
@@ -64,7 +78,7 @@ def test_snapshots_per_exchange_are_capped_keeping_the_newest():
     for i in range(MAX_HELD_SNAPSHOTS + 3):
         snapshot(latest, "bybit", f"S{i}/USDT:USDT", 1_000 + i)
     assert latest.counts() == (0, MAX_HELD_SNAPSHOTS)
-    assert latest.legs_by_symbol(5_000, STALE, "S0USDT") == {}
+    assert latest.legs_by_symbol(5_000, STALE, "S0") == {}
     assert "S2002/USDT:USDT" in latest.legs_by_symbol(5_000, STALE)
 
 

@@ -267,9 +267,11 @@ def test_rows_sorted_by_spread_and_filtered_by_symbol():
             eth: [Leg("binance", eth, NOW, {**leg("x").values, "funding_rate": 0.0}),
                   Leg("bybit", eth, NOW, {**leg("x").values, "funding_rate": 0.001})]}
     rows = opportunities(legs, NOW, CONFIG)["rows"]
-    assert [r["symbol"] for r in rows] == [eth, SYMBOL]
-    assert [r["symbol"] for r in opportunities(legs, NOW, CONFIG, parse_filters({"symbol": "btc"}))["rows"]] == [SYMBOL]
-    assert [r["symbol"] for r in opportunities(legs, NOW, CONFIG, parse_filters({"symbol": "ETHUSDT"}))["rows"]] == [eth]
+    assert [r["symbol"] for r in rows] == ["ETH", "BTC"]  # rows are base assets
+    for wanted in ("btc", "BTCUSDT", "BTCUSDC", "BTC/USDT:USDT", "btc/usdc:usdc"):
+        assert [r["symbol"] for r in opportunities(legs, NOW, CONFIG, parse_filters({"symbol": wanted}))["rows"]] == \
+            ["BTC"], wanted
+    assert [r["symbol"] for r in opportunities(legs, NOW, CONFIG, parse_filters({"symbol": "ETHUSDT"}))["rows"]] == ["ETH"]
 
 
 @pytest.mark.parametrize("query, named", [
@@ -284,7 +286,7 @@ def test_bad_filters_name_the_parameter(query, named):
 def test_good_filters():
     assert parse_filters({}) == Filters()
     assert parse_filters({"exchanges": "binance, bybit,", "min_volume_usd": "1e6", "symbol": "btc/usdt:usdt"}) == \
-        Filters(frozenset({"binance", "bybit"}), 1e6, "BTC/USDT:USDT")
+        Filters(frozenset({"binance", "bybit"}), 1e6, "BTC")
 
 
 # -- the API's leg and config ----------------------------------------------------------------------------
@@ -292,7 +294,8 @@ def test_leg_json_has_the_spec_fields():
     row = opportunities({SYMBOL: [leg("binance", funding_rate=0.0001, mark_price=100.1, index_price=100.0),
                                   leg("bybit", age_ms=2500, funding_rate=0.0002)]}, NOW, CONFIG)["rows"][0]
     assert set(row) == {"symbol", "long", "short", "funding_apr_spread", "price_spread_bps", "at_size"}
-    assert set(row["long"]) == {"exchange", "funding_rate", "funding_interval_hours", "funding_apr",
+    assert row["symbol"] == "BTC" and (row["long"]["symbol"], row["long"]["quote"]) == (SYMBOL, "USDT")
+    assert set(row["long"]) == {"exchange", "symbol", "quote", "funding_rate", "funding_interval_hours", "funding_apr",
                                 "next_funding_time", "bid", "ask", "mark_price", "index_price", "basis_bps",
                                 "volume_24h", "age_seconds"}
     assert row["long"]["basis_bps"] == pytest.approx(10.0)
@@ -303,7 +306,8 @@ def test_leg_json_has_the_spec_fields():
 def test_scanner_config_defaults_and_fees():
     config = ScannerConfig(taker_fee_bps={"bybit": 2})
     assert config.listen == "127.0.0.1:8000" and config.notionals == [10000, 100000]
-    assert config.fee_bps("bybit") == 2 and config.fee_bps("bitget") == 6 and config.fee_bps("okx") == 0
+    assert config.fee_bps("bybit") == 2 and config.fee_bps("bitget") == 6 and config.fee_bps("kraken") == 0
+    assert config.fee_bps("okx") == 5 and config.fee_bps("hyperliquid") == 4.5
     assert config.resolved(5).stale_after_seconds == 15
     assert ScannerConfig(stale_after_seconds=40).resolved(5).stale_after_seconds == 40
     assert split_listen("[::1]:8080") == ("::1", 8080)

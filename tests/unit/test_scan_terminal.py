@@ -24,9 +24,9 @@ _spec.loader.exec_module(scan)
 EVIL = "[link=https://evil.example]BTC[/link]\x1b]8;;https://evil.example\x07[bold red]/USDT:USDT\x1b[2J\u202e"
 
 
-def leg(exchange: str, **values) -> dict:
-    return {"exchange": exchange, "funding_apr": 0.1, "next_funding_time": 1_800_003_600_000, "basis_bps": 1.0,
-            "age_seconds": 1.0, **values}
+def leg(exchange: str, quote: str = "USDT", **values) -> dict:
+    return {"exchange": exchange, "symbol": f"BTC/{quote}:{quote}", "quote": quote, "funding_apr": 0.1,
+            "next_funding_time": 1_800_003_600_000, "basis_bps": 1.0, "age_seconds": 1.0, **values}
 
 
 def rendered(data: dict, title="futures_scan scanner", width: int = 400) -> str:
@@ -41,14 +41,14 @@ def plain_lines(data: dict, width: int, title="futures_scan scanner · http://12
     return console.file.getvalue().splitlines()
 
 
-def market(symbol="BTC/USDT:USDT", long_apr=-0.438) -> dict:
+def market(symbol="BTC", long_apr=-0.438) -> dict:
     """Two rows, the first with costs at two sizes (the second size's books thin), the second with none."""
     at_size = {"10000": {"long_fill": 1.0, "short_fill": 1.0, "entry_cost_bps": 12.345, "break_even_hours": 3.21},
                "100000": {"long_fill": 0.151, "short_fill": 0.201, "entry_cost_bps": 55.55, "break_even_hours": 17.94}}
     return {"timestamp": 1_800_000_000_000, "rows": [
         {"symbol": symbol, "long": leg("gateio", funding_apr=long_apr), "short": leg("bybit", funding_apr=0.438),
          "funding_apr_spread": 0.876, "price_spread_bps": 49.875, "at_size": at_size},
-        {"symbol": "ETH/USDT:USDT", "long": leg("binance"), "short": leg("bybit", basis_bps=-2.5),
+        {"symbol": "ETH", "long": leg("binance"), "short": leg("bybit", basis_bps=-2.5),
          "funding_apr_spread": 0.219, "price_spread_bps": -3.0, "at_size": None}]}
 
 
@@ -109,18 +109,18 @@ def test_at_80_and_120_columns_no_line_is_longer_and_no_value_is_cut(width):
     lines = plain_lines(market(), width)
     assert max(cell_len(line) for line in lines) <= width
     assert not any("…" in line for line in lines)
-    btc = row_line(lines, "BTC/USDT:USDT")
+    btc = row_line(lines, "│ BTC ")
     for whole in ("gateio", "bybit", "87.60%", "49.9", "12.3"):
         assert f" {whole} " in btc, (whole, btc)
-    assert " -3.0 " in row_line(lines, "ETH/USDT:USDT")
+    assert " -3.0 " in row_line(lines, "│ ETH ")
 
 
 def test_80_columns_show_the_pair_and_spreads_and_name_what_is_left_out():
     lines = plain_lines(market(), 80)
     assert header_line(lines).split("┃")[1:-1] == [
-        " Symbol        ", " Long    ", " Short ", " APR spread ", " Price bps ", " Cost bps @10k "]
+        " Symbol ", " Long    ", " Short ", " APR spread ", " Price bps ", " Cost bps @10k "]
     caption = " ".join(line.strip() for line in lines[lines.index(next(x for x in lines if "pairs" in x)) + 1:])
-    assert caption == ("+ 8 columns at 194+ columns: Break-even @10k, Long APR, Short APR, Cost bps @100k, "
+    assert caption == ("+ 8 columns at 187+ columns: Break-even @10k, Long APR, Short APR, Cost bps @100k, "
                        "Break-even @100k, Funding in L/S, Basis L/S bps, Age s")
 
 
@@ -129,29 +129,64 @@ def test_120_columns_add_each_legs_apr_and_the_break_even():
     assert [h.strip() for h in header_line(lines).split("┃")[1:-1]] == [
         "Symbol", "Long", "Long APR", "Short", "Short APR", "APR spread", "Price bps", "Cost bps @10k",
         "Break-even @10k"]
-    btc = row_line(lines, "BTC/USDT:USDT")
+    btc = row_line(lines, "│ BTC ")
     assert " -43.80% " in btc and " 43.80% " in btc and " 3.2 h " in btc
-    assert any(line.strip().startswith("+ 5 columns at 194+ columns: Cost bps @100k") for line in lines)
+    assert any(line.strip().startswith("+ 5 columns at 187+ columns: Cost bps @100k") for line in lines)
 
 
 def test_wide_enough_shows_every_column_and_no_note():
-    lines = plain_lines(market(), 194)
+    lines = plain_lines(market(), 187)
     assert len(header_line(lines).split("┃")[1:-1]) == 14
-    assert " 55.5 thin " in row_line(lines, "BTC/USDT:USDT")
-    assert " 1.0 / -2.5 " in row_line(lines, "ETH/USDT:USDT")
+    assert " 55.5 thin " in row_line(lines, "│ BTC ")
+    assert " 1.0 / -2.5 " in row_line(lines, "│ ETH ")
     assert not any("columns at" in line for line in lines)
 
 
 def test_a_long_number_widens_its_column_and_pushes_others_out_rather_than_being_cut():
-    lines = plain_lines(market(long_apr=-123456789.0), 120)
+    lines = plain_lines(market(long_apr=-1234567890123456.0), 120)
     assert max(cell_len(line) for line in lines) <= 120 and not any("…" in line for line in lines)
-    # Long APR (16 wide now) comes before Short APR in priority: it is shown whole, and Short APR is left out.
-    assert "-12345678900.00%" in row_line(lines, "BTC/USDT:USDT") and "Short APR" not in header_line(lines)
+    # Long APR (23 wide now) comes before Short APR in priority: it is shown whole, and Short APR is left out.
+    assert "-123456789012345600.00%" in row_line(lines, "│ BTC ") and "Short APR" not in header_line(lines)
+
+
+def usdc_market(price_note: bool = False, usdc_longs: bool = False) -> dict:
+    """BTC long on gateio's USDT perpetual, short on hyperliquid's USDC one; ETH binance/bybit in USDT, or
+    (usdc_longs) long on bybit's USDC perpetual."""
+    data = market()
+    btc, eth = data["rows"]
+    btc["short"] = leg("hyperliquid", quote="USDC", funding_apr=0.438)
+    if usdc_longs:
+        eth["long"] = leg("bybit", quote="USDC")
+    if price_note:
+        btc.update(price_spread_bps=None, at_size=None, price_note="no fresh USDC/USDT rate")
+    return data
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_usdc_leg_shows_its_quote_beside_its_exchange_whole(width):
+    lines = plain_lines(usdc_market(), width)
+    assert max(cell_len(line) for line in lines) <= width and not any("…" in line for line in lines)
+    btc, eth = row_line(lines, "│ BTC "), row_line(lines, "│ ETH ")
+    for whole in (" gateio ", " hyperliquid·USDC ", " 87.60% ", " 49.9 ", " 12.3 "):  # 12.3: the cost still fits
+        assert whole in btc, (whole, btc)
+    assert " binance " in eth and " bybit " in eth and "·USDT" not in "".join(lines)  # USDT, the usual, goes unsaid
+
+
+def test_quotes_in_both_exchange_columns_push_the_cost_out_at_80_rather_than_cut_anything():
+    lines = plain_lines(usdc_market(usdc_longs=True), 80)
+    assert max(cell_len(line) for line in lines) <= 80 and not any("…" in line for line in lines)
+    assert " bybit·USDC " in row_line(lines, "│ ETH ") and " hyperliquid·USDC " in row_line(lines, "│ BTC ")
+    assert "Cost bps @10k" not in header_line(lines) and any("Cost bps @10k" in line for line in lines)
+
+
+def test_a_cross_quote_pair_without_a_rate_says_so_in_its_price_cell():
+    btc = row_line(plain_lines(usdc_market(price_note=True), 80), "│ BTC ")
+    assert " no rate " in btc and " 87.60% " in btc
 
 
 def test_wide_characters_count_twice():
-    lines = plain_lines(market(symbol="币安人生/USDT:USDT"), 80)
-    assert max(cell_len(line) for line in lines) <= 80 and "币安人生/USDT:USDT" in row_line(lines, "币安人生")
+    lines = plain_lines(market(symbol="币安人生" * 4), 80)
+    assert max(cell_len(line) for line in lines) <= 80 and "币安人生" * 4 in row_line(lines, "币安人生")
 
 
 def test_the_view_chooses_its_columns_at_the_width_it_is_drawn_at():
