@@ -19,7 +19,8 @@ does not have is `null` (premium, midPx and impactPxs of a market without impact
 leaves funding or volumes out: a market with no funding estimate yet says "funding": "0.0" with a null premium
 (and null impactPxs), one that did not trade says "dayNtlVlm": "0.0". The simulated market's fresh listing
 (market.FRESH) renders that way, and so does its no-volume one (market.NO_VOLUME: volumes and open interest
-"0.0"): ccxt reads 0.0 where the market model's truth is None.
+"0.0"): ccxt reads 0.0 where the market model's truth is None. A drop_fields fault, which stands for a
+value the answer lacks, writes null even there.
 
 Impact prices: the average price at which IMPACT_NOTIONAL_USDC (Hyperliquid's funding impact notional: 20000 USDC
 for BTC and ETH, 6000 for every other asset) fills against the book, bid rounded down and ask up to the price
@@ -176,20 +177,24 @@ def _asset(coin) -> dict:
             "marginTableId": leverage}
 
 
-def asset_context(quote) -> dict:
-    """One market's context as metaAndAssetCtxs lists it."""
-    impact = impact_prices(quote)
-    fresh = quote.funding_rate is None
+def asset_context(quote, dropped=frozenset()) -> dict:
+    """One market's context as metaAndAssetCtxs lists it, from the market's true quote, less the fields a
+    drop_fields fault takes out (null: the fault stands for a value the answer lacks, even where Hyperliquid
+    itself would have written "0.0")."""
+    shown = {f: None if f in dropped else getattr(quote, f)
+             for f in ("bid", "ask", "mark_price", "index_price", "funding_rate")}
+    impact = (None, None) if shown["bid"] is None or shown["ask"] is None else impact_prices(quote)
     volume = quote.volume_24h
+    funding = None if "funding_rate" in dropped else "0.0" if quote.funding_rate is None else _s(quote.funding_rate)
     return {
-        "funding": "0.0" if fresh else _s(quote.funding_rate),
+        "funding": funding,
         "openInterest": _s(quote.open_interest) if volume is not None else "0.0",
         "prevDayPx": _s(quote.open),
         "dayNtlVlm": _s(quote.quote_volume_24h) if volume is not None else "0.0",
-        "premium": _premium(impact, quote.index_price),
-        "oraclePx": _s(quote.index_price),
-        "markPx": _s(quote.mark_price),
-        "midPx": _s(mid_price(quote)),
+        "premium": _premium(impact, shown["index_price"]),
+        "oraclePx": _s(shown["index_price"]),
+        "markPx": _s(shown["mark_price"]),
+        "midPx": None if shown["bid"] is None or shown["ask"] is None else _s(mid_price(quote)),
         "impactPxs": None if impact[0] is None else [_s(impact[0]), _s(impact[1])],
         "dayBaseVlm": _s(volume) if volume is not None else "0.0",
     }
@@ -217,7 +222,8 @@ def meta_and_asset_ctxs(req, body) -> list | Reply:
     if bad:
         return bad
     coins = req.listed()
-    return [{"universe": [_asset(c) for c in coins]}, [asset_context(req.quote(c.base)) for c in coins]]
+    contexts = [asset_context(req.market.quote(req.exchange, c.base, req.tick), req.dropped) for c in coins]
+    return [{"universe": [_asset(c) for c in coins]}, contexts]
 
 
 # -- l2Book -------------------------------------------------------------------------------------------
