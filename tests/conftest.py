@@ -21,13 +21,19 @@ import pytest
 from common.broker import symbols_queue
 from common.exchanges import create_exchange
 from tests.simulator import Simulator
+from tests.simulator.market import symbol_of
 
 ROOT = Path(__file__).resolve().parent.parent
 # The checkout's own .env (written by scripts/run.sh or demo.sh: role passwords) must not change what the
 # processes a test starts connect as: each test says that itself.
 os.environ["FUTURES_SCAN_DOTENV"] = os.devnull
 RABBIT_HOST, RABBIT_PORT = "127.0.0.1", int(os.environ.get("RABBITMQ_PORT", 5672))
-EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
+EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio", "okx", "hyperliquid")
+
+
+def symbol_on(exchange: str, base: str) -> str:
+    """`base`'s perpetual on `exchange` as ccxt names it: BTC/USDT:USDT, BTC/USDC:USDC on Hyperliquid."""
+    return symbol_of(exchange, base)
 
 
 def pytest_configure(config):

@@ -1,4 +1,4 @@
-"""The market board as a consumer sees it: five real workers, the real broker, the simulator with its clock
+"""The market board as a consumer sees it: seven real workers, the real broker, the simulator with its clock
 frozen, so that every row of every board can be compared with the values behind the answers."""
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import pytest
 
 from common.board import Board
 from common.broker import STATS_EXCHANGE
-from tests.conftest import EXCHANGES, Consumer, Process, write_config
+from common.symbols import routing_key
+from tests.conftest import EXCHANGES, Consumer, Process, symbol_on, write_config
 from tests.simulator import Simulator
+from tests.simulator.hyperliquid import impact_prices, mid_price
 
 INTERVAL = 5
-WATCHED = ["BTC/USDT:USDT", "SOL/USDT:USDT"]
+WATCHED = ["BTC/USDT:USDT", "SOL/USDT:USDT", "BTC/USDC:USDC", "SOL/USDC:USDC"]
 # What the bulk rows carry (the rest is null on the board): HTX's mark price comes only per symbol, Binance
-# and HTX put no open interest in their bulk rows.
-NOT_IN_BULK_ROWS = {"htx": {"mark_price", "open_interest"}, "binance": {"open_interest"}}
+# and HTX put no open interest in their bulk rows, Hyperliquid's has impact prices but no best bid and ask.
+NOT_IN_BULK_ROWS = {"htx": {"mark_price", "open_interest"}, "binance": {"open_interest"},
+                    "hyperliquid": {"bid", "ask"}}
 # The simulator's one USDC-margined perpetual, on the exchanges where ccxt loads USDC perpetuals beside USDT.
 USDC_PERPETUALS = {"bybit": ["BTC/USDC:USDC"], "bitget": ["BTC/USDC:USDC"]}
 TRUTH_FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate",
@@ -54,42 +57,61 @@ def test_the_board_lists_every_perpetual_with_the_simulators_values(market, exch
     Board.model_validate(body)
     assert body["exchange"] == exchange
     rows = {row["symbol"]: row for row in body["markets"]}
-    usdt = [f"{c.base}/USDT:USDT" for c in sim.market.listed(exchange)]
-    assert sorted(rows) == sorted(usdt + USDC_PERPETUALS.get(exchange, []))
-    for symbol in usdt:
+    own = [symbol_on(exchange, c.base) for c in sim.market.listed(exchange)]
+    assert sorted(rows) == sorted(own + USDC_PERPETUALS.get(exchange, []))
+    for symbol in own:
         row = rows[symbol]
-        truth = sim.truth(exchange, symbol)
-        for name in TRUTH_FIELDS:
-            expected = None if name in NOT_IN_BULK_ROWS.get(exchange, ()) else truth[name]
+        truth = {**sim.truth(exchange, symbol), **impact_truth(sim, exchange, symbol)}
+        for name in TRUTH_FIELDS + ("impact_bid", "impact_ask"):
+            expected = None if name in NOT_IN_BULK_ROWS.get(exchange, ()) else truth.get(name)
             assert row[name] == (pytest.approx(expected, rel=1e-9) if expected else expected), (symbol, name)
 
 
-def test_gates_open_interest_in_contracts_is_published_in_base_units(market):
-    """Gate.io's tickers count open interest in contracts (`total_size`); the board says base units, like the
-    other exchanges. Contracts of 0.0001 BTC or 10 DOGE make the two figures differ by orders of magnitude."""
+def impact_truth(sim, exchange: str, symbol: str) -> dict:
+    """Hyperliquid's impact prices (its bulk answer's impactPxs) and its last price, the book's mid (no last
+    trade in the bulk answer); nothing elsewhere."""
+    if exchange != "hyperliquid":
+        return {}
+    quote = sim.market.quote(exchange, symbol.split("/")[0])
+    impact_bid, impact_ask = impact_prices(quote)
+    return {"impact_bid": float(impact_bid), "impact_ask": float(impact_ask), "last": float(mid_price(quote))}
+
+
+@pytest.mark.parametrize("exchange", ["gateio", "okx"])
+def test_open_interest_and_volume_counted_in_contracts_are_published_in_base_units(market, exchange):
+    """Gate.io's tickers count open interest in contracts (`total_size`), OKX's answers both (`oi`, `oiCcy`) and
+    its tickers' vol24h, which ccxt takes for the base volume, counts contracts too; the board says base units,
+    like the other exchanges. Contracts of 0.0001 BTC or 1000 DOGE make the figures differ by orders of
+    magnitude."""
     sim, boards, _, _ = market
-    rows = {row["symbol"]: row for row in board(boards, "gateio")["markets"]}
+    rows = {row["symbol"]: row for row in board(boards, exchange)["markets"]}
     converted = 0
-    for coin in sim.market.listed("gateio"):
-        quote = sim.market.quote("gateio", coin.base)
+    for coin in sim.market.listed(exchange):
+        quote = sim.market.quote(exchange, coin.base)
         if quote.contract_size == 1 or not quote.open_interest:
             continue
         row = rows[f"{coin.base}/USDT:USDT"]
         assert row["open_interest"] == pytest.approx(float(quote.open_interest), rel=1e-9), coin.base
         assert row["open_interest"] != pytest.approx(float(quote.open_interest_contracts)), coin.base
+        assert row["volume_24h"] == pytest.approx(float(quote.volume_24h), rel=1e-9), coin.base
+        assert row["volume_24h"] != pytest.approx(float(quote.volume_24h_contracts)), coin.base
         converted += 1
-    assert converted >= 3, "the simulator should list Gate contracts whose size is not 1"
+    assert converted >= 3, f"the simulator should list {exchange} contracts whose size is not 1"
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
 def test_funding_intervals_are_each_symbols_own(market, exchange):
     """The simulator runs symbols on 1 h and 4 h schedules beside 8 h ones on the same exchange."""
     sim, boards, _, _ = market
-    rows = {row["symbol"]: row for row in board(boards, exchange)["markets"] if row["symbol"].endswith(":USDT")}
+    own = {symbol_on(exchange, c.base) for c in sim.market.listed(exchange)}
+    rows = {row["symbol"]: row for row in board(boards, exchange)["markets"] if row["symbol"] in own}
     hours = {s: r["funding_interval_hours"] for s, r in rows.items()}
     expected = {s: sim.truth(exchange, s)["funding_interval_hours"] for s in rows}
-    assert hours == expected
-    assert len(set(expected.values())) > 1, f"{exchange}: the simulator should mix schedules"
+    assert hours == expected and len(hours) == len(own)
+    if exchange == "hyperliquid":  # every perpetual every hour
+        assert set(hours.values()) == {1.0}
+    else:
+        assert len(set(expected.values())) > 1, f"{exchange}: the simulator should mix schedules"
 
 
 def test_a_board_every_cycle_beside_unchanged_snapshots(market):
@@ -98,11 +120,15 @@ def test_a_board_every_cycle_beside_unchanged_snapshots(market):
     for exchange in EXCHANGES:
         first = board(boards, exchange, after=start)
         second = board(boards, exchange, after=first["timestamp"] / 1000 + 1)
-        assert INTERVAL - 1 <= (second["timestamp"] - first["timestamp"]) / 1000 <= INTERVAL + 1.5
+        assert INTERVAL - 1 <= (second["timestamp"] - first["timestamp"]) / 1000 <= INTERVAL + 1.5, exchange
         rows = {row["symbol"]: row for row in second["markets"]}
-        snapshot = snapshots.wait_for(lambda k, b, ex=exchange: k == f"futures.{ex}.SOLUSDT", 3 * INTERVAL)[1]
-        row = rows["SOL/USDT:USDT"]
-        assert (snapshot["ticker"]["bid"], snapshot["ticker"]["ask"]) == (row["bid"], row["ask"])
+        sol = symbol_on(exchange, "SOL")
+        snapshot = snapshots.wait_for(lambda k, b, key=routing_key(exchange, sol): k == key, 3 * INTERVAL)[1]
+        row = rows[sol]
+        if row["impact_bid"] is None:
+            assert (snapshot["ticker"]["bid"], snapshot["ticker"]["ask"]) == (row["bid"], row["ask"])
+        else:  # Hyperliquid: the snapshot's bid/ask are its book's top, inside the impact prices
+            assert row["bid"] is None and row["impact_bid"] <= snapshot["ticker"]["bid"] < snapshot["ticker"]["ask"] <= row["impact_ask"]
         assert snapshot["funding_rate"] == row["funding_rate"]
         assert snapshot["extra"]["funding_interval_hours"] == row["funding_interval_hours"]
 
@@ -121,7 +147,7 @@ def test_board_off_publishes_none_and_sends_the_same_requests(rabbit, tmp_path):
         cycles = {board_on: run.second_cycle() for board_on, run in runs.items()}
         assert cycles[False] == cycles[True]
         assert sorted(path for path, _ in cycles[False]) == [  # the bulk calls and a book per watched symbol
-            "/api/v4/futures/usdt/contracts", *["/api/v4/futures/usdt/order_book"] * len(WATCHED),
+            "/api/v4/futures/usdt/contracts", *["/api/v4/futures/usdt/order_book"] * 2,  # Gate lists the USDT two
             "/api/v4/futures/usdt/tickers"]
         assert runs[False].boards.since(0) == []
         assert "Published the board" not in runs[False].worker.log_text()

@@ -1,4 +1,4 @@
-"""The worker as a user sees it: five real worker processes, the real broker, the simulator.
+"""The worker as a user sees it: seven real worker processes, the real broker, the simulator.
 
 One fleet of workers runs for the whole module (starting them costs seconds and a cycle is 5 s), on a vhost
 of its own, with the simulator's clock frozen so that every snapshot can be compared with the exact values
@@ -7,16 +7,23 @@ every fleet test leaves the fleet as it found it, so that the tests here run alo
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from common.broker import STATS_EXCHANGE
-from tests.conftest import EXCHANGES, Consumer, Process, write_config
+from common.symbols import routing_key
+from tests.conftest import EXCHANGES, Consumer, Process, symbol_on, write_config
 
-SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT", "WIF/USDT:USDT"]
+BASES = ["BTC", "ETH", "SOL", "DOGE", "WIF"]
+# One symbol set for every worker, as the controller keeps it: Hyperliquid's perpetuals settle in USDC.
+SYMBOLS = [f"{base}/USDT:USDT" for base in BASES] + [f"{base}/USDC:USDC" for base in BASES]
+# The USDC perpetuals the simulator lists beside the USDT ones (ccxt loads them with the linear markets).
+USDC_PERPETUALS = {"bybit": ["BTC/USDC:USDC"], "bitget": ["BTC/USDC:USDC"]}
 INTERVAL = 5
-MAX_DEPTH = {"binance": 1000, "bybit": 1000, "bitget": 150, "htx": 150, "gateio": 300}
+# OKX's books-full answers up to 5000 levels: the simulated book has 1000. Hyperliquid gives 20 a side.
+MAX_DEPTH = {"binance": 1000, "bybit": 1000, "bitget": 150, "htx": 150, "gateio": 300, "okx": 1000, "hyperliquid": 20}
 # Each exchange's calls per cycle as docs/reference.md ("What each exchange costs") states them from the
 # exchanges' docs: (bulk calls, calls per watched symbol). Written out rather than read from common.exchanges,
 # so that a wrong row there shows here.
@@ -29,14 +36,30 @@ CALLS_PER_CYCLE = {
              "/linear-swap-api/v1/swap_index"],
             ["/linear-swap-ex/market/depth", "/index/market/history/linear_swap_mark_price_kline"]),
     "gateio": (["/api/v4/futures/usdt/tickers", "/api/v4/futures/usdt/contracts"], ["/api/v4/futures/usdt/order_book"]),
+    "okx": (["/api/v5/market/tickers", "/api/v5/public/funding-rate", "/api/v5/public/mark-price",
+             "/api/v5/market/index-tickers", "/api/v5/public/open-interest"], ["/api/v5/market/books-full"]),
+    "hyperliquid": (["/info?type=metaAndAssetCtxs"], ["/info?type=l2Book"]),
 }
 TICKERS_PATH = {"binance": "/fapi/v1/ticker/24hr", "bybit": "/v5/market/tickers", "bitget": "/api/v2/mix/market/tickers",
-                "htx": "/linear-swap-ex/market/detail/batch_merged", "gateio": "/api/v4/futures/usdt/tickers"}
+                "htx": "/linear-swap-ex/market/detail/batch_merged", "gateio": "/api/v4/futures/usdt/tickers",
+                "okx": "/api/v5/market/tickers", "hyperliquid": "/info?type=metaAndAssetCtxs"}
 
 
 def listed(sim, exchange):
-    names = {f"{c.base}/USDT:USDT" for c in sim.market.listed(exchange)}
+    """The exchange's own perpetual (USDT, or USDC on Hyperliquid) of every base in BASES it lists."""
+    names = {symbol_on(exchange, c.base) for c in sim.market.listed(exchange)}
     return [s for s in SYMBOLS if s in names]
+
+
+def watched(sim, exchange):
+    """Every symbol of the set the exchange lists: its own perpetuals and the USDC ones beside them."""
+    return listed(sim, exchange) + [s for s in USDC_PERPETUALS.get(exchange, []) if s in SYMBOLS]
+
+
+def request_kind(entry) -> str:
+    """A logged request as CALLS_PER_CYCLE names it: the path, with the body's type where one path serves all."""
+    kind = dict(part.split("=", 1) for part in entry.query.split("&") if "=" in part).get("type")
+    return f"{entry.path}?type={kind}" if entry.path == "/info" else entry.path
 
 
 class Fleet:
@@ -51,7 +74,9 @@ class Fleet:
 
     def snapshot(self, exchange: str, symbol: str, after: float = 0.0, timeout: float = 3 * INTERVAL,
                  where=lambda body: True) -> dict:
-        routing = f"futures.{exchange}.{symbol.split('/')[0]}USDT"
+        """The exchange's snapshot of `symbol`, its own perpetual of that base on Hyperliquid (BTC/USDC:USDC)."""
+        symbol = symbol_on(exchange, symbol.split("/")[0])
+        routing = routing_key(exchange, symbol)
         return self.consumer.wait_for(
             lambda key, body: key == routing and body["timestamp"] >= after * 1000 and where(body),
             timeout, f"snapshot {routing}")[1]
@@ -77,7 +102,10 @@ def fleet(simulator, rabbit, tmp_path_factory):
 def assert_matches_truth(snapshot: dict, truth: dict, depth: int):
     approx = lambda v: pytest.approx(v, rel=1e-9)  # noqa: E731
     ticker, book, extra = snapshot["ticker"], snapshot["orderbook"], snapshot["extra"]
-    assert (ticker["bid"], ticker["ask"], ticker["last"]) == (truth["bid"], truth["ask"], truth["last"])
+    # Hyperliquid's bulk answer has no last trade: ccxt takes its mid (midPx). Its bid/ask come from the book.
+    last = (truth["bid"] + truth["ask"]) / 2 if truth["exchange"] == "hyperliquid" else truth["last"]
+    assert (ticker["bid"], ticker["ask"]) == (truth["bid"], truth["ask"])
+    assert ticker["last"] == approx(last)
     assert ticker["volume_24h"] == approx(truth["volume_24h"])
     assert len(book["bids"]) == len(book["asks"]) == depth
     assert book["bids"] == [[p, approx(a)] for p, a in truth["bids"][:depth]]
@@ -106,7 +134,7 @@ def test_snapshots_track_the_market_every_interval(fleet):
     tick = fleet.sim.market.step()
     stepped_at = time.time()
     for exchange in EXCHANGES:
-        truth = fleet.sim.truth(exchange, "BTC/USDT:USDT", tick=tick)
+        truth = fleet.sim.truth(exchange, symbol_on(exchange, "BTC"), tick=tick)
         first = fleet.snapshot(exchange, "BTC/USDT:USDT", after=stepped_at + 0.5,
                                where=lambda b, t=truth: b["ticker"]["bid"] == t["bid"])
         second = fleet.snapshot(exchange, "BTC/USDT:USDT", after=first["timestamp"] / 1000 + 1)
@@ -122,24 +150,26 @@ def test_requests_per_cycle_are_the_documented_bulk_calls_plus_the_per_symbol_ca
     tickers, and the next starts only once every book of this one is in)."""
     start = time.time()
     deadline = start + 4 * INTERVAL
-    while len(tickers := [e for e in fleet.sim.requests(exchange, since=start, path=TICKERS_PATH[exchange])
-                          if e.path == TICKERS_PATH[exchange]]) < 3:
+    while len(tickers := [e for e in fleet.sim.requests(exchange, since=start)
+                          if request_kind(e) == TICKERS_PATH[exchange]]) < 3:
         assert time.time() < deadline, f"fewer than 3 cycles of {exchange} in {4 * INTERVAL}s"
         time.sleep(0.1)  # the simulator's log has no event to await
     cycle = [e for e in fleet.sim.requests(exchange, since=tickers[1].time) if e.time < tickers[2].time]
     bulk, per_symbol = CALLS_PER_CYCLE[exchange]
-    assert sorted(e.path for e in cycle) == sorted(bulk + per_symbol * len(listed(fleet.sim, exchange)))
+    assert sorted(request_kind(e) for e in cycle) == sorted(bulk + per_symbol * len(watched(fleet.sim, exchange)))
 
 
 def test_unlisted_symbol_is_skipped_and_reported(fleet):
-    unlisted = {ex: [s for s in SYMBOLS if s not in listed(fleet.sim, ex)] for ex in EXCHANGES}
-    assert unlisted["htx"] == ["WIF/USDT:USDT"] and unlisted["bybit"] == []
-    for exchange in ("htx", "bitget"):
+    unlisted = {ex: [s for s in SYMBOLS if s not in watched(fleet.sim, ex)] for ex in EXCHANGES}
+    assert "WIF/USDT:USDT" in unlisted["htx"] and "WIF/USDT:USDT" not in unlisted["bybit"]
+    assert unlisted["hyperliquid"] == [s for s in SYMBOLS if s.endswith(":USDT")]
+    for exchange in ("htx", "bitget", "hyperliquid"):
         _, stats = fleet.stats.wait_for(lambda k, b, ex=exchange: k == f"stats.{ex}" and b["cycles"] >= 2, 3 * INTERVAL)
-        assert stats["unlisted_symbols"] == ["WIF/USDT:USDT"]
-        assert not [k for k, _ in fleet.consumer.since(0) if k == f"futures.{exchange}.WIFUSDT"]
-        log = fleet.workers[exchange].log_text()
-        assert log.count("Symbol WIF/USDT:USDT not available on exchange") == 1
+        assert stats["unlisted_symbols"] == unlisted[exchange]
+        for symbol in unlisted[exchange]:
+            assert not [k for k, _ in fleet.consumer.since(0) if k == routing_key(exchange, symbol)]
+            log = fleet.workers[exchange].log_text()
+            assert log.count(f"Symbol {symbol} not available on exchange") == 1
 
 
 def test_no_rate_limit_answers(fleet):
@@ -160,24 +190,26 @@ def test_snapshot_message_format(fleet):
 # -- faults ----------------------------------------------------------------------------------------
 BTC_BOOK = {"binance": "symbol=BTCUSDT", "bybit": "symbol=BTCUSDT", "bitget": "symbol=BTCUSDT",
             "htx": "depth?type=step0&contract_code=BTC-USDT",  # not the mark price's request for BTC
-            "gateio": "order_book?contract=BTC_USDT"}
+            "gateio": "order_book?contract=BTC_USDT", "okx": "books-full?instId=BTC-USDT-SWAP",
+            "hyperliquid": "/info?type=l2Book&coin=BTC"}
 
 
 def test_failed_book_requests_are_retried_and_the_symbol_still_published(fleet):
     """Three different faults in a row on one book request: retries 1/3, 2/3, 3/3, then success."""
     plan = {"binance": ["http418", "http429", "empty"], "bybit": ["http500", "reset", "bad_json"],
             "gateio": ["hang", "http500", "reset"], "bitget": ["bad_json", "empty", "http429"],
-            "htx": ["reset", "hang", "http500"]}
+            "htx": ["reset", "hang", "http500"], "okx": ["http429", "bad_json", "hang"],
+            "hyperliquid": ["empty", "http500", "http429"]}
     offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
     for exchange, kinds in plan.items():
         for kind in kinds:
             fleet.sim.inject_fault(exchange, kind, endpoint=BTC_BOOK[exchange], count=1, hang_seconds=5)
     injected = time.time()
     for exchange, worker in fleet.workers.items():
-        match = worker.wait_for_log(r"Failed to fetch orderbook BTC/USDT:USDT: .*\(retry 3/3\)", 30,
-                                    offsets[exchange])
+        btc = re.escape(symbol_on(exchange, "BTC"))
+        match = worker.wait_for_log(rf"Failed to fetch orderbook {btc}: .*\(retry 3/3\)", 30, offsets[exchange])
         retries = worker.log_text()[offsets[exchange]:match.end()]
-        assert "orderbook BTC/USDT:USDT: " in retries and "(retry 1/3)" in retries and "(retry 2/3)" in retries
+        assert "(retry 1/3)" in retries and "(retry 2/3)" in retries
         fleet.snapshot(exchange, "BTC/USDT:USDT", after=injected, timeout=20)
         assert "giving up" not in worker.log_text()[offsets[exchange]:]
         assert "Failed to fetch orderbook ETH" not in worker.log_text()[offsets[exchange]:]
@@ -194,9 +226,10 @@ def test_a_malformed_book_level_costs_its_symbol_only_on_every_exchange(fleet):
     for exchange, worker in fleet.workers.items():
         fleet.snapshot(exchange, "BTC/USDT:USDT", after=start + 2 * INTERVAL + 1.5, timeout=4 * INTERVAL)
         log = worker.log_text()[offsets[exchange]:]
-        assert log.count("Not publishing BTC/USDT:USDT: ") == 1, log
-        assert "Publishing BTC/USDT:USDT again" in log
-        during = [k for k, _ in fleet.consumer.since(start) if k == f"futures.{exchange}.ETHUSDT"]
+        btc = symbol_on(exchange, "BTC")
+        assert log.count(f"Not publishing {btc}: ") == 1, log
+        assert f"Publishing {btc} again" in log
+        during = [k for k, _ in fleet.consumer.since(start) if k == routing_key(exchange, symbol_on(exchange, "ETH"))]
         assert len(during) >= 2, exchange  # every cycle of the fault window
         assert worker.proc.pid == pids[exchange] and worker.proc.poll() is None
 
@@ -216,7 +249,8 @@ def test_tickers_down_skips_the_cycle_then_recovers(fleet):
 def test_missing_funding_publishes_nulls_with_a_warning(fleet):
     funding_path = {"binance": "/fapi/v1/premiumIndex", "bybit": "/v5/market/tickers",
                     "bitget": "/api/v2/mix/market/current-fund-rate",
-                    "htx": "/linear-swap-api/v1/swap_batch_funding_rate", "gateio": "/api/v4/futures/usdt/contracts"}
+                    "htx": "/linear-swap-api/v1/swap_batch_funding_rate", "gateio": "/api/v4/futures/usdt/contracts",
+                    "okx": "/api/v5/public/funding-rate", "hyperliquid": "/info?type=metaAndAssetCtxs"}
     offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
     start = time.time()
     for exchange in EXCHANGES:
@@ -225,8 +259,8 @@ def test_missing_funding_publishes_nulls_with_a_warning(fleet):
     for exchange, worker in fleet.workers.items():
         snapshot = fleet.snapshot(exchange, "SOL/USDT:USDT", after=start, where=lambda b: b["funding_rate"] is None)
         assert snapshot["next_funding_time"] is None
-        worker.wait_for_log(r"\[WARNING\] \[%s\] Funding rate not available for SOL/USDT:USDT" % exchange, 5,
-                            offsets[exchange])
+        worker.wait_for_log(r"\[WARNING\] \[%s\] Funding rate not available for %s" % (
+            exchange, re.escape(symbol_on(exchange, "SOL"))), 5, offsets[exchange])
         fleet.snapshot(exchange, "SOL/USDT:USDT", after=start, where=lambda b: b["funding_rate"] is not None,
                        timeout=4 * INTERVAL)
 

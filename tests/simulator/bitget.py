@@ -112,11 +112,16 @@ def _usdt_coins(req) -> dict:
 
 
 def _one_coin(req, product_type: str):
-    """The Coin named by `symbol` (USDT-M only); else Rejected with the error Bitget gives."""
+    """The Coin named by `symbol` (USDT-M, and the one USDC perpetual, BTCPERP, which shares BTC's values);
+    else Rejected with the error Bitget gives."""
     symbol = req.query.get("symbol")
     if not symbol:
         raise Rejected(_error(400, "40019", "Parameter symbol cannot be empty"))
-    coin = _usdt_coins(req).get(symbol.upper()) if product_type == "USDT-FUTURES" else None
+    coin = None
+    if product_type == "USDT-FUTURES":
+        coin = _usdt_coins(req).get(symbol.upper())
+    elif product_type == "USDC-FUTURES" and symbol.upper() == "BTCPERP":
+        coin = _usdt_coins(req).get("BTCUSDT")
     if coin is None:
         raise Rejected(_error(400, "40034", f"Parameter {symbol} does not exist"))
     return coin
