@@ -235,6 +235,14 @@ def post_raw(sim, body: bytes) -> tuple[int, str]:
     return out
 
 
+def test_time_and_status(sim, client):
+    before = int(time.time() * 1000)
+    assert before <= client.fetch_time() <= int(time.time() * 1000)
+    assert client.fetch_status()["status"] == "ok"
+    assert info_types(sim) == {"type=exchangeStatus": 2}
+    assert sim.peak_share(EX) == pytest.approx(4 / 1200)   # exchangeStatus weighs 2
+
+
 # -- the budget -----------------------------------------------------------------------------------------------
 def test_weights_by_body_type(sim, client):
     for _ in range(10):
