@@ -56,7 +56,7 @@ def poll(probe, timeout: float, what: str):
 
 
 def sol_row(url: str, with_books: bool = True):
-    rows = [r for r in get(url + "/api/opportunities?symbol=SOLUSDT")["rows"] if r["symbol"] == SOL]
+    rows = [r for r in get(url + "/api/opportunities?symbol=SOLUSDT")["rows"] if r["symbol"] == "SOL"]
     return rows[0] if rows and (rows[0]["at_size"] or not with_books) else None
 
 

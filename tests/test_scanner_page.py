@@ -17,8 +17,9 @@ import pytest
 import websocket
 
 from tests.conftest import ROOT
-from tests.test_scanner import (BTC, DATA_EXCHANGE, ETH, Publisher, ScannerProcess, board, free_port, now_ms,
-                                poll, publish_market, publisher, row, scanner, snapshot)  # noqa: F401 - fixtures
+from tests.test_scanner import (BTC, DATA_EXCHANGE, Publisher, ScannerProcess, board, free_port, now_ms, poll,
+                                publish_market, publish_usdc_market, publisher, row, scanner,  # noqa: F401 - fixtures
+                                snapshot)
 
 CHROMIUM = "/usr/bin/chromium"
 # Where to also write the screenshot, e.g. SCANNER_SCREENSHOT=docs/scanner.png for the README's picture.
@@ -102,6 +103,7 @@ def browser(tmp_path):
 
 
 ROW_SYMBOLS = "[...document.querySelectorAll('#opportunities tbody tr')].map(tr => tr.dataset.symbol)"
+BTC_ROW, ETH = "BTC", "ETH"  # rows are base assets
 
 
 def cell(symbol: str, column: str) -> str:
@@ -112,25 +114,25 @@ def cell(symbol: str, column: str) -> str:
 def test_the_table_shows_the_rows_sorts_and_filters(scanner, publisher, browser):
     scanner.await_messages(publish_market(publisher))
     browser.open(scanner.url + "/")
-    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}', '{ETH}'])", what="BTC and ETH rows")
-    assert browser.evaluate(cell(BTC, "long")) == "gateio"
-    assert browser.evaluate(cell(BTC, "short")) == "bybit"
-    assert browser.evaluate(cell(BTC, "spread")) == "87.60%"          # 0.438 - (-0.438)
-    assert browser.evaluate(cell(BTC, "short_apr")) == "43.80%"       # 0.00005 per 1 h
-    assert browser.evaluate(cell(BTC, "price_spread")) == "49.9"      # 0.5 / 100.25 x 1e4
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC_ROW}', '{ETH}'])", what="BTC and ETH rows")
+    assert browser.evaluate(cell(BTC_ROW, "long")) == "gateio"
+    assert browser.evaluate(cell(BTC_ROW, "short")) == "bybit"
+    assert browser.evaluate(cell(BTC_ROW, "spread")) == "87.60%"          # 0.438 - (-0.438)
+    assert browser.evaluate(cell(BTC_ROW, "short_apr")) == "43.80%"       # 0.00005 per 1 h
+    assert browser.evaluate(cell(BTC_ROW, "price_spread")) == "49.9"      # 0.5 / 100.25 x 1e4
     assert browser.evaluate(cell(ETH, "cost_10000")) == "–"           # no deep books for ETH
-    assert browser.evaluate(cell(BTC, "cost_100000")).endswith("(thin)")  # the books fill 15% and 20%
-    countdown = browser.evaluate(cell(BTC, "long_next"))
+    assert browser.evaluate(cell(BTC_ROW, "cost_100000")).endswith("(thin)")  # the books fill 15% and 20%
+    countdown = browser.evaluate(cell(BTC_ROW, "long_next"))
     assert countdown.endswith("s") and "m" in countdown, countdown     # ~59m 5xs to the next funding
     assert browser.evaluate("document.getElementById('banner').hidden") is True
 
     # Sorting: a column's first click sorts it descending, the second ascending.
     browser.evaluate("document.querySelector('#head th[data-col=\"symbol\"]').click()")
-    assert browser.evaluate(ROW_SYMBOLS) == [ETH, BTC]
+    assert browser.evaluate(ROW_SYMBOLS) == [ETH, BTC_ROW]
     browser.evaluate("document.querySelector('#head th[data-col=\"symbol\"]').click()")
-    assert browser.evaluate(ROW_SYMBOLS) == [BTC, ETH]
+    assert browser.evaluate(ROW_SYMBOLS) == [BTC_ROW, ETH]
     browser.evaluate("document.querySelector('#head th[data-col=\"price_spread\"]').click()")
-    assert browser.evaluate(ROW_SYMBOLS) == [BTC, ETH]  # 49.9 bps > 0 bps
+    assert browser.evaluate(ROW_SYMBOLS) == [BTC_ROW, ETH]  # 49.9 bps > 0 bps
 
     # Filters: the symbol, then the exchanges (the pair is chosen among the checked ones).
     browser.run("const s = document.getElementById('f-symbol'); s.value = 'eth';"
@@ -141,23 +143,23 @@ def test_the_table_shows_the_rows_sorts_and_filters(scanner, publisher, browser)
                      "s.dispatchEvent(new Event('input', {bubbles: true}))")
     browser.wait_for("document.querySelectorAll('#f-exchanges input').length === 4", what="exchange boxes")
     browser.run("const box = document.querySelector('#f-exchanges input[value=\"gateio\"]'); box.click()")
-    browser.wait_for(f"document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC}\"] "
+    browser.wait_for(f"document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC_ROW}\"] "
                      "td[data-col=\"long\"]')?.textContent === 'binance'", what="BTC paired without gateio")
     assert "exchanges=binance%2Cbybit%2Chtx" in browser.evaluate("location.search")
     # The minimum volume: gateio's and bybit's ETH legs trade under $50,000 a day.
     browser.run("const v = document.getElementById('f-volume'); v.value = '50000';"
                      "v.dispatchEvent(new Event('input', {bubbles: true}))")
-    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}'])", what="ETH filtered out")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC_ROW}'])", what="ETH filtered out")
 
 
 def test_a_symbols_detail_shows_every_exchange_and_marks_stale_legs(scanner, publisher, browser):
     scanner.await_messages(publish_market(publisher))
     browser.open(scanner.url + "/")
-    browser.wait_for(f"!!document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC}\"]')", what="BTC row")
-    browser.evaluate(f"document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC}\"] td').click()")
+    browser.wait_for(f"!!document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC_ROW}\"]')", what="BTC row")
+    browser.evaluate(f"document.querySelector('#opportunities tbody tr[data-symbol=\"{BTC_ROW}\"] td').click()")
     browser.wait_for("!document.getElementById('detail').hidden && "
                      "document.querySelectorAll('#detail-legs tr').length > 5", what="the detail")
-    assert browser.evaluate("location.hash") == "#BTCUSDT"
+    assert browser.evaluate("location.hash") == "#BTC"
     headers = browser.evaluate("[...document.querySelectorAll('#detail-legs tr:first-child th')].map(t => t.textContent)")
     assert headers == ["", "binance", "bybit", "gateio", "htx"]
     states = browser.evaluate("[...document.querySelectorAll('#detail-legs tr')].find(tr => "
@@ -169,6 +171,34 @@ def test_a_symbols_detail_shows_every_exchange_and_marks_stale_legs(scanner, pub
     assert "15.1%" in at_size[2] and "20.1%" in at_size[2]  # the fills of the thin books
     depth = browser.evaluate("document.getElementById('detail-depth').textContent")
     assert "Buy $10k" in depth and "Sell $100k" in depth
+
+
+def visible(selector: str) -> str:
+    """The texts of the matching elements as the page renders them (innerText: what a person sees)."""
+    return f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.innerText)"
+
+
+def test_a_usdc_legs_quote_shows_beside_its_exchange_and_in_the_detail(scanner, publisher, browser):
+    scanner.await_messages(publish_usdc_market(publisher))
+    browser.open(scanner.url + "/")
+    btc = "#opportunities tbody tr[data-symbol='BTC']"
+    browser.wait_for(f"!!document.querySelector({json.dumps(btc)})", what="the BTC row")
+    assert browser.evaluate(visible(f"{btc} td[data-col='long']")) == ["binance"]  # USDT goes unsaid
+    assert browser.evaluate(visible(f"{btc} td[data-col='short']")) == ["hyperliquid · USDC"]
+    # (100,100 x 0.9990 - 99,950) / mid x 1e4 = 4.99 bps: Hyperliquid's bid converted to USDT
+    assert browser.evaluate(visible(f"{btc} td[data-col='price_spread']")) == ["5.0"]
+    browser.evaluate(f"document.querySelector({json.dumps(btc + ' td')}).click()")
+    browser.wait_for("!document.getElementById('detail').hidden && "
+                     "document.querySelectorAll('#detail-legs tr').length > 5", what="the detail")
+    assert browser.evaluate("location.hash") == "#BTC"
+    assert browser.evaluate(visible("#detail-legs tr:first-child th")) == ["", "binance", "hyperliquid · USDC"]
+    rows = {cells[0]: cells[1:] for cells in browser.evaluate(
+        "[...document.querySelectorAll('#detail-legs tr')].map(tr => [...tr.children].map(c => c.innerText))")}
+    assert rows["Symbol"] == ["BTC/USDT:USDT", "BTC/USDC:USDC"] and rows["Quote"] == ["USDT", "USDC"]
+    assert rows["Impact bid / ask"] == ["–", "100080 / 100130"] and rows["Bid"][1] == "100100"
+    assert "0.999 USDT per USDC" in browser.evaluate("document.getElementById('detail-rate').innerText")
+    pair = browser.evaluate("document.querySelector('#detail-pairs .pair-text').innerText")
+    assert "short hyperliquid · USDC BTC/USDC:USDC" in pair and "price spread 5.0 bps" in pair
 
 
 def test_banner_when_the_broker_is_down(tmp_path, own_rabbit, browser):
@@ -326,7 +356,7 @@ def test_the_page_works_through_the_token_link(guarded, publisher, browser):
     browser.call("Page.navigate", url=guarded.url + f"/?token={TOKEN}")  # redirected to /, the cookie set
     browser.wait_for(f"location.href === {json.dumps(guarded.url + '/')} && document.readyState === 'complete'",
                      what="the address without the token")
-    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}', '{ETH}'])", what="the rows")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC_ROW}', '{ETH}'])", what="the rows")
     assert browser.evaluate("document.cookie") == ""  # HttpOnly: the page's script cannot read it
 
 
@@ -343,7 +373,7 @@ def test_a_non_loopback_listen_without_a_token_stops_at_start(tmp_path, own_rabb
 def test_a_hash_that_is_not_percent_encoding_does_not_stop_the_polls(scanner, publisher, browser):
     scanner.await_messages(publish_market(publisher))
     browser.open(scanner.url + "/#%")
-    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC}', '{ETH}'])", what="the rows")
+    browser.wait_for(f"JSON.stringify({ROW_SYMBOLS}) === JSON.stringify(['{BTC_ROW}', '{ETH}'])", what="the rows")
     assert browser.evaluate("document.getElementById('detail').hidden") is True
     browser.run("location.hash = 'BTCUSDT'")
     browser.wait_for("!document.getElementById('detail').hidden", what="the detail after a good hash")
@@ -357,5 +387,5 @@ def test_the_terminal_view_sends_the_token(guarded, publisher):
     assert refused.returncode == 2 and "HTTP 401" in refused.stderr and TOKEN not in refused.stderr
     shown = poll(lambda: (r := subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30,
                                               env={**os.environ, "COLUMNS": "220", "FUTURES_SCAN_SCANNER_TOKEN": TOKEN}))
-                 .returncode == 0 and "ETH/USDT:USDT" in r.stdout and r, 20, "the table through the token")
-    assert "BTC/USDT:USDT" in shown.stdout
+                 .returncode == 0 and "│ ETH " in r.stdout and r, 20, "the table through the token")
+    assert "│ BTC " in shown.stdout

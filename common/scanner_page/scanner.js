@@ -5,6 +5,7 @@
 const POLL_MS = 2000;
 const state = {
   rows: [], status: null, detail: null, sort: {key: "spread", desc: true},
+  detailAsset: null,       // the asset whose detail is shown (the API maps BTCUSDT, BTCUSDC... to BTC)
   clockOffset: 0,          // server time minus this browser's, so that countdowns follow the scanner's clock
   notionals: [], exchanges: [], apiError: null,
   poll: 0,                 // the latest poll's number: an older poll that answers late is not drawn
@@ -31,8 +32,14 @@ function countdown(nextMs) {
   s %= 60;
   return (h ? h + "h " : "") + String(m).padStart(2, "0") + "m " + String(s).padStart(2, "0") + "s";
 }
-const compact = (symbol) => symbol.split(":")[0].replace("/", "") + (symbol.match(/-\d{6}$/) || [""])[0];
-const legUsd = (leg) => isNum(leg.volume_24h) && isNum(leg.bid) && isNum(leg.ask) ? leg.volume_24h * (leg.bid + leg.ask) / 2 : null;
+// Rows are base assets; a leg not in USDT says its quote beside its exchange ("hyperliquid · USDC").
+const venue = (leg) => leg.quote && leg.quote !== "USDT" ? `${leg.exchange} · ${leg.quote}` : leg.exchange;
+// A USDC leg's volume in USD at the row's USDC/USDT rate (a cross-quote row carries it), else as it is.
+const toUsd = (leg, usdcRate) => leg.quote === "USDC" && isNum(usdcRate) ? usdcRate : 1;
+const legUsd = (leg, usdcRate) => isNum(leg.volume_24h) && isNum(leg.bid) && isNum(leg.ask)
+  ? leg.volume_24h * (leg.bid + leg.ask) / 2 * toUsd(leg, usdcRate) : null;
+const rowUsd = (r) => minOf(legUsd(r.long, r.usdc_usdt_rate), legUsd(r.short, r.usdc_usdt_rate));
+const priceCell = (r) => r.price_note && !isNum(r.price_spread_bps) ? "no rate" : bps(r.price_spread_bps);
 
 function el(tag, text, attrs = {}) {
   const node = document.createElement(tag);
@@ -45,20 +52,20 @@ function el(tag, text, attrs = {}) {
 function columns() {
   const cols = [
     {key: "symbol", label: "Symbol", value: (r) => r.symbol, cell: (r) => r.symbol},
-    {key: "long", label: "Long", value: (r) => r.long.exchange, cell: (r) => r.long.exchange},
+    {key: "long", label: "Long", value: (r) => venue(r.long), cell: (r) => venue(r.long), title: (r) => r.long.symbol},
     {key: "long_apr", label: "Long APR", value: (r) => r.long.funding_apr, cell: (r) => pct(r.long.funding_apr),
      title: (r) => `rate ${rate(r.long.funding_rate)} per ${r.long.funding_interval_hours} h`},
     {key: "long_next", label: "Funding in", value: (r) => r.long.next_funding_time, countdown: (r) => r.long.next_funding_time},
-    {key: "short", label: "Short", value: (r) => r.short.exchange, cell: (r) => r.short.exchange},
+    {key: "short", label: "Short", value: (r) => venue(r.short), cell: (r) => venue(r.short), title: (r) => r.short.symbol},
     {key: "short_apr", label: "Short APR", value: (r) => r.short.funding_apr, cell: (r) => pct(r.short.funding_apr),
      title: (r) => `rate ${rate(r.short.funding_rate)} per ${r.short.funding_interval_hours} h`},
     {key: "short_next", label: "Funding in", value: (r) => r.short.next_funding_time, countdown: (r) => r.short.next_funding_time},
     {key: "spread", label: "APR spread", value: (r) => r.funding_apr_spread, cell: (r) => pct(r.funding_apr_spread)},
-    {key: "price_spread", label: "Price bps", value: (r) => r.price_spread_bps, cell: (r) => bps(r.price_spread_bps)},
+    {key: "price_spread", label: "Price bps", value: (r) => r.price_spread_bps, cell: priceCell,
+     title: (r) => r.price_note || (isNum(r.usdc_usdt_rate) ? `USDC legs at ${price(r.usdc_usdt_rate)} USDT` : "")},
     {key: "long_basis", label: "Basis L bps", value: (r) => r.long.basis_bps, cell: (r) => bps(r.long.basis_bps)},
     {key: "short_basis", label: "Basis S bps", value: (r) => r.short.basis_bps, cell: (r) => bps(r.short.basis_bps)},
-    {key: "volume", label: "Volume 24 h", value: (r) => minOf(legUsd(r.long), legUsd(r.short)),
-     cell: (r) => money(minOf(legUsd(r.long), legUsd(r.short)))},
+    {key: "volume", label: "Volume 24 h", value: rowUsd, cell: (r) => money(rowUsd(r))},
   ];
   for (const n of state.notionals) {
     const k = String(n), at = (r) => r.at_size && r.at_size[k];
@@ -98,13 +105,13 @@ function drawTable() {
   const body = document.querySelector("#opportunities tbody");
   body.replaceChildren(...sortedRows(cols).map((r) => {
     const tr = el("tr", null, {"data-symbol": r.symbol});
-    if (state.detail && compact(r.symbol) === state.detail) tr.classList.add("selected");
+    if (state.detailAsset === r.symbol) tr.classList.add("selected");
     for (const c of cols) {
       const td = c.countdown ? el("td", countdown(c.countdown(r)), {"data-next": c.countdown(r) ?? ""})
                              : el("td", c.cell(r));
       td.setAttribute("data-col", c.key);
       if (c.title) td.title = c.title(r);
-      if (c.key === "spread" || c.key === "price_spread") td.classList.add(c.value(r) >= 0 ? "pos" : "neg");
+      if ((c.key === "spread" || c.key === "price_spread") && isNum(c.value(r))) td.classList.add(c.value(r) >= 0 ? "pos" : "neg");
       tr.appendChild(td);
     }
     return tr;
@@ -149,30 +156,45 @@ function drawExchangeBoxes(names) {
 const chosenFromUrl = () => (new URLSearchParams(location.search).get("exchanges") || "").split(",").filter(Boolean).length
   ? new URLSearchParams(location.search).get("exchanges").split(",") : null;
 
-// -- the symbol's detail -------------------------------------------------------------------------------
+// -- the asset's detail: every leg (exchange and quote) -------------------------------------------------
+function pairText(p) {
+  const leg = (l) => `${venue(l)} ${l.symbol} (${pct(l.funding_apr)})`;
+  const gap = p.price_note ? `price spread – (${p.price_note})` : `price spread ${bps(p.price_spread_bps)} bps`;
+  return `${p.symbol}: long ${leg(p.long)}, short ${leg(p.short)}: APR spread ${pct(p.funding_apr_spread)}, ${gap}`;
+}
+
 function drawDetail(d) {
   const section = document.getElementById("detail");
   section.hidden = !d;
+  state.detailAsset = d ? d.symbol : null;
   if (!d) return;
   document.getElementById("detail-symbol").textContent = d.symbol;
+  const usdc = d.legs.some((l) => l.quote === "USDC");
+  document.getElementById("detail-rate").textContent = !usdc ? "" : isNum(d.usdc_usdt_rate)
+    ? `USDC legs' prices are compared in USDT at ${price(d.usdc_usdt_rate)} USDT per USDC (the mid of USDC/USDT:USDT).`
+    : "No fresh USDC/USDT rate: a USDC leg's prices are not compared with a USDT leg's.";
   const pairs = d.pairs.map((p) => {
     const div = el("div", null, {"class": "pair"});
-    div.appendChild(el("p", `${p.symbol}: long ${p.long.exchange} (${pct(p.long.funding_apr)}), short ${p.short.exchange} ` +
-      `(${pct(p.short.funding_apr)}): APR spread ${pct(p.funding_apr_spread)}, price spread ${bps(p.price_spread_bps)} bps`));
-    if (p.at_size) div.appendChild(table(["Notional", "Long VWAP", "Long fill", "Short VWAP", "Short fill", "Entry cost bps", "Break-even"],
+    div.appendChild(el("p", pairText(p), {"class": "pair-text"}));
+    const inUsdt = p.long.quote !== p.short.quote ? " (USDT)" : "";
+    if (p.at_size) div.appendChild(table(["Notional" + inUsdt, "Long VWAP", "Long fill", "Short VWAP", "Short fill", "Entry cost bps", "Break-even"],
       Object.entries(p.at_size).map(([n, a]) => [money(Number(n)), price(a.long_vwap), pct(a.long_fill, 1), price(a.short_vwap),
         pct(a.short_fill, 1), bps(a.entry_cost_bps), hours(a.break_even_hours)]), "pair-at-size"));
-    else div.appendChild(el("p", "No cost at size: a deep book is missing or stale on one of the legs."));
+    else div.appendChild(el("p", p.price_note ? `No cost at size: ${p.price_note}.`
+      : "No cost at size: a deep book is missing or stale on one of the legs."));
     return div;
   });
-  if (!pairs.length) pairs.push(el("p", "Not paired: fewer than two exchanges have fresh funding for it."));
+  if (!pairs.length) pairs.push(el("p", "Not paired: fewer than two perpetuals have fresh funding for it."));
   document.getElementById("detail-pairs").replaceChildren(...pairs);
 
   const legs = d.legs, fields = [
-    ["Symbol", (l) => l.symbol], ["State", (l) => l.stale ? "STALE" : "fresh"], ["Age s", (l) => l.age_seconds.toFixed(1)],
+    ["Symbol", (l) => l.symbol], ["Quote", (l) => l.quote || "–"], ["State", (l) => l.stale ? "STALE" : "fresh"],
+    ["Age s", (l) => l.age_seconds.toFixed(1)],
     ["Funding rate", (l) => rate(l.funding_rate)], ["Interval", (l) => hours(l.funding_interval_hours)],
     ["Funding APR", (l) => pct(l.funding_apr)], ["Next funding in", (l) => countdown(l.next_funding_time), (l) => l.next_funding_time],
-    ["Bid", (l) => price(l.bid)], ["Ask", (l) => price(l.ask)], ["Last", (l) => price(l.last)],
+    ["Bid", (l) => price(l.bid)], ["Ask", (l) => price(l.ask)],
+    ["Impact bid / ask", (l) => isNum(l.impact_bid) || isNum(l.impact_ask) ? `${price(l.impact_bid)} / ${price(l.impact_ask)}` : "–"],
+    ["Last", (l) => price(l.last)],
     ["Mark", (l) => price(l.mark_price)], ["Index", (l) => price(l.index_price)], ["Basis bps", (l) => bps(l.basis_bps)],
     ["24 h volume (base)", (l) => price(l.volume_24h)], ["24 h volume (USD)", (l) => money(l.volume_usd)],
     ["Open interest (base)", (l) => price(l.open_interest)], ["Contract size", (l) => price(l.contract_size)],
@@ -180,11 +202,11 @@ function drawDetail(d) {
     ["Book levels", (l) => l.book ? `${l.book.bid_levels} / ${l.book.ask_levels} (${l.book.age_seconds.toFixed(1)} s)` : "–"],
   ];
   const legTable = document.getElementById("detail-legs");
-  legTable.replaceChildren(headRow(["", ...legs.map((l) => l.exchange)], legs), ...fields.map(([label, cell, next]) => {
+  legTable.replaceChildren(headRow(["", ...legs.map(venue)], legs), ...fields.map(([label, cell, next]) => {
     const tr = el("tr");
     tr.appendChild(el("th", label));
     legs.forEach((l) => {
-      const td = el("td", cell(l), {"data-exchange": l.exchange});
+      const td = el("td", cell(l), {"data-exchange": l.exchange, "data-symbol": l.symbol});
       if (next) td.setAttribute("data-next", next(l) ?? "");
       if (l.stale) td.classList.add("stale");
       tr.appendChild(td);
@@ -197,7 +219,7 @@ function drawDetail(d) {
     depthRows.push([`Sell ${money(Number(n))}: VWAP (fill)`, ...legs.map((l) => l.at_size ? `${price(l.at_size[n].sell_vwap)} (${pct(l.at_size[n].sell_fill, 1)})` : "–")]);
   }
   const depth = document.getElementById("detail-depth");
-  depth.replaceChildren(headRow(["", ...legs.map((l) => l.exchange)], legs), ...depthRows.map((cells) => {
+  depth.replaceChildren(headRow(["", ...legs.map(venue)], legs), ...depthRows.map((cells) => {
     const tr = el("tr");
     cells.forEach((c, i) => tr.appendChild(el(i ? "td" : "th", c)));
     return tr;
@@ -310,7 +332,7 @@ function start() {
   });
   document.querySelector("#opportunities tbody").addEventListener("click", (e) => {
     const tr = e.target.closest("tr");
-    if (tr) { location.hash = compact(tr.getAttribute("data-symbol")); }
+    if (tr) { location.hash = tr.getAttribute("data-symbol"); }
   });
   document.getElementById("detail-close").addEventListener("click", () => {
     history.replaceState(null, "", location.pathname + location.search);
