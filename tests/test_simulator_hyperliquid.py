@@ -349,8 +349,6 @@ def test_fault_drop_fields(sim, client):
                                                                   truth["index_price"])
 
 
-@pytest.mark.xfail(strict=True, reason="needs the server core to break Hyperliquid's shapes with the dialect's "
-                                       "without_first_size / first_row_garbled (report B18)")
 def test_fault_bad_level(sim, client):
     sim.market.freeze()
     sim.inject_fault(EX, "bad_level", count=1)
@@ -359,8 +357,6 @@ def test_fault_bad_level(sim, client):
     assert raw["levels"][1][0]["sz"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason="needs the server core to break Hyperliquid's shapes with the dialect's "
-                                       "without_first_size / first_row_garbled (report B18)")
 def test_fault_bad_row(sim, client):
     sim.market.freeze()
     sim.inject_fault(EX, "bad_row", count=1)

@@ -8,6 +8,8 @@ Each exchange is a dialect module (binance.py, bybit.py, ...) exposing:
   error_body(status, message) -> the exchange's error JSON
   USED_WEIGHT    optional UsedWeight(...): a header reporting the weight used in the current clock window
   SENDS_RETRY_AFTER optional bool, default True: False for exchanges whose 429 carries no Retry-After
+  without_first_size(body), first_row_garbled(body)  optional: the bad_level / bad_row breakers of answers
+                 whose shapes the generic ones miss (Hyperliquid)
 
 Exchanges count their budgets per IP, so every rate-limit state (windows, 429 strikes, bans, peaks, used
 weight) is kept per (exchange, client address), the client address being the request's TCP peer. The server
@@ -349,7 +351,7 @@ class Simulator:
             return Reply(400, dialect.error_body(400, f"unknown symbol {e}"))
         reply = result if isinstance(result, Reply) else Reply(200, result)
         if fault and fault.kind in ("bad_level", "bad_row"):
-            reply = _malformed(reply, _without_first_size if fault.kind == "bad_level" else _first_row_garbled)
+            reply = _malformed(reply, _breaker(dialect, fault.kind))
         return reply
 
     def _take_fault(self, exchange: str, path: str, now: float) -> Fault | None:
@@ -512,6 +514,14 @@ def _retry_after(dialect, seconds: int) -> dict:
     """The Retry-After header of a 429/418, unless the exchange sends none (dialect SENDS_RETRY_AFTER = False:
     OKX, Hyperliquid), so that a client is tested without one."""
     return {"Retry-After": str(seconds)} if getattr(dialect, "SENDS_RETRY_AFTER", True) else {}
+
+
+def _breaker(dialect, kind: str):
+    """How a bad_level / bad_row fault breaks an answer: the dialect's own breaker where its shapes are not the
+    generic ones (Hyperliquid's {"px", "sz", "n"} levels, its [meta, contexts] pair), else the generic one."""
+    if kind == "bad_level":
+        return getattr(dialect, "without_first_size", _without_first_size)
+    return getattr(dialect, "first_row_garbled", _first_row_garbled)
 
 
 def _malformed(reply: Reply, break_body) -> Reply:
