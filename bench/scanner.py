@@ -124,7 +124,8 @@ def shown_last(url: str, exchange: str, symbol: str):
             legs = json.loads(answer.read())["legs"]
     except OSError:
         return None
-    return next((leg.get("last") for leg in legs if leg["exchange"] == exchange), None)
+    # The answer holds every leg of the asset (its USDC perpetual too): the probe's is its exchange's and symbol's.
+    return next((leg.get("last") for leg in legs if leg["exchange"] == exchange and leg["symbol"] == symbol), None)
 
 
 class Page(threading.Thread):

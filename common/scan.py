@@ -201,26 +201,34 @@ class Leg:
     def funding_apr(self) -> Optional[float]:
         return funding_apr(self["funding_rate"], self["funding_interval_hours"])
 
-    @functools.cached_property
+    # Legs are made anew for every request: a symbol's parts are looked up (symbol_parts), not cached per leg.
+    @property
     def base(self) -> str:
-        return asset_of(self.symbol)
+        return symbol_parts(self.symbol)[0]
 
-    @functools.cached_property
+    @property
     def quote(self) -> Optional[str]:
-        return quote_of(self.symbol)
+        return symbol_parts(self.symbol)[1]
 
-    @functools.cached_property
+    @property
     def pairable(self) -> bool:
         """A linear perpetual in USDT or USDC (module docstring): quoted and settled alike, no expiry."""
-        parts = SYMBOL_PATTERN.match(self.symbol)
-        return bool(parts) and parts.group(4) is None and parts.group(2).upper() in PAIRED_QUOTES \
-            and (parts.group(3) or "").upper() == parts.group(2).upper()
+        return symbol_parts(self.symbol)[2]
+
+
+@functools.lru_cache(maxsize=16384)  # every symbol of a few exchanges' boards; bounded whatever they send
+def symbol_parts(symbol: str) -> tuple[str, Optional[str], bool]:
+    """(base asset, quote or None, pairable) of a symbol, e.g. 'BTC/USDC:USDC' -> ('BTC', 'USDC', True)."""
+    parts = SYMBOL_PATTERN.match(symbol)
+    quote = parts.group(2).upper() if parts else None
+    pairable = bool(parts) and parts.group(4) is None and quote in PAIRED_QUOTES \
+        and (parts.group(3) or "").upper() == quote
+    return asset_of(symbol), quote, pairable
 
 
 def quote_of(symbol: str) -> Optional[str]:
     """'BTC/USDC:USDC' -> 'USDC'; None for a symbol not in unified form."""
-    parts = SYMBOL_PATTERN.match(symbol)
-    return parts.group(2).upper() if parts else None
+    return symbol_parts(symbol)[1]
 
 
 def asset_of(text: str) -> str:
@@ -513,8 +521,8 @@ def pair_legs(legs: Iterable[Leg], now_ms: int, stale_after_ms: float, filters: 
     """(long, short): the lowest and the highest funding APR among the fresh perpetual legs that pass the
     filters, two different (exchange, symbol) (a USDT and a USDC perpetual of one exchange pair too); None
     with fewer than two such legs. `rate` (USDT per USDC) values USDC legs' volume for `min_volume_usd`."""
-    candidates = [leg for leg in legs if leg.fresh(now_ms, stale_after_ms) and leg.funding_apr is not None
-                  and leg.pairable and (filters.exchanges is None or leg.exchange in filters.exchanges)
+    candidates = [leg for leg in legs if now_ms - leg.timestamp <= stale_after_ms and leg.funding_apr is not None
+                  and symbol_parts(leg.symbol)[2] and (filters.exchanges is None or leg.exchange in filters.exchanges)
                   and (filters.min_volume_usd <= 0 or (volume_usd(leg, rate) or 0.0) >= filters.min_volume_usd)]
     if len({(leg.exchange, leg.symbol) for leg in candidates}) < 2:
         return None
@@ -576,7 +584,10 @@ def opportunity_row(asset: str, long: Leg, short: Leg, now_ms: int, config: Scan
 def by_asset(legs_by_symbol: Mapping[str, list[Leg]]) -> dict[str, list[Leg]]:
     """Every leg under its base asset: BTC/USDT:USDT and BTC/USDC:USDC are legs of one asset, BTC."""
     out: dict[str, list[Leg]] = {}
-    for legs in legs_by_symbol.values():
+    for symbol, legs in legs_by_symbol.items():
+        if all(leg.symbol == symbol for leg in legs):  # as LatestValues gives them: one look-up per symbol
+            out.setdefault(symbol_parts(symbol)[0], []).extend(legs)
+            continue
         for leg in legs:
             out.setdefault(leg.base, []).append(leg)
     return out

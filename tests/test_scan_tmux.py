@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_scanner import (expected_btc_row, poll, publish_market, publisher,  # noqa: F401 - fixtures
-                                scanner)
+from tests.test_scanner import (expected_btc_row, poll, publish_market, publish_usdc_market,  # noqa: F401
+                                publisher, scanner)
 
 BTC, ETH = "BTC", "ETH"  # rows are base assets
 
@@ -109,3 +109,13 @@ def test_at_120_columns_each_legs_apr_and_the_break_even_show_too(scanner, publi
                                  pct(want["spread"]), bps(want["price_spread_bps"]), bps(want["10000"]["entry_cost_bps"]),
                                  f"{want['10000']['break_even_hours']:.1f} h"]
     assert any(line.strip().startswith("+ 5 columns at") for line in lines)
+
+
+def test_at_80_columns_a_usdc_leg_names_its_quote_and_the_row_stays_whole(scanner, publisher, panes):
+    scanner.await_messages(publish_usdc_market(publisher))
+    lines = shown(panes, scanner, 80)
+    assert headers(lines) == ["Symbol", "Long", "Short", "APR spread", "Price bps", "Cost bps @10k"]
+    row = cells(lines, BTC)
+    rate = (0.9989 + 0.9991) / 2  # the USDC/USDT mid: Hyperliquid's bid 100,100 USDC in USDT
+    assert row[:5] == [BTC, "binance", "hyperliquid·USDC", pct(0.00002 * 24 * 365 - 0.0001 * 3 * 365),
+                       bps((100_100 * rate - 99_950) / ((100_100 * rate + 99_950) / 2) * 1e4)]

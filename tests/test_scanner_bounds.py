@@ -107,4 +107,4 @@ def test_values_outside_sane_bounds_are_refused_and_every_api_answers(scanner, p
     assert set(scanner.get("/api/status")["exchanges"]) == {"binance", "gateio"}  # bybit's never counted
     legs = scanner.get("/api/symbol/BTCUSDT")["legs"]
     assert {leg["exchange"] for leg in legs} == {"binance", "gateio"}
-    assert pairs(scanner.get("/api/opportunities")["rows"]) == [(BTC, "gateio", "binance"), (ETH, "binance", "gateio")]
+    assert pairs(scanner.get("/api/opportunities")["rows"]) == [("BTC", "gateio", "binance"), ("ETH", "binance", "gateio")]
