@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help=OPERATOR_CONFIG_HELP)
     parser.add_argument("--exchanges", help="comma-separated: choose the pair among these only")
     parser.add_argument("--min-volume-usd", type=float, help="both legs' 24 h volume in USD at least this")
-    parser.add_argument("--symbol", help="e.g. BTC, BTCUSDT, BTC/USDT:USDT")
+    parser.add_argument("--symbol", help="a base asset, e.g. BTC (BTCUSDT, BTCUSDC, BTC/USDC:USDC mean BTC too)")
     parser.add_argument("--limit", type=int, default=40, help="rows shown (default 40)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
     parser.add_argument("--once", action="store_true", help="print the table once and exit")

@@ -228,8 +228,9 @@ def test_screenshot(scanner, publisher, browser, tmp_path):
     scanner.await_messages(publish_showcase(publisher))
     browser.open(scanner.url + "/#BTCUSDT")
     browser.wait_for("document.querySelectorAll('#opportunities tbody tr').length >= 6 && "
-                     "!document.getElementById('detail').hidden && !!document.getElementById('pair-at-size')",
-                     what="the table and BTC's detail")
+                     "!document.getElementById('detail').hidden && !!document.getElementById('pair-at-size') && "
+                     "document.getElementById('detail-legs').innerText.includes('hyperliquid · USDC')",
+                     what="the table and BTC's detail with its USDC leg")
     shot = tmp_path / "scanner.png"
     browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
@@ -238,7 +239,8 @@ def test_screenshot(scanner, publisher, browser, tmp_path):
 
 
 def publish_showcase(publisher: Publisher) -> int:
-    """Five exchanges, eight symbols, deep books for BTC and ETH; one exchange's SOL stale."""
+    """Five exchanges of USDT perpetuals and Hyperliquid's USDC ones, eight assets, deep books for BTC and ETH;
+    one exchange's legs stale."""
     t = now_ms()
     prices = {"BTC": 97_250.0, "ETH": 3_412.5, "SOL": 187.42, "XRP": 2.3145, "DOGE": 0.38215, "BNB": 702.1,
               "ADA": 1.0412, "LINK": 24.871}
@@ -257,6 +259,8 @@ def publish_showcase(publisher: Publisher) -> int:
             rows.append(row(f"{base}/USDT:USDT", round(mid * 0.99995, 6), round(mid * 1.00005, 6), rates[i], hours,
                             2e9 / p / (i + 1) / (e + 1), mark=round(mid * 1.0001, 6), index=round(mid, 6),
                             next=t + ((i + 1) * 600_000)))
+        if exchange == "binance":  # the USDC/USDT rate the USDC legs are compared at
+            rows.append(row("USDC/USDT:USDT", 0.9998, 0.9999, 0.00001, 8, 5e8))
         stamp = t - 600_000 if exchange == "htx" else t - 1500  # htx: stale, shown so, never paired
         publisher.publish(f"board.{exchange}", board(exchange, stamp, rows))
         count += 1
@@ -269,7 +273,17 @@ def publish_showcase(publisher: Publisher) -> int:
                 exchange, f"{base}/USDT:USDT", stamp + 500, bids[0][0], asks[0][0], funding[exchange][1][0 if base == "BTC" else 1],
                 hours, bids, asks, mark=p * 1.0001, index=p, volume=2e9 / p))
             count += 1
-    return count
+    publisher.publish("board.hyperliquid", board("hyperliquid", t - 1500, [  # USDC perpetuals, hourly funding
+        {**row(f"{base}/USDC:USDC", 0.0, 0.0, rate, 1, 1e9 / p, mark=round(p * 1.0002, 6), index=round(p, 6),
+               next=t + 600_000), "bid": None, "ask": None,  # its board has impact prices only
+         "impact_bid": round(p * 0.9997, 6), "impact_ask": round(p * 1.0003, 6)}
+        for (base, p), rate in zip(prices.items(), (0.0000125, 0.00002, -0.00001, 0.00001, 0.00004, 0.00001,
+                                                    0.000005, 0.0000125))]))
+    publisher.publish("futures.hyperliquid.BTCUSDC", snapshot(  # watched: the top of its book from its l2Book
+        "hyperliquid", "BTC/USDC:USDC", t - 1000, 97_262.0, 97_264.0, 0.0000125, 1,
+        [[97_262.0 - 2 * k, 0.3 * k] for k in range(20)], [[97_264.0 + 2 * k, 0.3 * k + 0.1] for k in range(20)],
+        mark=97_263.0, index=97_250.0, volume=1e9 / 97_250))
+    return count + 2
 
 
 # -- exposure: security headers, the Host check, the access token (real HTTP to a running scanner.py) --------

@@ -62,7 +62,8 @@ function columns() {
     {key: "short_next", label: "Funding in", value: (r) => r.short.next_funding_time, countdown: (r) => r.short.next_funding_time},
     {key: "spread", label: "APR spread", value: (r) => r.funding_apr_spread, cell: (r) => pct(r.funding_apr_spread)},
     {key: "price_spread", label: "Price bps", value: (r) => r.price_spread_bps, cell: priceCell,
-     title: (r) => r.price_note || (isNum(r.usdc_usdt_rate) ? `USDC legs at ${price(r.usdc_usdt_rate)} USDT` : "")},
+     title: (r) => r.price_note || (!isNum(r.price_spread_bps) ? "a leg has no bid/ask (Hyperliquid's board has only " +
+       "impact prices; a watched symbol's book gives its top)" : isNum(r.usdc_usdt_rate) ? `USDC legs at ${price(r.usdc_usdt_rate)} USDT` : "")},
     {key: "long_basis", label: "Basis L bps", value: (r) => r.long.basis_bps, cell: (r) => bps(r.long.basis_bps)},
     {key: "short_basis", label: "Basis S bps", value: (r) => r.short.basis_bps, cell: (r) => bps(r.short.basis_bps)},
     {key: "volume", label: "Volume 24 h", value: rowUsd, cell: (r) => money(rowUsd(r))},
