@@ -12,23 +12,25 @@ import pytest
 
 from common.broker import STATS_EXCHANGE
 from common.symbols import Shard, routing_key
-from tests.conftest import ROOT, Consumer, Process, write_config
+from tests.conftest import ROOT, Consumer, Process, symbol_on, write_config
 from tests.unit.test_shards import SYMBOLS, owners
 
 INTERVAL = 5
 
 
 @pytest.fixture
-def cluster(own_sim, own_rabbit, tmp_path):
-    """start_shard(k, n) -> worker process; the controller runs; `control(...)` is the control client."""
-    symbols = [f"{c.base}/USDT:USDT" for c in own_sim.market.listed("bybit")]
-    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["bybit"], symbols=symbols)
+def cluster(own_sim, own_rabbit, tmp_path, request):
+    """start_shard(k, n) -> worker process; the controller runs; `control(...)` is the control client. Bybit's
+    shards unless the test names another exchange (indirect parametrization)."""
+    exchange = getattr(request, "param", "bybit")
+    symbols = [symbol_on(exchange, c.base) for c in own_sim.market.listed(exchange)]
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=[exchange], symbols=symbols)
     processes = [Process(["controller.py", "--config", str(config)], tmp_path / "controller.log")]
     processes[0].wait_for_log(r"Connected to RabbitMQ", 20)
 
     def start_shard(index: int, count: int) -> Process:
-        processes.append(Process(["worker.py", "bybit", "--config", str(config), "--shard", f"{index}/{count}"],
-                                 tmp_path / f"bybit-{index}-of-{count}.log"))
+        processes.append(Process(["worker.py", exchange, "--config", str(config), "--shard", f"{index}/{count}"],
+                                 tmp_path / f"{exchange}-{index}-of-{count}.log"))
         return processes[-1]
 
     def control(*args: str) -> dict:
@@ -42,12 +44,14 @@ def cluster(own_sim, own_rabbit, tmp_path):
         process.kill()
 
 
-def published(log: str) -> set[str]:
-    return set(re.findall(r"Published message to (futures\.bybit\.\S+)", log))
+def published(log: str, exchange: str = "bybit") -> set[str]:
+    return set(re.findall(rf"Published message to (futures\.{exchange}\.\S+)", log))
 
 
+@pytest.mark.parametrize("cluster", ["bybit", "hyperliquid"], indirect=True)
 def test_every_symbol_is_collected_by_exactly_one_shard_and_statistics_sum_them(cluster, own_rabbit):
     symbols, start_shard, control = cluster
+    exchange = "hyperliquid" if symbols[0].endswith(":USDC") else "bybit"
     stats = Consumer(own_rabbit, STATS_EXCHANGE, "stats.#")
     boards = Consumer(own_rabbit, "futures_data", "board.*")
     try:
@@ -56,12 +60,12 @@ def test_every_symbol_is_collected_by_exactly_one_shard_and_statistics_sum_them(
             stats.wait_for(lambda k, b, i=index: b["shard"] == f"{i}/3" and b["cycles"] >= 2, 4 * INTERVAL,
                            f"shard {index}'s second cycle")
         for index, process in shards.items():
-            expected = {routing_key("bybit", s) for s in symbols if Shard(index, 3).owns(s)}
-            assert published(process.log_text()) == expected, index
-        assert set.union(*(published(p.log_text()) for p in shards.values())) == \
-            {routing_key("bybit", s) for s in symbols}
+            expected = {routing_key(exchange, s) for s in symbols if Shard(index, 3).owns(s)}
+            assert published(process.log_text(), exchange) == expected, index
+        assert set.union(*(published(p.log_text(), exchange) for p in shards.values())) == \
+            {routing_key(exchange, s) for s in symbols}
         # One board per cycle, from the first shard.
-        assert boards.since(0) and all(key == "board.bybit" for key, _ in boards.since(0))
+        assert boards.since(0) and all(key == f"board.{exchange}" for key, _ in boards.since(0))
         assert ["Published the board" in p.log_text() for p in shards.values()] == [True, False, False]
         finals = {}
         for index, process in shards.items():
@@ -69,9 +73,9 @@ def test_every_symbol_is_collected_by_exactly_one_shard_and_statistics_sum_them(
             _, finals[index] = stats.wait_for(lambda k, b, i=index: b["shard"] == f"{i}/3" and b["final"],
                                               10, f"shard {index}'s final report")
         answer = control("get_statistics")["data"]
-        assert answer["exchange_success"]["bybit"] == sum(r["totals"]["success"] for r in finals.values())
-        assert sorted(answer["workers"]["bybit"]["shards"]) == ["1/3", "2/3", "3/3"]
-        assert {s: d["totals"]["success"] for s, d in answer["workers"]["bybit"]["shards"].items()} == \
+        assert answer["exchange_success"][exchange] == sum(r["totals"]["success"] for r in finals.values())
+        assert sorted(answer["workers"][exchange]["shards"]) == ["1/3", "2/3", "3/3"]
+        assert {s: d["totals"]["success"] for s, d in answer["workers"][exchange]["shards"].items()} == \
             {f"{i}/3": r["totals"]["success"] for i, r in finals.items()}
     finally:
         stats.close()
