@@ -54,7 +54,8 @@ cat <<HELP
 
 Snapshots appear within about 10 seconds. Watch them (the tools find the demo's config by themselves):
   .venv/bin/python scripts/watch_snapshots.py                      everything
-  .venv/bin/python scripts/watch_snapshots.py 'futures.*.BTCUSDT'  BTC on every exchange
+  .venv/bin/python scripts/watch_snapshots.py 'futures.*.BTCUSDT' 'futures.*.BTCUSDC'  BTC on every exchange
+                                                                 (Hyperliquid's perpetuals settle in USDC)
   .venv/bin/python scripts/watch_snapshots.py 'futures.bybit.#'    everything from Bybit
 The scanner's live table: http://127.0.0.1:$SCANNER_PORT  (or in a terminal: .venv/bin/python scripts/scan.py)
 Operate it:

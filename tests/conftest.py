@@ -214,7 +214,7 @@ def own_rabbit(rabbit):
 class Consumer:
     """A private queue bound to a topic exchange; a background thread collects every message."""
 
-    def __init__(self, rabbit: Rabbit, exchange: str, binding: str = "#", exchange_type: str = "topic"):
+    def __init__(self, rabbit: Rabbit, exchange: str, binding: str | tuple = "#", exchange_type: str = "topic"):
         self.messages: list[tuple[str, dict, float, pika.BasicProperties]] = []
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -232,7 +232,8 @@ class Consumer:
                 ch = conn.channel()
                 ch.exchange_declare(exchange, exchange_type=exchange_type, durable=True)
                 queue = ch.queue_declare("", exclusive=True).method.queue
-                ch.queue_bind(queue, exchange, binding)
+                for key in (binding,) if isinstance(binding, str) else binding:
+                    ch.queue_bind(queue, exchange, key)
                 ch.basic_consume(queue, self._on_message, auto_ack=True)
                 self._ready.set()
                 while not self._stop:

@@ -1,5 +1,5 @@
 """The whole system as operators run it: real supervisord with the repository's supervisord.conf, the real
-broker (the session's private vhost), the exchange simulator, the controller and five workers.
+broker (the session's private vhost), the exchange simulator, the controller and seven workers.
 
 supervisord runs from a copy of the repository in a temporary folder (its .venv a link to this one), so
 that its socket, logs and state are the test's own and nothing clashes with a system or demo an operator
@@ -28,11 +28,14 @@ import pytest
 
 from common.broker import CONTROL_QUEUE
 from common.symbols import routing_key
-from tests.conftest import EXCHANGES, RABBIT_PORT, ROOT, Consumer, delete_users, rabbitmqctl, write_config
+from tests.conftest import EXCHANGES, RABBIT_PORT, ROOT, Consumer, delete_users, rabbitmqctl, symbol_on, write_config
 
 INTERVAL = 5
-SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"]  # listed on all five
+BASES = ["BTC", "ETH", "SOL", "DOGE"]  # listed on all seven
+# One set for every worker: Hyperliquid's perpetuals settle in USDC, the others' in USDT.
+SYMBOLS = [f"{base}/USDT:USDT" for base in BASES] + [f"{base}/USDC:USDC" for base in BASES]
 ADDED = "XRP/USDT:USDT"  # added at run time through the control API; not in the config file
+ADDED_BY = [ex for ex in EXCHANGES if symbol_on(ex, "XRP") == ADDED]  # the workers that collect it
 WORKERS = [f"worker:{ex}" for ex in EXCHANGES]
 COLLECTORS = ["controller", *WORKERS]   # the processes that print the vision's statistics block
 PROGRAMS = [*COLLECTORS, "scanner"]
@@ -214,16 +217,17 @@ class System:
         response = self.control("add_symbol", ADDED)
         assert response["success"] is True, response
         added = time.time()
-        for exchange in EXCHANGES:
+        for exchange in ADDED_BY:
             added_snapshot(self, exchange, after=added, timeout=4 * INTERVAL)
 
     def snapshot(self, exchange: str, symbol: str, after: float, timeout: float = 3 * INTERVAL) -> dict:
-        key = routing_key(exchange, symbol)
+        """The exchange's snapshot of `symbol`'s base in its own quote (BTC/USDC:USDC on Hyperliquid)."""
+        key = routing_key(exchange, symbol_on(exchange, symbol.split("/")[0]))
         return self.consumer.wait_for(lambda k, b: k == key and b["timestamp"] >= after * 1000, timeout,
                                       f"snapshot {key} after {after:.1f}")[1]
 
     def arrivals(self, exchange: str, start: float, end: float, symbol: str = "BTC/USDT:USDT") -> list[float]:
-        key = routing_key(exchange, symbol)
+        key = routing_key(exchange, symbol_on(exchange, symbol.split("/")[0]))
         return sorted(t for k, _, t, _ in list(self.consumer.messages) if k == key and start <= t <= end)
 
     def max_gap(self, exchange: str, start: float, end: float) -> float:
@@ -249,7 +253,7 @@ def system(simulator, rabbit, tmp_path_factory):
     # The config reaches every process through supervisord's environment, as FUTURES_SCAN_CONFIG.
     sup = Supervisor(root, "supervisord.conf", clean_env(FUTURES_SCAN_CONFIG=str(config)))
     # Bound to both symbols the tests follow; a consumer of every full-depth book would hold hundreds of MB.
-    consumer = Consumer(vhost, "futures_data", "futures.*.BTCUSDT")
+    consumer = Consumer(vhost, "futures_data", ("futures.*.BTCUSDT", "futures.hyperliquid.BTCUSDC"))
     added = Consumer(vhost, "futures_data", f"futures.*.{ADDED.split('/')[0]}USDT")
     system = System(sup, simulator, vhost, config, consumer, added)
     try:
@@ -275,7 +279,7 @@ def test_every_process_runs_and_every_exchange_and_symbol_arrives(system):
     assert sorted(states) == sorted(PROGRAMS), states
     everything = Consumer(system.rabbit, "futures_data", "futures.#")
     try:
-        missing = {routing_key(ex, s) for ex in EXCHANGES for s in SYMBOLS}
+        missing = {routing_key(ex, symbol_on(ex, base)) for ex in EXCHANGES for base in BASES}
 
         def seen(key, body):
             if key in missing and body["exchange"] == key.split(".")[1]:
@@ -316,13 +320,14 @@ def test_every_process_appends_to_the_shared_log_file(system):
 def test_control_api_adds_a_symbol_that_every_worker_collects_and_removes_it(system):
     system.up()
     current = system.control("get_symbols")["data"]["symbols"]
-    # A symbol listed on all five that is not in the set yet (the session simulator lists SIM001..SIM005).
+    # A symbol listed on all seven that is not in the set yet (the session simulator lists SIM001..SIM005);
+    # Hyperliquid lists it in USDC, which the set does not name: the six others collect it.
     fresh = next(s for s in (f"SIM{i:03d}/USDT:USDT" for i in range(1, 6)) if s not in current)
     watcher = Consumer(system.rabbit, "futures_data", f"futures.*.{fresh.split('/')[0]}USDT")
     try:
         response = system.control("add_symbol", fresh)
         assert response["success"] is True and response["command"] == "add_symbol", response
-        for exchange in EXCHANGES:
+        for exchange in ADDED_BY:
             key = routing_key(exchange, fresh)
             _, snapshot = watcher.wait_for(lambda k, b: k == key, 3 * INTERVAL, f"snapshot {key}")
             assert snapshot["symbol"] == fresh
@@ -357,7 +362,7 @@ def test_kill_9_worker_is_restarted_with_the_current_set_and_the_others_keep_cad
 
 def test_one_exchange_hung_the_others_keep_their_cadence(system):
     """Every request to bitget hangs for 20 s (the workers' request timeout is 3 s): bitget's worker
-    retries and skips its cycles; the other four publish every interval all along."""
+    retries and skips its cycles; the other six publish every interval all along."""
     system.up()
     pid = system.sup.status()["worker:bitget"][1]
     offset = len(system.sup.log("worker:bitget"))
@@ -466,6 +471,7 @@ def test_supervisord_started_while_the_broker_is_down(system):
     back = time.time()
     for exchange in EXCHANGES:
         system.snapshot(exchange, "BTC/USDT:USDT", after=back, timeout=40)
+    for exchange in ADDED_BY:
         added_snapshot(system, exchange, after=back, timeout=2 * INTERVAL)
     print(f"publishing started {time.time() - back:.1f}s after the broker's return")
     response = system.control("get_symbols", timeout=30)
@@ -548,23 +554,27 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit, user_
         status = subprocess.run([*ctl, "status"], cwd=root, capture_output=True, text=True).stdout
         pids.update(int(p) for p in re.findall(r"\bpid (\d+)", status))
         assert set(re.findall(r"^(\S+)\s", status, re.M)) == {"simulator", *PROGRAMS}, status
-        watch = re.search(r"(\.venv/bin/python scripts/watch_snapshots\.py) 'futures\.\*\.BTCUSDT'", demo.stdout)
+        watch = re.search(r"(\.venv/bin/python scripts/watch_snapshots\.py) 'futures\.\*\.BTCUSDT' "
+                          r"'futures\.\*\.BTCUSDC'", demo.stdout)
         assert watch, demo.stdout
-        command = [*watch.group(1).split(), "futures.*.BTCUSDT", "--count", "15"]
+        command = [*watch.group(1).split(), "futures.*.BTCUSDT", "futures.*.BTCUSDC", "--count", "28"]
         out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         lines = out.stdout.splitlines()
-        assert len(lines) == 15, out.stdout
-        line = re.compile(r"^\d\d:\d\d:\d\d (\w+)\s+BTC/USDT:USDT\s+bid [\d.]+ ask [\d.]+ last [\d.]+  "
+        assert len(lines) == 28, out.stdout
+        line = re.compile(r"^\d\d:\d\d:\d\d (\w+)\s+BTC/USD[TC]:USD[TC]\s+bid [\d.]+ ask [\d.]+ last [\d.]+  "
                           r"book (\d+)x(\d+)  funding -?[\d.]+%  next \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
         matches = [line.match(text) for text in lines]
         assert all(matches), out.stdout
         assert {m.group(1) for m in matches} == set(EXCHANGES), out.stdout
-        assert all(int(m.group(2)) >= 150 and int(m.group(3)) >= 150 for m in matches), out.stdout
+        assert {m.group(1) for m in matches if "USDC" in m.group(0)} >= {"hyperliquid"}, out.stdout
+        assert all(int(m.group(2)) >= (20 if m.group(1) == "hyperliquid" else 150) <= int(m.group(3))
+                   for m in matches), out.stdout
         control = subprocess.run([".venv/bin/python", "scripts/control_client.py", "get_symbols"], cwd=root,
                                  env=env, capture_output=True, text=True, timeout=60)
         assert control.returncode == 0, control.stdout + control.stderr
-        assert json.loads(control.stdout)["data"]["symbols"] == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+        assert json.loads(control.stdout)["data"]["symbols"] == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT",
+                                                                 "BTC/USDC:USDC", "ETH/USDC:USDC", "SOL/USDC:USDC"]
         roles = {user_prefix + role for role in ("controller", "scanner", *(f"worker_{ex}" for ex in EXCHANGES))}
 
         def connected_users() -> set[str]:
