@@ -9,11 +9,11 @@ as a cycle above the floor.
 """
 from __future__ import annotations
 
-import math
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from common.exchanges import VENUES, create_exchange
 
@@ -21,10 +21,22 @@ INTERVAL = 5.0
 BOOKS_TIMED = 5   # book requests whose round trip measure_floor times: the median of a few, not one outlier
 
 
+def request_name(path: str, method: str = "GET", fields: dict | str | None = None) -> str:
+    """What a request asks, as the floor and the simulator's log name it: its path, and where one path serves
+    every kind of request (Hyperliquid's POST /info {"type": ...}) the body's type too: `/info?type=l2Book`.
+    `fields`: the body's fields, or the log's query string (the simulator logs a POST body's fields there)."""
+    if method.upper() != "POST":
+        return path
+    if isinstance(fields, str):
+        fields = dict(parse_qsl(fields))
+    kind = (fields or {}).get("type")
+    return f"{path}?type={kind}" if isinstance(kind, str) and kind else path
+
+
 @dataclass(frozen=True)
 class Charge:
     """One request as the worker's throttle charges it."""
-    path: str        # as the exchange (and the simulator's log) sees it, e.g. /fapi/v1/depth
+    path: str        # request_name(): as the exchange (and the simulator's log) sees it, e.g. /fapi/v1/depth
     endpoint: str    # the throttle's key (ccxt's api:path): per-endpoint budgets count each apart
     weight: float
 
@@ -47,6 +59,9 @@ class Floor:
     # floor measured under the earlier throttle, which held a request `guard` longer than the window from
     # the moment it left, whatever its round trip (the figures of an older docs/benchmarks.json).
     round_trip: float | None = None
+    # Where the exchange gives an endpoint a limit of its own (OKX: books-full 10 per 2 s, books 40): ccxt's
+    # path (the throttle key after "api:") -> limit within `window` (RateBudget.endpoint_limits).
+    endpoint_limits: dict = field(default_factory=dict)
 
     @property
     def book_path(self) -> str:
@@ -71,26 +86,58 @@ class Floor:
         return (f"each request held from sending until {self.window:g} s + {1000 * self.guard:.0f} ms after its "
                 f"answer, {1000 * self.round_trip:.0f} ms later: {self.hold:.3f} s")
 
+    def limit_of(self, endpoint: str | None) -> float:
+        """The limit a throttle key counts against: its endpoint's own, else the budget's (RateBudget.limit_of)."""
+        if endpoint is None or not self.endpoint_limits:
+            return self.limit
+        return self.endpoint_limits.get(endpoint.partition(":")[2], self.limit)
+
+    def _groups(self) -> set:
+        """The budgets per-symbol requests draw from: each per-symbol endpoint where the exchange counts each
+        apart, else the one budget of the IP (None)."""
+        return {c.endpoint for c in self.per_symbol} if self.per_endpoint else {None}
+
+    def _symbols_on(self, endpoint, sustained: bool, ips: int) -> int:
+        """Whole symbols per address (the worker sends each book to an address with room for all of it): the
+        first also carries the bulk calls, the others the per-symbol requests alone."""
+        per_cycle = self.limit_of(endpoint) * INTERVAL / (self.hold if sustained else self.window)
+        bulk = sum(c.weight for c in self.bulk if endpoint in (None, c.endpoint))
+        symbol = sum(c.weight for c in self.per_symbol if endpoint in (None, c.endpoint))
+        return int((per_cycle - bulk) // symbol) + (ips - 1) * int(per_cycle // symbol)
+
     def most_symbols(self, sustained: bool = False, ips: int = 1) -> int:
         """The most symbols per 5 s cycle the budget holds: the published one, or (`sustained`) what the
         worker's throttle lets through for good, each request's weight held `hold` seconds, not the window.
-        Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own. With `ips`
-        addresses each has the whole budget, and the bulk calls go on one."""
-        per_cycle = ips * self.limit * INTERVAL / (self.hold if sustained else self.window)
-        groups = {c.endpoint for c in self.per_symbol} if self.per_endpoint else {None}
-        most = math.inf
-        for endpoint in groups:
-            bulk = sum(c.weight for c in self.bulk if endpoint in (None, c.endpoint))
-            symbol = sum(c.weight for c in self.per_symbol if endpoint in (None, c.endpoint))
-            most = min(most, (per_cycle - bulk) // symbol)
-        return int(most)
+        Where the exchange counts per endpoint, every per-symbol endpoint has a budget of its own (OKX's
+        books-full its own limit, not the budget's). With `ips` addresses each has the whole budget, and the
+        bulk calls go on one."""
+        return min(self._symbols_on(e, sustained, ips) for e in self._groups())
+
+    @property
+    def binding(self) -> str | None:
+        """The throttle key whose budget allows the fewest symbols (None: the IP's one budget)."""
+        return min(self._groups(), key=lambda e: (self._symbols_on(e, False, 1), str(e)))
+
+    @property
+    def binding_limit(self) -> float:
+        return self.limit_of(self.binding)
 
     def load(self, weight_by_path: dict[str, float]) -> float:
         """A measured cycle's weight on the budget its symbols draw from: the whole cycle where the budget
-        is per IP, the busiest per-symbol endpoint where the exchange counts each endpoint apart."""
+        is per IP, the busiest per-symbol endpoint where the exchange counts each endpoint apart (with limits of
+        their own: the binding endpoint's)."""
         if not self.per_endpoint:
             return sum(weight_by_path.values())
+        if self.endpoint_limits:
+            return sum(weight_by_path.get(c.path, 0.0) for c in self.per_symbol if c.endpoint == self.binding)
         return max(weight_by_path.get(c.path, 0.0) for c in self.per_symbol)
+
+    def share(self, weight_by_path: dict[str, float]) -> float:
+        """A measured cycle's load as a share of what the throttle sustains, on its fullest budget."""
+        if not self.per_endpoint:
+            return sum(weight_by_path.values()) / self.sustained_load()
+        return max(sum(weight_by_path.get(c.path, 0.0) for c in self.per_symbol if c.endpoint == e)
+                   / self.sustained_load(e) for e in self._groups())
 
     def latency_allows(self, round_trip: float) -> int:
         """The most symbols one 5 s cycle holds when every answer takes `round_trip` seconds: the bulk calls one
@@ -100,9 +147,11 @@ class Floor:
         left = INTERVAL - len(self.bulk) * round_trip
         return int(left * threads // (len(self.per_symbol) * round_trip))
 
-    def sustained_load(self) -> float:
-        """The most weight per 5 s the throttle sustains on one budget (see most_symbols)."""
-        return self.limit * INTERVAL / self.hold
+    def sustained_load(self, endpoint: str | None = "binding") -> float:
+        """The most weight per 5 s the throttle sustains on one budget (see most_symbols): the binding one's
+        unless an endpoint is named."""
+        limit = self.binding_limit if endpoint == "binding" else self.limit_of(endpoint)
+        return limit * INTERVAL / self.hold
 
     def sustained_share(self) -> float:
         """The share of the published budget the throttle sustains: window / hold."""
@@ -116,6 +165,10 @@ class Floor:
         return f"{self.notes.get('book_levels')} ({self.depth or 'fixed'})"
 
     def describe_budget(self) -> str:
+        """The budget the symbols draw from, in words: OKX's books-full names its own limit."""
+        if self.per_endpoint and self.binding_limit != self.limit:
+            path = self.binding.partition(":")[2]
+            return f"{self.binding_limit:g} {self.weight_unit} / {self.window:g} s on {path} (per endpoint)"
         scope = "per endpoint" if self.per_endpoint else "per IP"
         return f"{self.limit:g} {self.weight_unit} / {self.window:g} s {scope}"
 
@@ -149,7 +202,8 @@ def measure_floor(exchange: str, api_url: str, depth=None, symbol: str | None = 
                  budget.per_endpoint, budget.guard, "weight" if budget.ccxt_cost_is_weight else "requests",
                  {"book_threads": venue.book_threads, "perpetuals": len(_perpetuals(client)), "book_levels": len(book["bids"]), "bulk_calls": [call.what for call in venue.bulk_calls],
                   "symbol_extras": [extra.__name__ for extra in venue.symbol_extras]},
-                 _book_round_trip(client, symbol, depth or venue.book_limit, venue.book_params, charged.seconds))
+                 _book_round_trip(client, symbol, depth or venue.book_limit, venue.book_params, charged.seconds),
+                 dict(budget.endpoint_limits))
 
 
 def _book_round_trip(client, symbol: str, depth, params: dict, seconds: list[float]) -> float:
@@ -171,7 +225,7 @@ def _perpetuals(client) -> list[str]:
 
 def _a_perpetual(client) -> str:
     linear = _perpetuals(client)
-    return "BTC/USDT:USDT" if "BTC/USDT:USDT" in linear else linear[0]
+    return next((s for s in ("BTC/USDT:USDT", "BTC/USDC:USDC") if s in linear), linear[0])
 
 
 class _Charged(list):
@@ -200,7 +254,8 @@ def _record_charges(client, api_url: str) -> _Charged:
 
     def fetching(url, method="GET", headers=None, body=None):
         endpoint, weight = costs.pop() if costs and isinstance(costs[-1], tuple) else ("", 1.0)
-        charged.append(Charge(urlsplit(url).path[len(prefix):], endpoint, float(weight)))
+        charged.append(Charge(request_name(urlsplit(url).path[len(prefix):], method, _fields(body)), endpoint,
+                              float(weight)))
         started = time.monotonic()
         try:
             return fetch(url, method, headers, body)
@@ -209,3 +264,12 @@ def _record_charges(client, api_url: str) -> _Charged:
 
     client.throttle, client.fetch = charging, fetching
     return charged
+
+
+def _fields(body) -> dict:
+    """A JSON request body's fields ({} for none or another body)."""
+    try:
+        fields = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return {}
+    return fields if isinstance(fields, dict) else {}

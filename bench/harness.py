@@ -25,13 +25,13 @@ from common.broker import STATS_EXCHANGE
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio")
+EXCHANGES = ("binance", "bybit", "bitget", "htx", "gateio", "okx", "hyperliquid")
 DATA_EXCHANGE = "futures_data"
 LATENCY = 0.05          # seconds added to every answer: a nearby exchange's round trip
-# USDT perpetuals each exchange lists (late 2025): the market sizes the board is measured at. Used only when
-# the simulator cannot list them itself (no --real-sizes): then one simulator per exchange with this many
-# markets in all, SIM001.. added to the coins it always lists.
-REAL_SIZES = {"binance": 550, "bybit": 500, "bitget": 450, "htx": 300, "gateio": 500}
+# Perpetuals each exchange lists (late 2025; Hyperliquid's settle in USDC): the market sizes the board is
+# measured at. Used only when the simulator cannot list them itself (no --real-sizes): then one simulator per
+# exchange with this many markets in all, SIM001.. added to the coins it always lists.
+REAL_SIZES = {"binance": 550, "bybit": 500, "bitget": 450, "htx": 300, "gateio": 500, "okx": 250, "hyperliquid": 200}
 FIRST_SYMBOLS = ("BTC", "ETH", "SOL", "DOGE", "XRP")   # watched first, in this order
 
 
@@ -145,9 +145,11 @@ class Sim:
             self.post("latency", {"exchange": ex, "seconds": latency})
 
     def symbols(self, ex: str) -> list[str]:
-        """Every perpetual it lists on `ex`, the well-known coins first: the order symbols are watched in."""
-        listed = self.get("markets")[ex]
-        first = [f"{base}/USDT:USDT" for base in FIRST_SYMBOLS if f"{base}/USDT:USDT" in listed]
+        """Every perpetual it lists on `ex`, the well-known coins first: the order symbols are watched in. In
+        the exchange's own quote (Hyperliquid's BTC/USDC:USDC), whatever quote the simulator's list writes."""
+        from tests.simulator.market import symbol_of
+        listed = [symbol_of(ex, s.split("/")[0]) for s in self.get("markets")[ex]]
+        first = [symbol_of(ex, base) for base in FIRST_SYMBOLS if symbol_of(ex, base) in listed]
         return first + [s for s in listed if s not in first]
 
     def entries(self, ex: str, since: float) -> list[dict]:

@@ -53,10 +53,12 @@ def measure_cpu(w, repeats: int) -> dict:
     client, symbol = bulk_client(w), w.listed_symbols()[0]
     row = w.board_rows(w.fetch_bulk(), [symbol])[symbol]
 
+    limit, params, extra_calls = w.books.limit, w.books.params, w.extras.fetchers
+
     def fetch_symbol():  # what the worker asks of ccxt for one symbol: its book, then its extras
-        book = client.fetch_order_book(symbol, w.book_limit, w.venue.book_params)
+        book = client.fetch_order_book(symbol, limit, params)
         extras = {}
-        for fetch_extra in w.symbol_extras:
+        for fetch_extra in extra_calls:
             extras.update(fetch_extra(client, symbol))
         return book, extras
     requests, real_fetch = [], client.fetch
@@ -70,11 +72,11 @@ def measure_cpu(w, repeats: int) -> dict:
     finally:
         client.fetch = real_fetch
     with replaying(client, bodies[:1]):
-        book_ms = cpu_ms(lambda: client.fetch_order_book(symbol, w.book_limit, w.venue.book_params), repeats)
+        book_ms = cpu_ms(lambda: client.fetch_order_book(symbol, limit, params), repeats)
     extras_ms = 0.0
     if bodies[1:]:
         with replaying(client, bodies[1:]):
-            extras_ms = cpu_ms(lambda: [fetch_extra(client, symbol) for fetch_extra in w.symbol_extras], repeats)
+            extras_ms = cpu_ms(lambda: [fetch_extra(client, symbol) for fetch_extra in extra_calls], repeats)
     decode_ms = cpu_ms(lambda: [json.loads(b) for b in bodies], repeats)
     # The same requests sent again over loopback (CPU time only: the simulator's latency is not counted),
     # through ccxt's fetch (the HTTP stack: requests, urllib3, http.client; then its JSON decode).
@@ -145,8 +147,8 @@ def main(argv=None) -> int:
                   "soak": lambda: soak(w, args.cycles, args.warmup)}[args.mode]()
     finally:
         w.broker.close()
-        if getattr(w, "pool", None) is not None:
-            w.pool.shutdown(wait=False)
+        if w.books.pool is not None:
+            w.books.pool.shutdown(wait=False)
     print(json.dumps(result), flush=True)
     return 0
 

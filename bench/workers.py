@@ -4,20 +4,31 @@ from the worker's own statistics messages, and the largest N that holds the 5 s 
 from __future__ import annotations
 
 import importlib
+import json
 import statistics
 import time
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
-from bench.budget import INTERVAL, Floor
+from bench.budget import INTERVAL, Floor, request_name
 from bench.harness import LATENCY, Lab, cpu_seconds, log, rss_mb, stop_process, wait_for_broker
 
 
 def exchange_weight(ex: str, entry: dict) -> float:
     """A logged request's weight by the exchange's own rules (the simulator's dialect), independent of what
-    the worker's throttle thinks it costs."""
+    the worker's throttle thinks it costs. A POST's body is logged as its fields (Hyperliquid weighs by type)."""
     dialect = importlib.import_module(f"tests.simulator.{ex}")
-    return dialect.weight(SimpleNamespace(path=entry["path"], query=dict(parse_qsl(entry["query"]))))
+    query = dict(parse_qsl(entry["query"]))
+    body = json.dumps(query).encode() if entry.get("method") == "POST" else b""
+    return dialect.weight(SimpleNamespace(path=entry["path"], query=query, body=body))
+
+
+def named(entries: list[dict]) -> list[dict]:
+    """The log's entries, each with its request's name as the floor's charges name it (bench.budget.request_name:
+    Hyperliquid's /info by its body's type)."""
+    for e in entries:
+        e["request"] = request_name(e["path"], e.get("method", "GET"), e["query"])
+    return entries
 
 
 def trial(lab: Lab, ex: str, floor: Floor, symbols: list[str], purpose: str, measured: int = 2,
@@ -99,7 +110,7 @@ def _measure(lab: Lab, ex: str, floor: Floor, n: int, pid: int, t0: float, t_end
         m.get("totals", {}).get("publish_failed", 0) for m in lab.listener.stats_of(pid))
     # From the process start on: a request a previous worker had in flight when it was stopped is logged
     # (with its arrival time) only after the simulator's reset, and must not open a cycle here.
-    entries = lab.sims[ex].entries(ex, t0)
+    entries = named(lab.sims[ex].entries(ex, t0))
     cycles = _cycles(ex, floor, entries, durations, t_end)
     statuses: dict[str, int] = {}
     for e in entries:
@@ -120,7 +131,7 @@ def _measure(lab: Lab, ex: str, floor: Floor, n: int, pid: int, t0: float, t_end
               "cycles_run": max(durations, default=0), "per_ip": per_ip}
     # A cadence the throttle keeps up for good: a short run alone would flatter a load above the budget,
     # because the first windows start empty and a sliding window lets a burst through.
-    result["budget_share"] = max((c["load"] for c in cycles), default=0.0) / floor.sustained_load()
+    result["budget_share"] = max((c["share"] for c in cycles), default=0.0)
     result["holds"] = (bool(cycles) and result["cycle_seconds_max"] <= INTERVAL
                        and all(c["books"] == n for c in cycles) and result["budget_share"] <= 1.0)
     return result
@@ -129,7 +140,7 @@ def _measure(lab: Lab, ex: str, floor: Floor, n: int, pid: int, t0: float, t_end
 def _cycles(ex: str, floor: Floor, entries: list[dict], durations: dict, t_end: float) -> list[dict]:
     """Cycle k runs from its first bulk call to the next cycle's first bulk call, in the simulator's log."""
     marker = floor.bulk[0].path
-    starts = [e["time"] for e in entries if e["path"] == marker]
+    starts = [e["time"] for e in entries if e["request"] == marker]
     windows = {k: (starts[k - 1], starts[k] if k < len(starts) else t_end) for k in durations if k <= len(starts)}
     chosen = sorted(windows)[1:] if len(windows) > 1 else sorted(windows)
     cycles = []
@@ -139,24 +150,30 @@ def _cycles(ex: str, floor: Floor, entries: list[dict], durations: dict, t_end: 
         by_ip: dict[str, dict[str, float]] = {}   # each address has the whole budget: loads are per address
         for e in inside:
             by_path = by_ip.setdefault(e.get("client", "?"), {})
-            by_path[e["path"]] = by_path.get(e["path"], 0.0) + exchange_weight(ex, e)
-        books = sum(1 for e in inside if e["path"] == floor.book_path)
+            by_path[e["request"]] = by_path.get(e["request"], 0.0) + exchange_weight(ex, e)
+        books = sum(1 for e in inside if e["request"] == floor.book_path)
         per_symbol = {c.path for c in floor.per_symbol}
         cycles.append({"cycle": k, "seconds": durations[k], "requests": len(inside), "books": books,
-                       "per_symbol": sum(1 for e in inside if e["path"] in per_symbol),
-                       "bulk": sum(1 for e in inside if e["path"] not in per_symbol),
+                       "per_symbol": sum(1 for e in inside if e["request"] in per_symbol),
+                       "bulk": sum(1 for e in inside if e["request"] not in per_symbol),
                        "weight": sum(sum(p.values()) for p in by_ip.values()),
                        "load": max((floor.load(p) for p in by_ip.values()), default=0.0),
+                       "share": max((floor.share(p) for p in by_ip.values()), default=0.0),
                        "paths": sorted({path for p in by_ip.values() for path in p})})
     return cycles
 
 
+QUOTES = ("USDT", "USDC")
+
+
 def _symbol_of(entry: dict, watched: set[str]) -> str | None:
-    """The watched symbol (BASEQUOTE, as in routing keys) a per-symbol request names in its query."""
+    """The watched symbol (BASEQUOTE, as in routing keys) a per-symbol request names in its query: BTCUSDT,
+    BTC_USDT, BTC-USDT-SWAP (OKX), or a coin alone (Hyperliquid's l2Book {"coin": "BTC"}, routed BTCUSDC)."""
     for value in dict(parse_qsl(entry["query"])).values():
         key = value.replace("-", "").replace("_", "").upper()
-        if key in watched:
-            return key
+        for candidate in (key, key.removesuffix("SWAP"), *(key + quote for quote in QUOTES)):
+            if candidate in watched:
+                return candidate
     return None
 
 
@@ -169,7 +186,7 @@ def _snapshot_delays(lab: Lab, ex: str, floor: Floor, entries: list[dict], since
     per_symbol = {c.path for c in floor.per_symbol}
     answered: dict[str, list[float]] = {}
     for e in entries:
-        if e["path"] in per_symbol and e["status"] == 200:
+        if e["request"] in per_symbol and e["status"] == 200:
             sym = _symbol_of(e, watched)
             if sym:
                 answered.setdefault(sym, []).append(e["time"] + LATENCY)
@@ -183,8 +200,8 @@ def _snapshot_delays(lab: Lab, ex: str, floor: Floor, entries: list[dict], since
 
 def _rate_limited(entries: list[dict]) -> list[dict]:
     """Evidence for every 429/418: how many requests (same path, and all) the simulator saw in the second before."""
-    return [{"time": e["time"], "path": e["path"], "status": e["status"],
-             "same_path_1s": sum(1 for x in entries if x["path"] == e["path"] and e["time"] - 1 < x["time"] <= e["time"]),
+    return [{"time": e["time"], "path": e["request"], "status": e["status"],
+             "same_path_1s": sum(1 for x in entries if x["request"] == e["request"] and e["time"] - 1 < x["time"] <= e["time"]),
              "all_1s": sum(1 for x in entries if e["time"] - 1 < x["time"] <= e["time"])}
             for e in entries if e["status"] in (429, 418)]
 
@@ -200,16 +217,25 @@ def _say(r: dict) -> None:
 
 
 # -- the largest N that holds the 5 s cadence ----------------------------------------------------------------
-def search_max_n(run, known: dict[int, dict], cap: int, budget: int) -> dict:
+REPEATS = 3     # searches near a limit run this many times: one run's answer did not hold on another machine
+NEAR = 0.8      # a search that held every listed symbol is near a limit when its slowest cycle took this share of 5 s
+
+
+def search_max_n(run, known: dict[int, dict], cap: int, budget: int, ceiling: int | None = None) -> dict:
     """Between the largest N that held and the smallest that did not, at most `budget` more runs, guided by a
-    straight line through their cycle times. `run(n)` runs one trial."""
+    straight line through their cycle times. `run(n)` runs one trial. With nothing failing yet, the first
+    probe is at `ceiling` (default `cap`): one over what the published budget allows must fail, so a search
+    need not wait for a run at every listed symbol's slow cycles."""
+    ceiling = min(cap, ceiling or cap)
     holding = sorted(n for n, r in known.items() if r["holds"])
     failing = sorted(n for n, r in known.items() if not r["holds"])
     lo, hi = (holding[-1] if holding else 0), (failing[0] if failing else None)
-    if hi is None and lo < cap and budget > 0:
-        known[cap] = run(cap)
+    if hi is not None and hi <= lo:   # a noisy bracket (a larger N held): the largest that held below it
+        lo = max((n for n in holding if n < hi), default=0)
+    if hi is None and lo < ceiling and budget > 0:
+        known[ceiling] = run(ceiling)
         budget -= 1
-        lo, hi = (cap, None) if known[cap]["holds"] else (lo, cap)
+        lo, hi = (ceiling, None) if known[ceiling]["holds"] else (lo, ceiling)
     while hi is not None and hi - lo > 1 and budget > 0:
         t_lo = known[lo]["cycle_seconds_max"] if lo in known else 0.0
         guess = lo + (INTERVAL - t_lo) * (hi - lo) / max(known[hi]["cycle_seconds_max"] - t_lo, 1e-6)
@@ -220,4 +246,41 @@ def search_max_n(run, known: dict[int, dict], cap: int, budget: int) -> dict:
         budget -= 1
         lo, hi = (n, hi) if known[n]["holds"] else (lo, n)
     return {"largest": lo, "smallest_failing": hi, "capped": hi is None and lo == cap,
-            "exact": hi is None or hi - lo == 1}
+            "exact": (hi is None and lo == cap) or (hi is not None and hi - lo == 1)}
+
+
+def repeat_search(run, previous: dict, cap: int, budget: int, ceiling: int | None = None) -> dict:
+    """The search once more, on fresh runs only: seeded at the previous answer and one over it, and where the
+    previous answer fails now, 5% under it, so that the usual repeat costs two or three runs."""
+    largest, known = previous["largest"], {}
+    for n in (largest, largest + 1):
+        if 0 < n <= min(cap, ceiling or cap):
+            known[n] = run(n)
+    if largest in known and not known[largest]["holds"] and largest > 1:
+        lower = largest - max(1, largest // 20)
+        known[lower] = run(lower)
+    return search_max_n(run, known, cap, budget, ceiling)
+
+
+def needs_repeats(found: dict, bounds: list[int], cycle_at_largest: float | None) -> bool:
+    """Whether a search's answer sits near a limit, so that one run of it is not enough: it stopped short of
+    every listed symbol, a bound on paper (budget, throttle, latency, CPU) allows no more than it searched, or
+    every symbol held but with a cycle close to the cadence (the cores, shared with the simulator, may not
+    hold it on another run)."""
+    if not found["capped"]:
+        return True
+    if any(b is not None and b <= found["cap"] for b in bounds):
+        return True
+    return cycle_at_largest is not None and cycle_at_largest > NEAR * INTERVAL
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Repeated searches as one figure: the median (the lower middle one for an even count: an N that held in
+    a run), the lowest and the highest, every run kept. The target is judged on the median; "first failing" and
+    capped/exact are those of the run that gave the median."""
+    values = [r["largest"] for r in runs]
+    median = statistics.median_low(values)
+    at_median = next(r for r in runs if r["largest"] == median)
+    return {"largest": median, "lowest": min(values), "highest": max(values), "values": values,
+            "smallest_failing": at_median["smallest_failing"], "capped": at_median["capped"],
+            "exact": at_median["exact"], "runs": runs}
