@@ -2,6 +2,7 @@
 consumers that await snapshots, and worker processes started as an operator would start them."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -12,8 +13,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pika
 import pytest
@@ -96,6 +100,71 @@ def rabbitmqctl(*args: str, check: bool = True) -> str:
     return out.stdout
 
 
+class BrokerAdmin:
+    """The broker's HTTP management API as an administrator of this test process's own: vhosts, users and
+    permissions for the fixtures. rabbitmqctl boots an Erlang VM per call (about 1.3 s of CPU); hundreds of
+    test vhosts made with it took minutes of the suite's two cores. One rabbitmqctl call makes the admin."""
+
+    PORT = int(os.environ.get("RABBITMQ_MANAGEMENT_PORT", 15672))
+
+    def __init__(self):
+        self.user, self.password = f"futures_scan_admin_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+        rabbitmqctl("eval", f'rabbit_auth_backend_internal:add_user(<<"{self.user}">>, <<"{self.password}">>, '
+                            f'<<"futures_scan tests">>), rabbit_auth_backend_internal:set_tags(<<"{self.user}">>, '
+                            f'[administrator], <<"futures_scan tests">>).')
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: dict | None = None, ok_missing: bool = False):
+        request = urllib.request.Request(f"http://{RABBIT_HOST}:{self.PORT}/api/{path}", method=method,
+                                         headers=self._headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                text = answer.read()
+        except urllib.error.HTTPError as e:
+            if ok_missing and e.code == 404:
+                return None
+            raise RuntimeError(f"management API {method} /api/{path}: {e.code} {e.read()[:300]!r}") from None
+        return json.loads(text) if text else None
+
+    def add_vhost(self, vhost: str) -> None:
+        self.call("PUT", f"vhosts/{quote(vhost, safe='')}")
+
+    def delete_vhost(self, vhost: str) -> None:
+        self.call("DELETE", f"vhosts/{quote(vhost, safe='')}", ok_missing=True)
+
+    def add_user(self, user: str, password: str, tags: str = "") -> None:
+        self.call("PUT", f"users/{quote(user, safe='')}", {"password": password, "tags": tags})
+
+    def permit(self, vhost: str, user: str) -> None:
+        self.call("PUT", f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+                  {"configure": ".*", "write": ".*", "read": ".*"})
+
+    def delete_users(self, users: list[str]) -> None:
+        if users:
+            self.call("POST", "users/bulk-delete", {"users": users})
+
+    def close(self) -> None:
+        rabbitmqctl("delete_user", self.user, check=False)
+
+
+_ADMIN: BrokerAdmin | None = None
+
+
+def broker_admin() -> BrokerAdmin:
+    """This process's BrokerAdmin, made at first use (an xdist worker is a process of its own)."""
+    global _ADMIN
+    if _ADMIN is None:
+        _ADMIN = BrokerAdmin()
+    return _ADMIN
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _ADMIN is not None:
+        _ADMIN.close()
+
+
 class Rabbit:
     """A vhost of its own on the local server, with a user whose password is a known secret. The session's
     Rabbit makes the user; `isolated()` gives a fixture or a test a fresh vhost for the same user, so that
@@ -107,12 +176,11 @@ class Rabbit:
         self.owns_user = user is None
         self.user = user or f"futures_scan_test_{tag}"
         self.password = password or f"pw-{uuid.uuid4().hex}"
-        rabbitmqctl("add_vhost", self.vhost)
+        admin = broker_admin()
+        admin.add_vhost(self.vhost)
         if self.owns_user:
-            rabbitmqctl("add_user", self.user, self.password, check=False)
-            rabbitmqctl("change_password", self.user, self.password)
-            rabbitmqctl("set_user_tags", self.user, "management")  # rabbitmqadmin goes through the HTTP API
-        rabbitmqctl("set_permissions", "-p", self.vhost, self.user, ".*", ".*", ".*")
+            admin.add_user(self.user, self.password, "management")  # rabbitmqadmin goes through the HTTP API
+        admin.permit(self.vhost, self.user)
 
     def isolated(self) -> "Rabbit":
         """A fresh vhost for the same user; close() deletes it."""
@@ -143,10 +211,10 @@ class Rabbit:
         rabbitmqctl("await_startup")
 
     def close(self) -> None:
-        rabbitmqctl("start_app", check=False)
-        rabbitmqctl("delete_vhost", self.vhost, check=False)
+        """Tests that stop the broker start it again themselves (in a finally)."""
+        broker_admin().delete_vhost(self.vhost)
         if self.owns_user:
-            rabbitmqctl("delete_user", self.user, check=False)
+            broker_admin().delete_users([self.user])
 
 
 class RoleUsers:
@@ -160,9 +228,11 @@ class RoleUsers:
         config = folder / "broker_users.json"
         config.write_text(json.dumps({"rabbitmq": self.rabbitmq, "exchanges": list(exchanges), "symbols": []}))
         self.dotenv = folder / "roles.env"
-        out = subprocess.run([sys.executable, "scripts/broker_users.py", "--config", str(config)], cwd=ROOT,
-                             env={**os.environ, "FUTURES_SCAN_DOTENV": str(self.dotenv)}, capture_output=True,
-                             text=True, timeout=120)
+        admin = broker_admin()  # through the API: rabbitmqctl import_definitions boots a VM per call
+        out = subprocess.run([sys.executable, "scripts/broker_users.py", "--config", str(config), "--via", "api"],
+                             cwd=ROOT, env={**os.environ, "FUTURES_SCAN_DOTENV": str(self.dotenv),
+                                            "RABBITMQ_ADMIN_USER": admin.user, "RABBITMQ_ADMIN_PASSWORD": admin.password},
+                             capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
         self.env = dict(line.split("=", 1) for line in self.dotenv.read_text().splitlines() if "=" in line)
 
@@ -183,10 +253,8 @@ class RoleUsers:
 
 
 def delete_users(users: list[str]) -> None:
-    """In one call to the broker: a rabbitmqctl per user costs a second of CPU each."""
-    names = ", ".join(f'<<"{user}">>' for user in users)
-    rabbitmqctl("eval", f'[catch rabbit_auth_backend_internal:delete_user(U, <<"futures_scan tests">>) '
-                        f'|| U <- [{names}]].', check=False)
+    """In one call to the broker's API (users that are gone already are no error)."""
+    broker_admin().delete_users(users)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from common.broker import CONTROL_QUEUE, CONTROL_QUEUE_ARGUMENTS, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE
 from common.stats import Counters, WorkerStatistics
 from common.symbols import MAX_SYMBOLS
-from tests.conftest import ROOT, Consumer, Process, rabbitmqctl, write_config
+from tests.conftest import ROOT, Consumer, Process, broker_admin, rabbitmqctl, write_config
 
 INTERVAL = 5
 INITIAL = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
@@ -244,15 +244,15 @@ def test_control_client_success_failure_and_timeout(fresh, rabbit, tmp_path, sim
     assert out.returncode == 0 and json.loads(out.stdout)["data"]["symbols"] == ["BTC/USDT:USDT", "DOGE/USDT:USDT"]
     # A vhost with no controller: nobody answers.
     vhost = f"futures_scan_test_lonely_{uuid.uuid4().hex[:6]}"
-    rabbitmqctl("add_vhost", vhost)
+    broker_admin().add_vhost(vhost)
     try:
-        rabbitmqctl("set_permissions", "-p", vhost, rabbit.user, ".*", ".*", ".*")
+        broker_admin().permit(vhost, rabbit.user)
         lonely = write_config(tmp_path / "lonely.json", rabbit, simulator, rabbitmq={"vhost": vhost})
         started = time.monotonic()
         out = subprocess.run([sys.executable, "scripts/control_client.py", "get_symbols", "--timeout", "1.5",
                               "--config", str(lonely)], cwd=ROOT, capture_output=True, text=True, timeout=20)
     finally:
-        rabbitmqctl("delete_vhost", vhost)
+        broker_admin().delete_vhost(vhost)
     assert out.returncode == 2 and json.loads(out.stdout)["error"] == "timeout"
     assert 1.5 <= time.monotonic() - started < 10
 

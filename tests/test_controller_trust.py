@@ -13,7 +13,7 @@ import pika
 import pytest
 
 from common.broker import CONTROL_QUEUE, STATS_EXCHANGE
-from tests.conftest import RABBIT_HOST, RABBIT_PORT, rabbitmqctl
+from tests.conftest import RABBIT_HOST, RABBIT_PORT, broker_admin
 from tests.test_controller import INITIAL, Control, report
 
 MUTATIONS = [{"command": "add_symbol", "symbol": "SOL/USDT:USDT"}, {"command": "remove_symbol", "symbol": "BTC/USDT:USDT"},
@@ -59,17 +59,17 @@ def trust(rabbit, simulator, tmp_path_factory):
     own = rabbit.isolated()
     control = Control(own, simulator, tmp_path_factory.mktemp("trust"))
     name, password = f"futures_scan_stranger_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
-    rabbitmqctl("add_user", name, password)
+    broker_admin().add_user(name, password)
     try:
         # Every right on the vhost: only the controller's user_id check stands between it and the set.
-        rabbitmqctl("set_permissions", "-p", own.vhost, name, ".*", ".*", ".*")
+        broker_admin().permit(own.vhost, name)
         stranger, operator = Client(own.vhost, name, password), Client(own.vhost, own.user, own.password)
         yield SimpleNamespace(control=control, stranger=stranger, operator=operator)
         stranger.close()
         operator.close()
     finally:
         control.close()
-        rabbitmqctl("delete_user", name, check=False)
+        broker_admin().delete_users([name])
         own.close()
 
 
