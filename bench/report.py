@@ -124,7 +124,8 @@ def cadence_section(results: dict, targets: list[Target]) -> list[str]:
              "run burst), found by a search between the runs of section 1 (each point a fresh worker process), "
              "never above one over what the published budget allows. Where the answer sits near a limit (the "
              "search stopped short of every listed perpetual, a bound below allows no more, or every one held in "
-             f"a cycle over {_pct(NEAR)} of {INTERVAL:g} s) the search is repeated on fresh runs, {REPEATS} in all: "
+             f"a cycle over {_pct(NEAR)} of {INTERVAL:g} s) the search is repeated on fresh runs, "
+             f"{results['meta'].get('repeats_near', REPEATS)} in all: "
              "the table gives the median (the lower middle one for an even count) and the lowest, **the target is "
              "judged on the median**, and every run is in benchmarks.json. "
              "Target: what the published budget allows (bench/budget.py), or every perpetual the simulator lists "
@@ -144,7 +145,7 @@ def cadence_section(results: dict, targets: list[Target]) -> list[str]:
             cap = found.get("cap") or listed
             target = min(floor.most_symbols(), cap)
             largest, hi = found["largest"], found["smallest_failing"]
-            failing = _slowest_at(results, ex, hi, floor.depth, 1)
+            failing = _slowest_at(results, ex, hi, floor.depth, 1, failed=True)
             shown = f"{largest}" + ("" if found["exact"] else f" (≥{largest}, <{hi})")
             if found["capped"]:
                 shown = f"≥ {largest} (every one searched)"
@@ -178,12 +179,15 @@ def _spread_words(found: dict) -> str:
     return f" (median of {len(values)} searches: {', '.join(map(str, values))})" if len(values) > 1 else ""
 
 
-def _slowest_at(results: dict, ex: str, n: int | None, depth, ips: int) -> dict | None:
-    """Of the runs at N (section 1's and the searches'; repeats measure an N more than once), the slowest."""
+def _slowest_at(results: dict, ex: str, n: int | None, depth, ips: int, failed: bool = False) -> dict | None:
+    """Of the runs at N (section 1's and the searches'; repeats measure an N more than once), the slowest;
+    `failed`: of those that did not hold, where any did not."""
     if not n:
         return None
     runs = [t for t in results["trials"].get(ex, []) if t["n"] == n and str(t["depth"]) == str(depth)
             and t.get("ips", 1) == ips and t["cycles"]]
+    if failed and any(not t.get("holds", True) for t in runs):
+        runs = [t for t in runs if not t.get("holds", True)]
     return max(runs, key=lambda t: t["cycle_seconds_max"] or 0.0, default=None)
 
 
@@ -199,8 +203,8 @@ def bound_of(results: dict, ex: str, depth_key: str, found: dict, floor: Floor, 
     paper = {k: v for k, v in paper.items() if v is not None}
     dedicated = min(paper, key=paper.get)
     at, failing = _slowest_at(results, ex, median, floor.depth, ips), _slowest_at(
-        results, ex, found["smallest_failing"], floor.depth, ips)
-    spent = _cpu_words(at, failing, cores)
+        results, ex, found["smallest_failing"], floor.depth, ips, failed=True)
+    spent = _cpu_words(at, failing, cores) + _failed_by(failing)
     host = f"a dedicated host would allow up to {paper[dedicated]} ({dedicated})"
     if found["capped"]:
         cycle = at and at["cycle_seconds_max"]
@@ -230,6 +234,16 @@ def bound_of(results: dict, ex: str, depth_key: str, found: dict, floor: Floor, 
         f"{median}, {throttle - median} short of the {throttle} the throttle sustains on {per}, with the cores "
         f"not busy ({spent}): the figure is the budget's, less what its pacing loses at this N; a dedicated host "
         f"would change little.")
+
+
+def _failed_by(failing: dict | None) -> str:
+    """Why the first failing N failed: a cycle over the interval, or a load its throttle cannot keep up."""
+    if not failing or failing.get("cycle_seconds_max") is None:
+        return ""
+    if failing["cycle_seconds_max"] > INTERVAL:
+        return f"; N={failing['n']} failed by its cycle, {_f(failing['cycle_seconds_max'])} s"
+    return (f"; N={failing['n']} failed by its load, {_pct(failing.get('budget_share') or 0)} of what one address's "
+            f"throttle sustains, in cycles of {_f(failing['cycle_seconds_max'])} s")
 
 
 BUSY = 0.6   # the cores count as busy when the worker and the simulator together used this share of them
@@ -351,12 +365,12 @@ def ips_section(results: dict, targets: list[Target]) -> list[str]:
             ratios.append((int(ips), ratio))
             shown = f"{row['largest']}" + (" (every one searched)" if row["capped"] else "")
             bound, why = bound_of(results, ex, "max", row, floor, int(ips))
-            notes.append(f"- {ex} with {ips} IP{'s' if int(ips) > 1 else ''}: {why}")
+            notes.append(f"- {ex} with {_ips(ips)}: {why}")
             lines.append(f"| {ex} | {ips} | {shown} | {_spread(row)} | {_f(ratio)} | {row['target']} | "
                          f"{_ok(row['largest'] >= row['target'])} | "
                          f"{_f(busiest, '{:g}')} / {floor.sustained_load():.0f} {floor.weight_unit} | "
                          f"{worst_pair[0]} / {worst_pair[1]} | {bound} |")
-            targets.append(Target(f"{ex}: {row['target']} symbols at 5 s with {ips} IPs (median)",
+            targets.append(Target(f"{ex}: {row['target']} symbols at 5 s with {_ips(ips)} (median)",
                                   shown + _spread_words(row), row["largest"] >= row["target"],
                                   [_ips_miss(floor, int(ips), row)]))
         linear = all(r is not None and r >= LINEAR_TOLERANCE * k for k, r in ratios)
@@ -364,12 +378,16 @@ def ips_section(results: dict, targets: list[Target]) -> list[str]:
         if capped and not linear:
             linear = None   # every symbol searched held: the market, not the IPs, set the ceiling
         targets.append(Target(f"{ex}: symbols at 5 s linear in IPs", ", ".join(
-            f"{k} IPs: {found[str(k)]['largest']}" for k, _ in ratios) + (" (capped: every symbol searched held)" if capped else ""),
+            f"{_ips(k)}: {found[str(k)]['largest']}" for k, _ in ratios) + (" (capped: every symbol searched held)" if capped else ""),
             linear, [] if linear is not False else [f"{ex}: N(k) / N(1) = " + ", ".join(f"{k}: {_f(r)}" for k, r in ratios)]))
     lines += ["", "What bounds each figure on this 2-core machine, and what a dedicated host would change:", "",
               *notes, ""]
     targets.append(Target("no 429 or 418 on any IP (IP scaling runs)", "see section 3", not limited, limited))
     return lines
+
+
+def _ips(k) -> str:
+    return f"{k} IP" if int(k) == 1 else f"{k} IPs"
 
 
 def _ips_miss(floor: Floor, ips: int, row: dict) -> str:
@@ -684,7 +702,7 @@ def targets_table(targets: list[Target]) -> list[str]:
     return lines + (missed or ["- None: every target above is met."]) + [""]
 
 
-def method() -> list[str]:
+def method(results: dict) -> list[str]:
     return ["## How the figures are taken", "",
             "- Every worker run is a fresh `worker.py <exchange> --config <generated>` process, stopped with SIGTERM "
             "after its measured cycles. Its statistics messages (`futures_collector_stats`, one per cycle) give the "
@@ -695,7 +713,8 @@ def method() -> list[str]:
             "request is the floor's weight. The most symbols per 5 s follow from the venue's `RateBudget`.",
             "- The largest N: a search (a few more runs per exchange and depth) between the largest N that held and "
             "the smallest that did not, guided by a straight line through their cycle times, never above one over "
-            f"what the published budget allows. Near a limit it runs {REPEATS} times in all (each repeat on fresh "
+            f"what the published budget allows. Near a limit it runs {results['meta'].get('repeats_near', REPEATS)} "
+            "times in all (each repeat on fresh "
             "runs, seeded at the previous answer and one over it): the page gives the median, which the target is "
             "judged on, and the lowest; benchmarks.json keeps every run (`max_n`, `ips`: `values`, `runs`).",
             "- Reproduce: `scripts/bench.sh` (or `.venv/bin/python -m bench.run`); raw figures in `benchmarks.json` "
@@ -783,7 +802,7 @@ def write(results: dict, out: Path) -> Path:
     targets, body = evaluate(results)
     has_plot = plot(results, out / "benchmarks.png")
     page = out / "benchmarks.md"
-    page.write_text("\n".join(header(results, has_plot) + targets_table(targets) + body + method()))
+    page.write_text("\n".join(header(results, has_plot) + targets_table(targets) + body + method(results)))
     return page
 
 

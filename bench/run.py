@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ LOAD_START = os.getloadavg()[0]
 class Run:
     def __init__(self, args, lab: Lab):
         self.args, self.lab = args, lab
+        self.started = time.time()
         self.quick = args.quick
         self.results: dict = {"trials": {ex: [] for ex in args.exchanges}, "floors": {}, "max_n": {}, "naive": {},
                               "vision": {}, "cpu": {}, "board": {}, "soak": {}, "listed": {}, "ips": {}}
@@ -84,7 +86,7 @@ class Run:
         return floor
 
     def all(self) -> dict:
-        started = time.time()
+        started = self.started = time.time()
         self.results["import_seconds"] = min(import_seconds() for _ in range(3))
         self.plan()
         for ex in self.args.exchanges:
@@ -95,7 +97,7 @@ class Run:
         self.phase("CPU per snapshot (in-process)", self.cpu)
         self.phase("the board (in-process)", self.board)
         self.phase("soak (latency and rate limits off)", self.soak)
-        self.results["meta"] = meta(started, self.quick, self.lab.sims.real_sizes)
+        self.results["meta"] = meta(started, self.quick, self.lab.sims.real_sizes, self.args.repeats_near)
         return self.results
 
     def plan(self) -> None:
@@ -251,7 +253,7 @@ def import_seconds() -> float:
     return time.perf_counter() - t
 
 
-def meta(started: float, quick: bool, real_sizes: bool) -> dict:
+def meta(started: float, quick: bool, real_sizes: bool, repeats_near: int = REPEATS) -> dict:
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -267,7 +269,7 @@ def meta(started: float, quick: bool, real_sizes: bool) -> dict:
             "product_modified": bool(git("status", "--porcelain", "worker.py", "common", "tests/simulator")),
             "cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "ccxt": ccxt.__version__,
             "quick": quick, "load_start": LOAD_START, "load_end": os.getloadavg()[0], "latency": LATENCY,
-            "simulator_real_sizes": real_sizes}
+            "simulator_real_sizes": real_sizes, "repeats_near": repeats_near}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -306,6 +308,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _interrupted(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.from_json:
@@ -317,8 +323,19 @@ def main(argv=None) -> int:
             return 2
         work = Path(tempfile.mkdtemp(prefix="futures_scan_bench_"))
         out = Path(args.out) if args.out else (work if args.quick else ROOT / "docs")
+        # SIGTERM (a timeout, a stopped session) unwinds like Ctrl-C: the Lab stops what it started by PID.
+        signal.signal(signal.SIGTERM, _interrupted)
         with Lab(work) as lab:
-            results = Run(args, lab).all()
+            run = Run(args, lab)
+            try:
+                results = run.all()
+            except BaseException:
+                # An hour of measurements is not thrown away with the run: what was measured so far.
+                partial = work / "benchmarks.partial.json"
+                run.results["meta"] = meta(run.started, args.quick, lab.sims.real_sizes, args.repeats_near)
+                partial.write_text(json.dumps(run.results, indent=1))   # --from-json renders it
+                log(f"stopped; the figures so far: {partial}")
+                raise
         out.mkdir(parents=True, exist_ok=True)
         (out / "benchmarks.json").write_text(json.dumps(results, indent=1))
         log(f"raw figures: {out / 'benchmarks.json'}")

@@ -10,7 +10,7 @@ import pytest
 
 from bench import estimate, report
 from bench.budget import Charge, Floor, request_name
-from bench.workers import NEAR, needs_repeats, repeat_search, search_max_n, summarize
+from bench.workers import NEAR, _symbol_of, exchange_weight, named, needs_repeats, repeat_search, search_max_n, summarize
 
 pytestmark = pytest.mark.unit
 
@@ -74,6 +74,21 @@ def test_a_post_api_is_named_by_its_bodys_type_and_a_get_by_its_path():
     assert request_name("/linear-swap-ex/market/depth", "GET", "contract_code=BTC-USDT&type=step0") == \
         "/linear-swap-ex/market/depth"
     assert request_name("/info", "POST", "") == "/info"
+
+
+def test_the_simulators_log_is_read_by_request_name_and_weighed_by_the_bodys_type():
+    entries = named([{"path": "/info", "method": "POST", "query": "type=l2Book&coin=BTC"},
+                     {"path": "/info", "method": "POST", "query": "type=metaAndAssetCtxs"}])
+    assert [e["request"] for e in entries] == ["/info?type=l2Book", "/info?type=metaAndAssetCtxs"]
+    assert [exchange_weight("hyperliquid", e) for e in entries] == [2, 20]
+    assert hyperliquid().weight(1) == sum(exchange_weight("hyperliquid", e) for e in entries)
+
+
+def test_a_books_request_names_its_watched_symbol_in_each_venues_spelling():
+    watched = {"BTCUSDC", "ETHUSDT"}
+    assert _symbol_of({"query": "type=l2Book&coin=BTC"}, watched) == "BTCUSDC"          # Hyperliquid
+    assert _symbol_of({"query": "instId=ETH-USDT-SWAP&sz=5000"}, watched) == "ETHUSDT"  # OKX
+    assert _symbol_of({"query": "symbol=SOLUSDT"}, watched) is None
 
 
 # -- repeated searches --------------------------------------------------------------------------------------
@@ -184,6 +199,20 @@ def test_a_figure_under_every_bound_with_busy_cores_names_the_simulators_share()
     assert "the simulator 60%" in why and "dedicated host would allow up to 99 (the throttle)" in why
 
 
+def test_the_bound_says_whether_the_first_failing_n_failed_by_its_cycle_or_its_load():
+    results = synthetic_results(values=[99, 99, 99])
+    found = results["max_n"]["gateio"]["max"]
+    _, why = report.bound_of(results, "gateio", "max", found, gateio(), 1)
+    assert "N=100 failed by its cycle, 5.20 s" in why
+    for t in results["trials"]["gateio"]:
+        if t["n"] == 100:
+            t.update(cycle_seconds_max=4.6, budget_share=1.03)
+    # A run at that N that held is not the one that failed.
+    results["trials"]["gateio"].append({**cost_trial(100, "search", cycle=4.9), "budget_share": 0.99})
+    _, why = report.bound_of(results, "gateio", "max", found, gateio(), 1)
+    assert "N=100 failed by its load, 103% of what one address's throttle sustains, in cycles of 4.60 s" in why
+
+
 def test_every_listed_symbol_held_near_the_cadence_says_it_may_not_hold_elsewhere():
     results = synthetic_results(values=[500, 500, 500], capped=True, cycle=4.6)
     found = results["max_n"]["gateio"]["max"]
@@ -251,4 +280,4 @@ def synthetic_results(values: list[int], capped: bool = False, cycle: float = 3.
     return {"trials": {"gateio": trials}, "floors": {"gateio": {"max": floor}},
             "max_n": {"gateio": {"max": {**summarize(runs), "cap": 500}}}, "listed": {"gateio": 500},
             "naive": {}, "vision": {}, "cpu": {}, "board": {}, "soak": {}, "ips": {},
-            "meta": {"latency": 0.05, "cores": 2}}
+            "meta": {"latency": 0.05, "cores": 2, "repeats_near": 3}}
