@@ -11,8 +11,10 @@ from bench.budget import INTERVAL, Floor
 from bench.workers import NEAR, REPEATS
 
 START_SECONDS = 4.0        # a worker run beside its cycles: start (import, markets, broker), stop, the log read
-SEARCH_EXTRA_RUNS = 2      # runs a first search adds to its seeds, as the searches of earlier runs went
-REPEAT_RUNS = 2.5          # runs a repeated search takes: its two seeds, and a third half the time
+# Runs a first search adds to its seeds, and a repeat takes in all (its two seeds, then a probe over them
+# or 5% under, and the search between), as the searches of okx and hyperliquid went (3-4 each).
+SEARCH_EXTRA_RUNS = 3.5
+REPEAT_RUNS = 3.5
 PEER_CYCLE_CAP = 10.0      # bench/naive.py LONG_CYCLE: one cycle that long is enough
 SOAK_CYCLES_PER_SECOND = 7.0
 INPROC_SECONDS = 25.0      # CPU per snapshot and the board's CPU, with their processes' start
