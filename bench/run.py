@@ -105,9 +105,10 @@ class Run:
         floors = {}
         for ex in self.args.exchanges:
             self.results["listed"][ex] = len(self.symbols(ex))
-            self.lab.sims[ex].fresh()
-            depths = [None, *(OTHER_DEPTHS.get(ex, ()) if self.args.search else ())]
-            floors[ex] = {str(d or "max"): self.floor(ex, d) for d in depths}
+            floors[ex] = {}
+            for depth in [None, *(OTHER_DEPTHS.get(ex, ()) if self.args.search else ())]:
+                self.lab.sims[ex].fresh()   # each floor on empty windows: a new client knows nothing of the last's
+                floors[ex][str(depth or "max")] = self.floor(ex, depth)
         rate_limits = {ex: getattr(ccxt, VENUES[ex].ccxt_id)().rateLimit / 1000 for ex in self.args.exchanges}
         phases = estimate.estimate_seconds(self.args, floors, self.results["listed"], LATENCY, rate_limits,
                                            SCALED_BY_IPS)
