@@ -201,23 +201,35 @@ def bound_of(results: dict, ex: str, depth_key: str, found: dict, floor: Floor, 
              "the round trips": floor.latency_allows(results["meta"]["latency"]),
              "the worker's CPU": cpu_allows(results, ex, depth_key), "the listed perpetuals": cap}
     paper = {k: v for k, v in paper.items() if v is not None}
-    dedicated = min(paper, key=paper.get)
     at, failing = _slowest_at(results, ex, median, floor.depth, ips), _slowest_at(
         results, ex, found["smallest_failing"], floor.depth, ips, failed=True)
-    spent = _cpu_words(at, failing, cores) + _failed_by(failing)
+    spent = "; ".join(x for x in (_cpu_words(at, failing, cores), _failed_by(failing)) if x) or "CPU not measured"
+    dedicated = min(paper, key=paper.get)
     host = f"a dedicated host would allow up to {paper[dedicated]} ({dedicated})"
     if found["capped"]:
-        cycle = at and at["cycle_seconds_max"]
-        if cycle is not None and cycle > NEAR * INTERVAL:
-            return "the market; the cycle near 5 s", (
-                f"every listed perpetual ({median}) held, its slowest cycle {_f(cycle)} s, over {_pct(NEAR)} of "
-                f"{INTERVAL:g} s: on this machine it may not hold on another run ({spent}); {host}.")
-        return "the market", f"every listed perpetual ({median}) held, its slowest cycle {_f(cycle)} s{'; ' + spent if spent else ''}."
-    throttle, busy = paper["the throttle"], _busy(at, failing, cores)
+        return _market_bound(median, at, spent, host)
+    return _short_bound(results, floor, ips, median, paper, spent, host, _busy(at, failing, cores))
+
+
+def _market_bound(median: int, at: dict | None, spent: str, host: str) -> tuple[str, str]:
+    """Every listed perpetual held: with room, or in a cycle so close to 5 s that another run may not hold."""
+    cycle = at and at["cycle_seconds_max"]
+    if cycle is not None and cycle > NEAR * INTERVAL:
+        return "the market; the cycle near 5 s", (
+            f"every listed perpetual ({median}) held, its slowest cycle {_f(cycle)} s, over {_pct(NEAR)} of "
+            f"{INTERVAL:g} s: on this machine it may not hold on another run ({spent}); {host}.")
+    return "the market", f"every listed perpetual ({median}) held, its slowest cycle {_f(cycle)} s ({spent})."
+
+
+def _short_bound(results: dict, floor: Floor, ips: int, median: int, paper: dict, spent: str, host: str,
+                 busy: bool) -> tuple[str, str]:
+    """A median short of the listed perpetuals: the bound on paper it reached, else the cores where they were
+    busy, else the budget's pacing."""
+    throttle, cores = paper["the throttle"], results["meta"].get("cores") or 1
     per = f"{floor.describe_budget()}{f' x {ips} IPs' if ips > 1 else ''}"
     if median >= throttle - ips:
         return "the budget", (f"{median} of the {throttle} the throttle sustains on {per}: the exchange's budget, "
-                              f"the same on a dedicated host ({spent or 'CPU not measured'}).")
+                              f"the same on a dedicated host ({spent}).")
     if median >= 0.95 * paper["the round trips"]:
         return "the round trips", (f"{median} of the {paper['the round trips']} the round trips allow at "
                                    f"{1000 * results['meta']['latency']:.0f} ms with {floor.notes.get('book_threads', 1)} "
@@ -241,8 +253,8 @@ def _failed_by(failing: dict | None) -> str:
     if not failing or failing.get("cycle_seconds_max") is None:
         return ""
     if failing["cycle_seconds_max"] > INTERVAL:
-        return f"; N={failing['n']} failed by its cycle, {_f(failing['cycle_seconds_max'])} s"
-    return (f"; N={failing['n']} failed by its load, {_pct(failing.get('budget_share') or 0)} of what one address's "
+        return f"N={failing['n']} failed by its cycle, {_f(failing['cycle_seconds_max'])} s"
+    return (f"N={failing['n']} failed by its load, {_pct(failing.get('budget_share') or 0)} of what one address's "
             f"throttle sustains, in cycles of {_f(failing['cycle_seconds_max'])} s")
 
 
