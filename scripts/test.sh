@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: prepares the machine (venv, requirements, local RabbitMQ, Debian's chromium, tinyproxy and tmux)
 # and runs the whole suite: the test files five at a time (they mostly wait on 5 s cycles; each has its own
-# vhost, simulator and processes), then, alone, the few tests that stop the shared RabbitMQ server.
+# vhost, simulator and processes; the tests that stop a broker stop a node of their own).
 # `scripts/test.sh -m unit` runs the unit layer (no broker, no network, no processes) in seconds: it only needs
 # the virtualenv. Any other arguments go to one plain pytest run, e.g. scripts/test.sh -k worker -x.
 set -euo pipefail
@@ -15,7 +15,4 @@ bash scripts/install_test_tools.sh
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q tests "$@"
 fi
-status=0
-.venv/bin/python -m pytest -q tests -m "not stops_broker" -n 5 --dist loadfile || status=$?
-.venv/bin/python -m pytest -q tests -m stops_broker || status=$?
-exit $status
+exec .venv/bin/python -m pytest -q tests -n 5 --dist loadfile

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -42,15 +43,13 @@ def symbol_on(exchange: str, base: str) -> str:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "unit: no broker, no network, no processes: `scripts/test.sh -m unit`")
-    config.addinivalue_line("markers", "stops_broker: stops the shared RabbitMQ server for a while, so it runs "
-                                       "alone, after the others (scripts/test.sh)")
 
 
 # The files whose tests wait longest (a promise about 60 s takes a minute to see kept) are collected first:
 # the parallel run (scripts/test.sh: -n 5 --dist loadfile) hands out whole files in collection order, so a
 # long file collected last would run on alone while the other workers idle.
-LONGEST_FIRST = ("test_worker_cycle.py", "test_supervision.py", "test_worker_truth.py", "test_worker_faults.py",
-                 "test_controller.py", "test_system.py", "test_worker.py", "test_proxies.py",
+LONGEST_FIRST = ("test_worker_faults.py", "test_worker_cycle.py", "test_broker_outage.py", "test_supervision.py",
+                 "test_worker_truth.py", "test_controller.py", "test_system.py", "test_worker.py", "test_proxies.py",
                  "test_worker_lifecycle.py", "test_trust.py")
 
 
@@ -93,8 +92,9 @@ def make_client(sim):
 
 
 # -- RabbitMQ --------------------------------------------------------------------------------------
-def rabbitmqctl(*args: str, check: bool = True) -> str:
-    out = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=120)
+def rabbitmqctl(*args: str, check: bool = True, node: str | None = None) -> str:
+    out = subprocess.run(["rabbitmqctl", "-q", *(("-n", node) if node else ()), *args], capture_output=True,
+                         text=True, timeout=120)
     if check and out.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {out.stderr or out.stdout}")
     return out.stdout
@@ -172,6 +172,7 @@ class Rabbit:
 
     def __init__(self, user: str | None = None, password: str | None = None):
         tag = uuid.uuid4().hex[:8]  # concurrent test sessions must not share a vhost or a user
+        self.port = RABBIT_PORT
         self.vhost = f"futures_scan_test_{tag}"
         self.owns_user = user is None
         self.user = user or f"futures_scan_test_{tag}"
@@ -187,11 +188,11 @@ class Rabbit:
         return Rabbit(self.user, self.password)
 
     def params(self) -> pika.ConnectionParameters:
-        return pika.ConnectionParameters(RABBIT_HOST, RABBIT_PORT, self.vhost,
+        return pika.ConnectionParameters(RABBIT_HOST, self.port, self.vhost,
                                          pika.PlainCredentials(self.user, self.password))
 
     def config(self, exchange: str = "futures_data") -> dict:
-        return {"host": RABBIT_HOST, "port": RABBIT_PORT, "user": self.user, "password": self.password,
+        return {"host": RABBIT_HOST, "port": self.port, "user": self.user, "password": self.password,
                 "vhost": self.vhost, "exchange": exchange}
 
     def forget_symbol_sets(self, exchanges=EXCHANGES) -> None:
@@ -215,6 +216,62 @@ class Rabbit:
         broker_admin().delete_vhost(self.vhost)
         if self.owns_user:
             broker_admin().delete_users([self.user])
+
+
+class PrivateBroker(Rabbit):
+    """A RabbitMQ node of its own (Debian's rabbitmq-server, a second node beside the shared one: its own name,
+    ports and data folder), for tests that stop the broker: stopping it touches no other test, so they run
+    beside the rest. Its default vhost, and a user with every right on it."""
+
+    def __init__(self):
+        self.node = f"fs_test_{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        # Under /tmp, not pytest's folders: those are root's alone, and the node runs as the rabbitmq user.
+        folder = Path(tempfile.mkdtemp(prefix="futures_scan_broker_"))
+        self.folder, self.port = folder, free_port()
+        self.vhost, self.owns_user = "/", False
+        self.user, self.password = "futures_scan_test", f"pw-{uuid.uuid4().hex}"
+        for sub in ("mnesia", "log"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / "enabled_plugins").write_text("[].\n")  # no management plugin: no port of its own needed
+        shutil.chown(folder, "rabbitmq", "rabbitmq")
+        for path in folder.rglob("*"):
+            shutil.chown(path, "rabbitmq", "rabbitmq")
+        env = {**os.environ, "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_PORT": str(self.port),
+               "RABBITMQ_DIST_PORT": str(free_port()), "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+               "RABBITMQ_LOG_BASE": str(folder / "log"), "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+               "RABBITMQ_PID_FILE": str(folder / "node.pid"), "RABBITMQ_CONFIG_FILE": str(folder / "none")}
+        subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True, capture_output=True, timeout=60)
+        self._await_startup()
+        rabbitmqctl("add_user", self.user, self.password, node=self.node)
+        rabbitmqctl("set_permissions", "-p", "/", self.user, ".*", ".*", ".*", node=self.node)
+
+    def _await_startup(self) -> None:
+        deadline = time.time() + 90
+        while subprocess.run(["rabbitmqctl", "-q", "-n", self.node, "await_startup", "--timeout", "60"],
+                             capture_output=True, timeout=120).returncode != 0:
+            assert time.time() < deadline, f"RabbitMQ node {self.node} did not start: see {self.folder / 'log'}"
+            time.sleep(1)  # the node registers with epmd a moment after -detached returns
+
+    def isolated(self) -> Rabbit:
+        raise NotImplementedError("a private broker has one vhost")
+
+    def stop_app(self) -> None:
+        rabbitmqctl("stop_app", node=self.node)
+
+    def start_app(self) -> None:
+        rabbitmqctl("start_app", node=self.node)
+        rabbitmqctl("await_startup", node=self.node)
+
+    def close(self) -> None:
+        rabbitmqctl("stop", node=self.node, check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound and released: the kernel does not hand it out again at once)."""
+    with socket.socket() as s:
+        s.bind((RABBIT_HOST, 0))
+        return s.getsockname()[1]
 
 
 class RoleUsers:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.conftest import ROOT, Process, Rabbit, rabbitmqctl
+from tests.conftest import ROOT, Process, Rabbit, free_port, rabbitmqctl
 
 DATA_EXCHANGE = "futures_data"
 STALE_AFTER = 20  # s
@@ -413,13 +413,6 @@ def test_terminal_view_prints_the_table(scanner, publisher):
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    """A port nothing listens on (bound and released: the kernel does not hand it out again at once)."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def close_connections(vhost: str, name: str) -> None:
     """Close, on the broker's side, the connections of one vhost (as a broker restart would)."""

@@ -10,12 +10,12 @@ Every supervisorctl call runs from the copy's root without -c: that it finds the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +28,8 @@ import pytest
 
 from common.broker import CONTROL_QUEUE
 from common.symbols import routing_key
-from tests.conftest import EXCHANGES, RABBIT_PORT, ROOT, Consumer, delete_users, rabbitmqctl, symbol_on, write_config
+from tests.conftest import (EXCHANGES, RABBIT_PORT, ROOT, Consumer, delete_users, free_port, rabbitmqctl, symbol_on,
+                             write_config)
 
 INTERVAL = 5
 BASES = ["BTC", "ETH", "SOL", "DOGE"]  # listed on all seven
@@ -242,29 +243,36 @@ class System:
         return json.loads(out.stdout)
 
 
-@pytest.fixture(scope="module")
-def system(simulator, rabbit, tmp_path_factory):
+@contextlib.contextmanager
+def running_system(simulator, rabbit, base: Path):
+    """The repository's supervisord.conf run from a copy in `base`, its config on `rabbit`'s vhost and the
+    simulator; started by the first test that calls System.up()."""
     simulator.reset()
-    vhost = rabbit.isolated()  # no other test's controller, workers or messages meet this system's
-    base = tmp_path_factory.mktemp("system")
     root = copy_repo(base / "repo")
-    config = write_config(base / "config.json", vhost, simulator, symbols=SYMBOLS,
+    config = write_config(base / "config.json", rabbit, simulator, symbols=SYMBOLS,
                           logging={"level": "DEBUG", "file": str(base / "app.log")})
     # The config reaches every process through supervisord's environment, as FUTURES_SCAN_CONFIG.
     sup = Supervisor(root, "supervisord.conf", clean_env(FUTURES_SCAN_CONFIG=str(config)))
     # Bound to both symbols the tests follow; a consumer of every full-depth book would hold hundreds of MB.
-    consumer = Consumer(vhost, "futures_data", ("futures.*.BTCUSDT", "futures.hyperliquid.BTCUSDC"))
-    added = Consumer(vhost, "futures_data", f"futures.*.{ADDED.split('/')[0]}USDT")
-    system = System(sup, simulator, vhost, config, consumer, added)
+    consumer = Consumer(rabbit, "futures_data", ("futures.*.BTCUSDT", "futures.hyperliquid.BTCUSDC"))
+    added = Consumer(rabbit, "futures_data", f"futures.*.{ADDED.split('/')[0]}USDT")
     try:
-        yield system
+        yield System(sup, simulator, rabbit, config, consumer, added)
     finally:
-        rabbitmqctl("start_app", check=False)  # in case a test failed inside an outage
         sup.shutdown()
         consumer.close()
         added.close()
-        vhost.close()
         simulator.reset()
+
+
+@pytest.fixture(scope="module")
+def system(simulator, rabbit, tmp_path_factory):
+    vhost = rabbit.isolated()  # no other test's controller, workers or messages meet this system's
+    try:
+        with running_system(simulator, vhost, tmp_path_factory.mktemp("system")) as system:
+            yield system
+    finally:
+        vhost.close()
 
 
 def added_snapshot(system: System, exchange: str, after: float, timeout: float = 3 * INTERVAL) -> dict:
@@ -404,33 +412,6 @@ def test_supervisorctl_restart_one_exchange_exits_cleanly_with_final_statistics(
     assert system.sup.status()["worker:bybit"] == ("RUNNING", new_pid)  # the new process stayed up
 
 
-# -- the broker going away -------------------------------------------------------------------------
-@pytest.mark.stops_broker
-def test_broker_stopped_20s_mid_run_nothing_exits_and_everything_resumes(system):
-    system.ensure_added()
-    before = system.sup.wait_running()
-    offsets = system.sup.offsets()
-    system.rabbit.stop_app()
-    stopped = time.time()
-    try:
-        for program in PROGRAMS:
-            system.sup.wait_for_log(program, LOST, 2 * INTERVAL, offsets[program])
-        while time.time() < stopped + 20:
-            assert system.sup.status() == before, "a process exited during the broker outage"
-            time.sleep(1)
-    finally:
-        system.rabbit.start_app()
-    back = time.time()
-    for exchange in EXCHANGES:
-        system.snapshot(exchange, "BTC/USDT:USDT", after=back, timeout=40)
-    resumed = time.time() - back
-    response = system.control("get_symbols", timeout=30)
-    assert response["success"] is True and ADDED in response["data"]["symbols"], response
-    assert system.sup.status() == before
-    assert "gave up" not in system.sup.log("supervisord", offsets["supervisord"])
-    print(f"publishing resumed {resumed:.1f}s after the broker's return")
-
-
 def test_supervisorctl_stop_all_exits_cleanly_with_final_statistics(system):
     system.up()
     offsets = system.sup.offsets()
@@ -448,49 +429,7 @@ def test_supervisorctl_stop_all_exits_cleanly_with_final_statistics(system):
     assert {p: s for p, (s, _) in states.items()} == {p: "STOPPED" for p in PROGRAMS}
 
 
-@pytest.mark.stops_broker
-def test_supervisord_started_while_the_broker_is_down(system):
-    """A fresh supervisord while RabbitMQ is down: every process starts, waits, and never ends FATAL or
-    EXITED; once the broker is back, snapshots flow and the control API answers, with the set the
-    controller persisted (the symbol added at run time) rather than the config's."""
-    system.ensure_added()
-    system.sup.shutdown()
-    offsets = system.sup.offsets()
-    system.rabbit.stop_app()
-    stopped = time.time()
-    try:
-        system.sup.start()
-        running = system.sup.wait_running(timeout=20)
-        for program in PROGRAMS:
-            system.sup.wait_for_log(program, r"Cannot connect to RabbitMQ", 15, offsets[program])
-        while time.time() < stopped + 15:
-            assert system.sup.status() == running, "a process exited while the broker was down"
-            time.sleep(1)
-    finally:
-        system.rabbit.start_app()
-    back = time.time()
-    for exchange in EXCHANGES:
-        system.snapshot(exchange, "BTC/USDT:USDT", after=back, timeout=40)
-    for exchange in ADDED_BY:
-        added_snapshot(system, exchange, after=back, timeout=2 * INTERVAL)
-    print(f"publishing started {time.time() - back:.1f}s after the broker's return")
-    response = system.control("get_symbols", timeout=30)
-    assert response["success"] is True and ADDED in response["data"]["symbols"], response
-    assert system.sup.status() == running
-    sup_log = system.sup.log("supervisord", offsets["supervisord"])
-    assert "exited:" not in sup_log and "gave up" not in sup_log, sup_log
-    # Not needed by any other test (System.up starts it again), and the CPU it takes would slow the tests
-    # that start systems of their own.
-    system.sup.shutdown()
-
-
 # -- the demo ----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_run_command_starts_the_system_once_and_stop_ends_it(tmp_path, simulator, own_rabbit, user_prefix):
     """scripts/run.sh (config from FUTURES_SCAN_CONFIG, here pointed at the simulator: the test has no
     internet), twice: the second run only reports that it already runs; then scripts/stop.sh."""

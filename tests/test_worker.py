@@ -269,30 +269,6 @@ def test_missing_funding_publishes_nulls_with_a_warning(fleet):
                        timeout=4 * INTERVAL)
 
 
-# -- the broker going away -------------------------------------------------------------------------
-@pytest.mark.stops_broker
-def test_broker_outage_and_late_broker_at_start(fleet):
-    offsets = {ex: len(w.log_text()) for ex, w in fleet.workers.items()}
-    fleet.rabbit.stop_app()
-    try:
-        for exchange, worker in fleet.workers.items():
-            worker.wait_for_log(r"Lost the RabbitMQ connection|Cannot connect to RabbitMQ", 2 * INTERVAL,
-                                offsets[exchange])
-        late = fleet.start("gateio")  # a second gateio worker that starts while the broker is down
-        late.wait_for_log(r"Cannot connect to RabbitMQ", 10)
-        time.sleep(INTERVAL)  # let the outage last through a full cycle of every worker
-    finally:
-        fleet.rabbit.start_app()
-    back = time.time()
-    for exchange in EXCHANGES:
-        fleet.snapshot(exchange, "BTC/USDT:USDT", after=back, timeout=40)
-    late.wait_for_log(r"Reconnected to RabbitMQ", 40)
-    assert late.terminate() == 0
-    assert all(w.proc.poll() is None for w in fleet.workers.values())
-    for exchange, worker in fleet.workers.items():
-        worker.wait_for_log(r"RabbitMQ: \d+ published, [1-9]\d* failed", 3 * 10, offsets[exchange])
-
-
 def test_no_secret_in_any_log(fleet):
     for worker in fleet.workers.values():
         assert fleet.rabbit.password not in worker.log_text()
