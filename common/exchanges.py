@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import math
 import re
 import threading
 import time
@@ -139,8 +140,16 @@ def htx_index_prices(client: ccxt.Exchange) -> list:
     return _data_rows(client, "linear-swap-api/v1/swap_index")
 
 
-def _data_rows(client: ccxt.Exchange, path: str) -> list:
-    return _rows_under_data(client.request(path, ["contract", "public"], "GET", {}), path)
+def htx_open_interest(client: ccxt.Exchange) -> list:
+    """Every swap's open interest in one request. ccxt's fetch_open_interests refuses linear markets and its
+    fetch_open_interest asks per contract (/v5/market/open_interest): the raw v1 endpoint, swaps only (`all`
+    would add the dated linear futures)."""
+    return _data_rows(client, "linear-swap-api/v1/swap_open_interest",
+                      {"contract_type": "swap", "business_type": "swap"})
+
+
+def _data_rows(client: ccxt.Exchange, path: str, params: dict | None = None) -> list:
+    return _rows_under_data(client.request(path, ["contract", "public"], "GET", params or {}), path)
 
 
 def _rows_under_data(answer, path: str) -> list:
@@ -221,6 +230,31 @@ def set_htx_index(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None
     symbol = client.safe_symbol(_mapping(row).get("contract_code"), None, "-", "swap")
     if symbol in bulk.tickers:
         bulk.tickers[symbol]["indexPrice"] = client.safe_number(row, "index_price")
+
+
+# HTX's ticker rows already use `amount` (the day's volume): the open interest joins their info under this name.
+HTX_OPEN_INTEREST_FIELD = "open_interest_amount"
+
+
+def set_htx_open_interest(client: ccxt.Exchange, bulk: Bulk, _symbol, row: dict) -> None:
+    """`amount` is in base units (HTX's own volume x contract size; `volume` counts contracts). A value that is
+    no number raises here, costing this row's open interest only, not the symbol's row on the board."""
+    symbol = client.safe_symbol(_mapping(row).get("contract_code"), None, "-", "swap")
+    if symbol in bulk.tickers:
+        bulk.tickers[symbol]["info"][HTX_OPEN_INTEREST_FIELD] = _amount(row.get("amount"))
+
+
+def _amount(value) -> float | None:
+    """A non-negative finite number, or None when the row carries none; anything else is malformed."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"amount {str(value)[:40]!r} is not a non-negative number")
+    return number
 
 
 def set_mark_price(_client, bulk: Bulk, symbol: str, row: dict) -> None:
@@ -340,12 +374,15 @@ VENUES: dict[str, Venue] = {
     # 800 market-data requests / s per IP. Depth is 150 levels fixed (type=step0; ccxt ignores `limit`).
     # Funding and index from raw batch endpoints (ccxt has no bulk method for linear swaps); HTX's
     # funding_time is the upcoming settlement: ccxt puts it in fundingTimestamp. The mark price only per
-    # contract (mark-price candles), beside the book.
+    # contract (mark-price candles), beside the book. Open interest from the raw bulk endpoint (swap_open_interest):
+    # one request a cycle, its `amount` in base units.
     "htx": Venue("htx", "HTX", {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}},
                                 "defaultType": "swap", "defaultSubType": "linear"}, None, RateBudget(800, 1.0),
                  bulk_calls=(TICKERS, BulkCall(htx_funding_rates, set_raw_funding),
-                             BulkCall(htx_index_prices, set_htx_index)),
-                 depths=(150,), symbol_extras=(htx_mark_price,), book_threads=8),
+                             BulkCall(htx_index_prices, set_htx_index),
+                             BulkCall(htx_open_interest, set_htx_open_interest)),
+                 open_interest=(HTX_OPEN_INTEREST_FIELD, False), depths=(150,), symbol_extras=(htx_mark_price,),
+                 book_threads=8),
     # 200 requests / 10 s per endpoint: the books (order_book) have the budget to themselves. Tickers have no
     # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp. Open interest: the
     # tickers' total_size, in contracts.

@@ -7,7 +7,8 @@ import time
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
+from common.exchanges import VENUES, Bulk, SharedThrottle, create_exchange, htx_open_interest, redirect_urls
+from common.mapping import open_interest
 from tests.simulator import server as sim_server
 
 EX = "htx"
@@ -19,6 +20,8 @@ MAX_DEPTH = 150  # type=step0: HTX's fixed REST depth
 # client.request, as the worker calls them.
 FUNDING_BATCH = ("linear-swap-api/v1/swap_batch_funding_rate", ["contract", "public"])
 INDEX_BATCH = ("linear-swap-api/v1/swap_index", ["contract", "public"])
+OPEN_INTEREST_PATH = "/linear-swap-api/v1/swap_open_interest"
+OPEN_INTEREST_CALL = next(call for call in VENUE.bulk_calls if call.fetch is htx_open_interest)
 
 
 @pytest.fixture
@@ -193,6 +196,85 @@ def test_mark_and_index_prices(sim, client):
     assert sim.counts(EX, since)[EX] == {"/index/market/history/linear_swap_mark_price_kline": 1,
                                   "/linear-swap-api/v1/swap_index": 1}
     assert "size=1" in sim.requests(EX, path="mark_price_kline")[0].query
+
+
+# -- open interest ---------------------------------------------------------------------------------
+
+def merged_open_interest(client) -> dict:
+    """The board's open interest per symbol, as the worker derives it: this cycle's tickers, the bulk
+    open-interest rows merged into them by the venue's own merge, read through the venue's field."""
+    bulk = Bulk(tickers=client.fetch_tickers())
+    for row in OPEN_INTEREST_CALL.fetch(client):
+        try:
+            OPEN_INTEREST_CALL.merge(client, bulk, None, row)
+        except (TypeError, ValueError):
+            pass  # a malformed row costs its own open interest (the worker logs it)
+    return {symbol: open_interest(client.market(symbol), t, VENUE.open_interest) for symbol, t in bulk.tickers.items()}
+
+
+def test_open_interest_bulk_endpoint(sim, client):
+    """One request answers every swap: `amount` in base units, `volume` in contracts of contract_size (DOGE's 100,
+    BTC's 0.001); the board takes `amount`."""
+    sim.market.freeze()
+    since = time.time()
+    rows = htx_open_interest(client)
+    assert sim.counts(EX, since)[EX] == {OPEN_INTEREST_PATH: 1}
+    assert "contract_type=swap" in sim.requests(EX, since)[0].query
+    assert {client.safe_symbol(row["contract_code"], None, "-", "swap") for row in rows} == listed_symbols(sim)
+    for row in rows:
+        symbol = client.safe_symbol(row["contract_code"], None, "-", "swap")
+        truth = sim.truth(EX, symbol)["open_interest"]
+        assert isinstance(row["amount"], float) and isinstance(row["volume"], float)  # JSON numbers, as HTX's v1
+        assert row["amount"] == pytest.approx(truth, rel=1e-12)
+        assert row["volume"] * contract_size(sim, symbol) == pytest.approx(truth, rel=1e-9)
+    merged = merged_open_interest(client)
+    assert merged == {s: pytest.approx(sim.truth(EX, s)["open_interest"], rel=1e-12) for s in listed_symbols(sim)}
+    assert merged[DOGE] != pytest.approx(float(sim.market.quote(EX, "DOGE").open_interest_contracts))
+
+
+def test_open_interest_asked_for_futures_lists_nothing(sim, client):
+    path, api = OPEN_INTEREST_PATH[1:], ["contract", "public"]
+    assert client.request(path, api, "GET", {"business_type": "futures"})["data"] == []
+    assert client.request(path, api, "GET", {"contract_type": "quarter"})["data"] == []
+    assert len(client.request(path, api, "GET", {"business_type": "all"})["data"]) == len(listed_symbols(sim))
+    assert [r["contract_code"] for r in client.request(path, api, "GET", {"contract_code": "BTC-USDT"})["data"]] == \
+        ["BTC-USDT"]
+    with pytest.raises(ccxt.ExchangeError, match="business_type"):
+        client.request(path, api, "GET", {"business_type": "options"})
+
+
+def test_open_interest_faults(sim, client):
+    sim.market.freeze()
+    sim.inject_fault(EX, "drop_fields", endpoint="swap_open_interest", count=1, fields=("mark_price", "last"))
+    rows = htx_open_interest(client)
+    assert {row["value"] for row in rows} == {None} and None not in {row["amount"] for row in rows}
+    sim.inject_fault(EX, "bad_row", endpoint="swap_open_interest", count=1)
+    merged = merged_open_interest(client)
+    assert sum(value is None for value in merged.values()) == 1  # the garbled first row costs its symbol only
+    assert sum(value is not None for value in merged.values()) == len(listed_symbols(sim)) - 1
+    sim.inject_fault(EX, "http500", endpoint="swap_open_interest", count=1)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        htx_open_interest(client)
+    sim.inject_fault(EX, "bad_json", endpoint="swap_open_interest", count=1)
+    with pytest.raises(ccxt.BaseError):
+        htx_open_interest(client)
+    assert len(htx_open_interest(client)) == len(listed_symbols(sim))  # the faults were consumed
+
+
+def test_open_interest_merge_of_a_missing_or_malformed_amount(sim, client):
+    """What the drop_fields fault cannot produce (open interest is no field of the simulator's quotes): a row
+    without `amount` leaves the board's value null, never 0; one whose `amount` is no number raises (the worker
+    counts it as a malformed row, and the symbol's other values stay)."""
+    sim.market.freeze()
+    bulk = Bulk(tickers=client.fetch_tickers([BTC, DOGE]))
+    OPEN_INTEREST_CALL.merge(client, bulk, None, {"contract_code": "BTC-USDT", "amount": None, "volume": 5.0})
+    assert open_interest(client.market(BTC), bulk.tickers[BTC], VENUE.open_interest) is None
+    for bad in ("lots", -1.0, float("nan"), True, [1]):
+        with pytest.raises(ValueError, match="amount"):
+            OPEN_INTEREST_CALL.merge(client, bulk, None, {"contract_code": "DOGE-USDT", "amount": bad})
+    assert open_interest(client.market(DOGE), bulk.tickers[DOGE], VENUE.open_interest) is None
+    OPEN_INTEREST_CALL.merge(client, bulk, None, {"contract_code": "WIF-USDT", "amount": 3.0})  # not listed: ignored
+    assert set(bulk.tickers) == {BTC, DOGE}
 
 
 # -- unknown symbols -------------------------------------------------------------------------------

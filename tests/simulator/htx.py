@@ -13,6 +13,8 @@ examples in its comments) and HTX's USDT-margined swap docs:
   strings. Book and ticker sizes are in contracts (``vol`` too); ``amount`` is the 24 h volume in base units.
 * ``/linear-swap-ex/market/depth`` has no depth parameter: ``type=step0`` gives 150 levels unmerged,
   ``type=step6`` gives 20 levels unmerged (merged steps are not simulated).
+* Open interest: ``/linear-swap-api/v1/swap_open_interest`` lists every swap in one answer, JSON numbers,
+  ``volume`` in contracts and ``amount`` in base units (ccxt has no bulk method for it on linear swaps).
 * Funding: ``funding_time`` is the *upcoming* settlement (what other exchanges call the next funding time),
   ``next_funding_time`` the one after it, so ccxt derives the interval from their difference.
 * A missing value (drop_fields fault) is rendered as JSON null (bid/ask arrays become null, strings null).
@@ -23,6 +25,7 @@ Budget: HTX publishes 800 requests/s per IP for market data on the USDT-margined
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from tests.simulator.server import Budget, Rejected, Reply
 
@@ -302,6 +305,37 @@ def swap_index(req):
     return {"status": "ok", "data": data, "ts": _ms()}
 
 
+CONTRACT_TYPES = ("swap", "this_week", "next_week", "quarter", "next_quarter")
+
+
+def _open_interest_row(q, coin) -> dict:
+    """One contract's open interest as /linear-swap-api/v1/swap_open_interest writes it: JSON numbers; `volume`
+    in contracts, `amount` in base units, `value` in USDT; the trade_* fields are the day's trading."""
+    def number(d):
+        return None if d is None else float(d)
+    base, price = q.open_interest, q.mark_price or q.last
+    return {"volume": number(q.open_interest_contracts), "amount": number(base), "symbol": coin.base,
+            "value": None if base is None or price is None else number((base * price).quantize(Decimal("0.0001"))),
+            "contract_code": _code(coin), "trade_amount": number(q.volume_24h),
+            "trade_volume": number(q.volume_24h_contracts), "trade_turnover": number(q.quote_volume_24h),
+            "business_type": "swap", "pair": _code(coin), "contract_type": "swap"}
+
+
+def swap_open_interest(req):
+    """Every swap's open interest (or the one contract_code names). Linear futures are not simulated: asked
+    for them alone (business_type=futures, or a dated contract_type), the answer lists nothing."""
+    business_type = req.query.get("business_type", "swap")
+    contract_type = req.query.get("contract_type")
+    if business_type not in ("swap", "futures", "all"):
+        return _api_error(1067, "Illegal parameter business_type.")
+    if contract_type is not None and contract_type not in CONTRACT_TYPES:
+        return _api_error(1067, "Illegal parameter contract_type.")
+    coins = _selected(req, _api_error)
+    if business_type == "futures" or contract_type not in (None, "swap"):
+        coins = []
+    return {"status": "ok", "data": [_open_interest_row(req.quote(c.base), c) for c in coins], "ts": _ms()}
+
+
 PERIODS = {"1min": 60, "5min": 300, "15min": 900, "30min": 1800, "60min": 3600, "4hour": 14400, "1day": 86400}
 
 
@@ -353,6 +387,7 @@ ROUTES = {
     "/linear-swap-api/v1/swap_batch_funding_rate": batch_funding_rate,
     "/linear-swap-api/v1/swap_funding_rate": _single_funding,
     "/linear-swap-api/v1/swap_index": swap_index,
+    "/linear-swap-api/v1/swap_open_interest": swap_open_interest,
     "/index/market/history/linear_swap_mark_price_kline": mark_price_kline,
 }
 
