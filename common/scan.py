@@ -18,6 +18,8 @@ the reference is silent:
   are still shown in their asset's detail.
 * A USDC leg's USD volume (for `min_volume_usd`) is its volume x its mid x the USDC/USDT rate; with no fresh
   rate it is unknown and fails the filter, as any unknown volume does.
+* `min_open_interest_usd` works as `min_volume_usd` does, on `open_interest` (base units) x the same mid: before
+  the pair is chosen, a USDC leg's at the rate, an unknown open interest (or rate) failing it.
 * A pair of two USDC legs compares them in USDC: same-quote pairs never need the rate, and their costs at
   size are in their own quote. A cross-quote pair's VWAPs are in USDT.
 """
@@ -405,8 +407,17 @@ def leg_mid(leg: Leg) -> Optional[float]:
 
 def volume_usd(leg: Leg, rate: Optional[float] = None) -> Optional[float]:
     """24 h volume x mid, in USDT; a USDC leg's needs the rate (module docstring)."""
-    mid, volume, factor = leg_mid(leg), leg["volume_24h"], to_usdt(leg, rate)
-    return None if mid is None or volume is None or factor is None else volume * mid * factor
+    return _base_amount_usd(leg, leg["volume_24h"], rate)
+
+
+def open_interest_usd(leg: Leg, rate: Optional[float] = None) -> Optional[float]:
+    """Open interest x mid, in USDT; a USDC leg's needs the rate, as its volume does."""
+    return _base_amount_usd(leg, leg["open_interest"], rate)
+
+
+def _base_amount_usd(leg: Leg, amount: Optional[float], rate: Optional[float]) -> Optional[float]:
+    mid, factor = leg_mid(leg), to_usdt(leg, rate)
+    return None if mid is None or amount is None or factor is None else amount * mid * factor
 
 
 @dataclass(frozen=True)
@@ -461,9 +472,16 @@ class Filters:
     exchanges: Optional[frozenset[str]] = None  # None: every exchange
     min_volume_usd: float = 0.0
     symbol: Optional[str] = None                # the asset it names (asset_of), upper case; a part of the base
+    min_open_interest_usd: float = 0.0
+
+    def liquid(self, leg: Leg, rate: Optional[float]) -> bool:
+        """The leg passes both USD floors (an unknown amount fails a floor above 0)."""
+        return all(floor <= 0 or (value(leg, rate) or 0.0) >= floor
+                   for floor, value in ((self.min_volume_usd, volume_usd),
+                                        (self.min_open_interest_usd, open_interest_usd)))
 
 
-KNOWN_FILTERS = ("exchanges", "min_volume_usd", "symbol")
+KNOWN_FILTERS = ("exchanges", "min_volume_usd", "min_open_interest_usd", "symbol")
 _SYMBOL_FILTER = re.compile(r"^[A-Za-z0-9/:\-]{1,64}$")
 
 
@@ -479,19 +497,25 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
             raise FilterError(f"exchanges: {bad[0][:40]!r} is not an exchange name "
                               "(comma-separated lower-case names, e.g. binance,bybit)")
         exchanges = frozenset(names)
-    min_volume = 0.0
-    if query.get("min_volume_usd", "").strip():
-        try:
-            min_volume = float(query["min_volume_usd"])
-        except ValueError:
-            raise FilterError(f"min_volume_usd: {query['min_volume_usd'][:40]!r} is not a number") from None
-        if not math.isfinite(min_volume) or min_volume < 0:
-            raise FilterError("min_volume_usd: must be a finite number >= 0")
     symbol = query.get("symbol", "").strip() or None
     if symbol is not None and not _SYMBOL_FILTER.match(symbol):
         raise FilterError(f"symbol: {symbol[:40]!r} is not a symbol (letters, digits, '/', ':', '-'; "
                           "e.g. BTC, BTCUSDT or BTC/USDT:USDT)")
-    return Filters(exchanges, min_volume, asset_of(symbol) if symbol else None)
+    return Filters(exchanges, _usd_floor(query, "min_volume_usd"), asset_of(symbol) if symbol else None,
+                   _usd_floor(query, "min_open_interest_usd"))
+
+
+def _usd_floor(query: Mapping[str, str], name: str) -> float:
+    """A filter's floor in USD: a finite number >= 0; absent or blank, 0 (no floor)."""
+    if not query.get(name, "").strip():
+        return 0.0
+    try:
+        floor = float(query[name])
+    except ValueError:
+        raise FilterError(f"{name}: {query[name][:40]!r} is not a number") from None
+    if not math.isfinite(floor) or floor < 0:
+        raise FilterError(f"{name}: must be a finite number >= 0")
+    return floor
 
 
 def compact_symbol(symbol: str) -> str:
@@ -520,10 +544,11 @@ def pair_legs(legs: Iterable[Leg], now_ms: int, stale_after_ms: float, filters: 
               rate: Optional[float] = None) -> Optional[tuple[Leg, Leg]]:
     """(long, short): the lowest and the highest funding APR among the fresh perpetual legs that pass the
     filters, two different (exchange, symbol) (a USDT and a USDC perpetual of one exchange pair too); None
-    with fewer than two such legs. `rate` (USDT per USDC) values USDC legs' volume for `min_volume_usd`."""
+    with fewer than two such legs. `rate` (USDT per USDC) values USDC legs' volume and open interest for the
+    USD floors."""
     candidates = [leg for leg in legs if now_ms - leg.timestamp <= stale_after_ms and leg.funding_apr is not None
                   and symbol_parts(leg.symbol)[2] and (filters.exchanges is None or leg.exchange in filters.exchanges)
-                  and (filters.min_volume_usd <= 0 or (volume_usd(leg, rate) or 0.0) >= filters.min_volume_usd)]
+                  and filters.liquid(leg, rate)]
     if len({(leg.exchange, leg.symbol) for leg in candidates}) < 2:
         return None
     ordered = sorted(candidates, key=lambda leg: (leg.funding_apr, leg.exchange, leg.symbol))
@@ -639,6 +664,7 @@ def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig, rate: Optional[flo
                 "age_seconds": round((now_ms - leg.book.timestamp) / 1000, 3)}
     return {**leg_json(leg, now_ms), "last": leg["last"], "impact_bid": leg["impact_bid"],
             "impact_ask": leg["impact_ask"], "contract_size": leg["contract_size"],
-            "open_interest": leg["open_interest"], "volume_usd": volume_usd(leg, rate),
+            "open_interest": leg["open_interest"], "open_interest_usd": open_interest_usd(leg, rate),
+            "volume_usd": volume_usd(leg, rate),
             "stale": not leg.fresh(now_ms, config.stale_after_ms), "pairable": leg.pairable,
             "taker_fee_bps": config.fee_bps(leg.exchange), "book": book, "at_size": leg_at_size(leg, now_ms, config)}

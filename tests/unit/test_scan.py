@@ -9,8 +9,8 @@ from common.board import Board, BoardRow
 from common.models import FuturesData
 from common.scan import (Book, FilterError, Filters, Leg, ScannerConfig, Source, at_size, basis_bps,
                          best_levels, break_even_hours, compact_symbol, entry_cost_bps, funding_apr, merge_leg,
-                         opportunities, pair_legs, parse_filters, price_spread_bps, snapshot_source, split_listen,
-                         symbol_detail, walk_book)
+                         open_interest_usd, opportunities, pair_legs, parse_filters, price_spread_bps,
+                         snapshot_source, split_listen, symbol_detail, walk_book)
 
 pytestmark = pytest.mark.unit
 
@@ -261,6 +261,53 @@ def test_min_volume_usd_applies_to_both_legs_volume_times_mid():
     assert opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_volume_usd=100_101))["rows"] == []
 
 
+def test_min_open_interest_usd_applies_to_both_legs_open_interest_times_mid():
+    # mid 100.1 (bid 100, ask 100.2): bybit 2000 base = $200,200; gateio 1500 = $150,150; binance 10 = $1,001;
+    # htx's open interest unknown. bybit has the highest APR, binance the lowest, gateio between.
+    legs = [leg("binance", funding_rate=0.0001, open_interest=10.0),
+            leg("bybit", funding_rate=0.0003, open_interest=2000.0),
+            leg("gateio", funding_rate=-0.0001, open_interest=1500.0),
+            leg("htx", funding_rate=-0.0002, open_interest=None)]
+    assert open_interest_usd(legs[1]) == pytest.approx(200_200) and open_interest_usd(legs[3]) is None
+    unfiltered = opportunities({SYMBOL: legs}, NOW, CONFIG)["rows"][0]
+    assert (unfiltered["long"]["exchange"], unfiltered["short"]["exchange"]) == ("htx", "bybit")
+    row = opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_open_interest_usd=1_001))["rows"][0]
+    assert (row["long"]["exchange"], row["short"]["exchange"]) == ("gateio", "bybit")  # htx's unknown fails it
+    assert row["funding_apr_spread"] == pytest.approx(0.0004 * 3 * 365)
+    row = opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_open_interest_usd=150_150))["rows"][0]
+    assert (row["long"]["exchange"], row["short"]["exchange"]) == ("gateio", "bybit")
+    assert opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_open_interest_usd=150_151))["rows"] == []
+
+
+def test_min_open_interest_values_a_usdc_leg_at_the_rate_and_fails_it_without_one():
+    # mid 100.1 USDC; 1000 base open = 100,100 USDC = 99,999.9 USDT at 0.999
+    usdc = Leg("hyperliquid", "BTC/USDC:USDC", NOW - 1000, {**leg("x").values, "funding_rate": 0.0003,
+                                                              "open_interest": 1000.0})
+    usdt = leg("binance", funding_rate=0.0001, open_interest=1000.0)
+    assert open_interest_usd(usdc, 0.999) == pytest.approx(99_999.9) and open_interest_usd(usdc, None) is None
+    long, short = pair_legs([usdt, usdc], NOW, STALE_MS, Filters(min_open_interest_usd=99_999.8), rate=0.999)
+    assert (long.exchange, short.exchange) == ("binance", "hyperliquid")
+    assert pair_legs([usdt, usdc], NOW, STALE_MS, Filters(min_open_interest_usd=100_000), rate=0.999) is None
+    assert pair_legs([usdt, usdc], NOW, STALE_MS, Filters(min_open_interest_usd=1), rate=None) is None
+    detail = symbol_detail("BTC", {SYMBOL: [usdt], "BTC/USDC:USDC": [usdc]}, NOW, CONFIG, rate=0.999)
+    assert [(d["exchange"], d["open_interest_usd"]) for d in detail["legs"]] == \
+        [("binance", pytest.approx(100_100)), ("hyperliquid", pytest.approx(99_999.9))]
+
+
+def test_volume_and_open_interest_floors_both_apply():
+    # mid 100.1: binance 1000 base a day ($100,100), open interest 10 ($1,001); bybit 10 a day ($1,001),
+    # open interest 1000 ($100,100); gateio both 1000.
+    legs = [leg("binance", funding_rate=0.0001, volume_24h=1000.0, open_interest=10.0),
+            leg("bybit", funding_rate=0.0003, volume_24h=10.0, open_interest=1000.0),
+            leg("gateio", funding_rate=-0.0001, volume_24h=1000.0, open_interest=1000.0)]
+    both = Filters(min_volume_usd=100_000, min_open_interest_usd=100_000)
+    assert opportunities({SYMBOL: legs}, NOW, CONFIG, both)["rows"] == []  # only gateio passes both
+    row = opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_volume_usd=100_000))["rows"][0]
+    assert (row["long"]["exchange"], row["short"]["exchange"]) == ("gateio", "binance")
+    row = opportunities({SYMBOL: legs}, NOW, CONFIG, Filters(min_open_interest_usd=100_000))["rows"][0]
+    assert (row["long"]["exchange"], row["short"]["exchange"]) == ("gateio", "bybit")
+
+
 def test_rows_sorted_by_spread_and_filtered_by_symbol():
     eth = "ETH/USDT:USDT"
     legs = {SYMBOL: [leg("binance", funding_rate=0.0001), leg("bybit", funding_rate=0.0002)],
@@ -276,7 +323,9 @@ def test_rows_sorted_by_spread_and_filtered_by_symbol():
 
 @pytest.mark.parametrize("query, named", [
     ({"min_volume_usd": "lots"}, "min_volume_usd"), ({"min_volume_usd": "-1"}, "min_volume_usd"),
-    ({"min_volume_usd": "nan"}, "min_volume_usd"), ({"exchanges": "binance,By Bit"}, "exchanges"),
+    ({"min_volume_usd": "nan"}, "min_volume_usd"), ({"min_open_interest_usd": "much"}, "min_open_interest_usd"),
+    ({"min_open_interest_usd": "-5"}, "min_open_interest_usd"),
+    ({"min_open_interest_usd": "inf"}, "min_open_interest_usd"), ({"exchanges": "binance,By Bit"}, "exchanges"),
     ({"symbol": "BTC<script>"}, "symbol"), ({"sort": "spread"}, "sort")])
 def test_bad_filters_name_the_parameter(query, named):
     with pytest.raises(FilterError, match=named):
@@ -287,6 +336,8 @@ def test_good_filters():
     assert parse_filters({}) == Filters()
     assert parse_filters({"exchanges": "binance, bybit,", "min_volume_usd": "1e6", "symbol": "btc/usdt:usdt"}) == \
         Filters(frozenset({"binance", "bybit"}), 1e6, "BTC")
+    assert parse_filters({"min_open_interest_usd": "2.5e6", "min_volume_usd": " "}) == \
+        Filters(min_open_interest_usd=2.5e6)
 
 
 # -- the API's leg and config ----------------------------------------------------------------------------
