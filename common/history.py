@@ -3,15 +3,20 @@ funding arithmetic the scanner ranks by.
 
 The tables are a contract (pandas, DuckDB or sqlite3 read them directly; columns may be added, never renamed):
 * `settlements(exchange, symbol, funding_time, rate, interval_hours, base)`, key (exchange, symbol,
-  funding_time); `base` (e.g. 'BTC' of 'BTC/USDC:USDC') is added so that one asset's history is one indexed
-  query.
+  funding_time).
 * `samples(ts, exchange, symbol, bid, ask, mark_price, index_price, funding_rate, funding_interval_hours,
-  open_interest, volume_24h, base)`, unique per (exchange, symbol, ts): a board delivered twice (a recorder
-  restart) stores one sample. Stored in the order of its key (base, exchange, symbol, ts) (WITHOUT ROWID),
-  so that one asset's 30 days are read from adjacent pages: with a rowid table and an index on (base, ts),
-  the 60k row lookups of a 7-leg query took five times as long.
+  open_interest, volume_24h, base)`, key (exchange, symbol, ts): a board delivered twice (a recorder
+  restart) stores one sample.
+* `legs(exchange, symbol, base)`, indexed by base: every leg ever stored, so that one asset's history is
+  `legs JOIN samples USING (exchange, symbol) WHERE base = ?`. `base` is the asset ('BTC' of
+  'BTC/USDC:USDC', as the scanner pairs them); it is also a column of both tables above, for readers who
+  filter by it directly (a scan: the legs table is the indexed way).
 * `coverage(exchange, symbol, complete_from)`: the history of that leg holds every settlement from
   `complete_from` (ms) on; a realized window reaching further back is null.
+Both big tables are stored in the order of their key (WITHOUT ROWID): one leg's 30 days are adjacent pages
+(a rowid table with an index on (base, ts) read the 60k samples of a 7-leg asset five times slower), the
+key is the only index (a second one on 30M samples would add a third to the file), and pruning deletes the
+head of each leg's range rather than scanning the table.
 Times are ms since the epoch; rates are fractions per funding interval.
 
 Decisions where the issue is silent:
@@ -45,13 +50,15 @@ CREATE TABLE IF NOT EXISTS settlements (
     exchange TEXT NOT NULL, symbol TEXT NOT NULL, funding_time INTEGER NOT NULL,
     rate REAL NOT NULL, interval_hours REAL, base TEXT NOT NULL,
     PRIMARY KEY (exchange, symbol, funding_time)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS settlements_by_base ON settlements (base, funding_time);
 CREATE TABLE IF NOT EXISTS samples (
     ts INTEGER NOT NULL, exchange TEXT NOT NULL, symbol TEXT NOT NULL,
     bid REAL, ask REAL, mark_price REAL, index_price REAL, funding_rate REAL, funding_interval_hours REAL,
     open_interest REAL, volume_24h REAL, base TEXT NOT NULL,
-    PRIMARY KEY (base, exchange, symbol, ts)) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS samples_by_leg ON samples (exchange, symbol, ts);
+    PRIMARY KEY (exchange, symbol, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS legs (
+    exchange TEXT NOT NULL, symbol TEXT NOT NULL, base TEXT NOT NULL,
+    PRIMARY KEY (exchange, symbol)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS legs_by_base ON legs (base);
 CREATE TABLE IF NOT EXISTS coverage (
     exchange TEXT NOT NULL, symbol TEXT NOT NULL, complete_from INTEGER NOT NULL,
     PRIMARY KEY (exchange, symbol)) WITHOUT ROWID;
@@ -170,12 +177,18 @@ def _check_time(name: str, value) -> None:
 
 # ---------------------------------------------------------------------------------------------- writers
 
-def _changes(conn: sqlite3.Connection, statement: str, rows) -> int:
-    """Run `statement` for every row in one transaction; the rows it inserted, updated or deleted."""
+def _changes(conn: sqlite3.Connection, statement: str, rows, legs=()) -> int:
+    """Run `statement` for every row, and note the `legs` [(exchange, symbol, base)], in one transaction;
+    the rows the statement inserted, updated or deleted."""
     with conn:
+        conn.executemany("INSERT OR IGNORE INTO legs (exchange, symbol, base) VALUES (?, ?, ?)", legs)
         before = conn.total_changes
         conn.executemany(statement, rows)
         return conn.total_changes - before
+
+
+def _legs(exchange: str, rows: list[Mapping]) -> list[tuple[str, str, str]]:
+    return [(exchange, symbol, asset_of(symbol)) for symbol in {row["symbol"] for row in rows}]
 
 
 def store_settlements(conn: sqlite3.Connection, exchange: str, rows: Iterable[Mapping]) -> int:
@@ -193,7 +206,8 @@ def store_settlements(conn: sqlite3.Connection, exchange: str, rows: Iterable[Ma
         VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (exchange, symbol, funding_time) DO UPDATE
             SET rate = excluded.rate, interval_hours = excluded.interval_hours
-            WHERE rate IS NOT excluded.rate OR interval_hours IS NOT excluded.interval_hours""", values)
+            WHERE rate IS NOT excluded.rate OR interval_hours IS NOT excluded.interval_hours""",
+                    values, _legs(exchange, rows))
 
 
 def note_coverage(conn: sqlite3.Connection, exchange: str, symbol: str, from_ms: int) -> None:
@@ -221,7 +235,7 @@ def store_samples(conn: sqlite3.Connection, ts: int, exchange: str, rows: Iterab
                asset_of(row["symbol"])) for row in rows]
     return _changes(conn, f"""
         INSERT OR REPLACE INTO samples (ts, exchange, symbol, {", ".join(SAMPLE_FIELDS)}, base)
-        VALUES (?, ?, ?, {", ".join("?" * len(SAMPLE_FIELDS))}, ?)""", values)
+        VALUES (?, ?, ?, {", ".join("?" * len(SAMPLE_FIELDS))}, ?)""", values, _legs(exchange, rows))
 
 
 def _float(value) -> Optional[float]:
@@ -230,11 +244,21 @@ def _float(value) -> Optional[float]:
 
 def prune(conn: sqlite3.Connection, older_than_ms: int) -> Pruned:
     """Delete the samples and settlements older than `older_than_ms` (the retention's cut) in one
-    transaction; coverage then starts at the cut at the earliest."""
+    transaction, leg by leg (each a range at the head of the leg's key); coverage then starts at the cut
+    at the earliest, and a leg with nothing left is forgotten."""
     _check_time("older_than_ms", older_than_ms)
     with conn:
-        samples = conn.execute("DELETE FROM samples WHERE ts < ?", (older_than_ms,)).rowcount
-        settlements = conn.execute("DELETE FROM settlements WHERE funding_time < ?", (older_than_ms,)).rowcount
+        legs = [(exchange, symbol, older_than_ms)
+                for exchange, symbol in conn.execute("SELECT exchange, symbol FROM legs")]
+        before = conn.total_changes
+        conn.executemany("DELETE FROM samples WHERE exchange = ? AND symbol = ? AND ts < ?", legs)
+        samples = conn.total_changes - before
+        conn.executemany("DELETE FROM settlements WHERE exchange = ? AND symbol = ? AND funding_time < ?", legs)
+        settlements = conn.total_changes - before - samples
+        conn.execute("""DELETE FROM legs
+            WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.exchange = legs.exchange AND s.symbol = legs.symbol)
+              AND NOT EXISTS (SELECT 1 FROM settlements s
+                              WHERE s.exchange = legs.exchange AND s.symbol = legs.symbol)""")
         conn.execute("UPDATE coverage SET complete_from = ? WHERE complete_from < ?",
                      (older_than_ms, older_than_ms))
     return Pruned(samples, settlements)
@@ -258,27 +282,29 @@ def complete_from(conn: sqlite3.Connection, exchange: str, symbol: str) -> Optio
 
 
 def history_for_base(conn: sqlite3.Connection, base: str, from_ms: int, to_ms: int) -> dict:
-    """Every leg of one base asset between from_ms and to_ms (both included), in the shape of
+    """Every leg of one base asset with history between from_ms and to_ms (both included), in the shape of
     `GET /api/history/{base}`: legs ordered by (exchange, symbol), their settlements [(funding_time, rate,
     interval_hours), ...] and samples [(ts, bid, ask, mark_price, funding_rate, funding_interval_hours), ...]
     oldest first (tuples: JSON arrays once dumped), and each leg's complete_from (None when unknown)."""
     base = asset_of(base)
-    window = (from_ms, to_ms)
-    legs = conn.execute("""
-        SELECT exchange, symbol FROM settlements WHERE base = ? AND funding_time BETWEEN ? AND ?
-        UNION SELECT exchange, symbol FROM samples WHERE base = ? AND ts BETWEEN ? AND ?
-        ORDER BY exchange, symbol""", (base, *window, base, *window)).fetchall()
-    return {"symbol": base, "from": from_ms, "to": to_ms, "legs": [
-        {"exchange": exchange, "symbol": symbol, "complete_from": complete_from(conn, exchange, symbol),
-         "settlements": conn.execute("""
-             SELECT funding_time, rate, interval_hours FROM settlements
-             WHERE exchange = ? AND symbol = ? AND funding_time BETWEEN ? AND ? ORDER BY funding_time""",
-                                     (exchange, symbol, *window)).fetchall(),
-         "samples": conn.execute("""
-             SELECT ts, bid, ask, mark_price, funding_rate, funding_interval_hours FROM samples
-             WHERE base = ? AND exchange = ? AND symbol = ? AND ts BETWEEN ? AND ? ORDER BY ts""",
-                                 (base, exchange, symbol, *window)).fetchall()}
-        for exchange, symbol in legs]}
+    legs = [_leg_history(conn, exchange, symbol, from_ms, to_ms) for exchange, symbol in conn.execute(
+        "SELECT exchange, symbol FROM legs WHERE base = ? ORDER BY exchange, symbol", (base,)).fetchall()]
+    return {"symbol": base, "from": from_ms, "to": to_ms,
+            "legs": [leg for leg in legs if leg["settlements"] or leg["samples"]]}
+
+
+def _leg_history(conn: sqlite3.Connection, exchange: str, symbol: str, from_ms: int, to_ms: int) -> dict:
+    # One range of each table's key per leg: the rows come back as tuples without their leg's names, the
+    # cheapest form for Python to build (it is most of a 30-day query's time).
+    leg = (exchange, symbol, from_ms, to_ms)
+    return {"exchange": exchange, "symbol": symbol, "complete_from": complete_from(conn, exchange, symbol),
+            "settlements": conn.execute("""
+                SELECT funding_time, rate, interval_hours FROM settlements
+                WHERE exchange = ? AND symbol = ? AND funding_time BETWEEN ? AND ? ORDER BY funding_time""",
+                                        leg).fetchall(),
+            "samples": conn.execute("""
+                SELECT ts, bid, ask, mark_price, funding_rate, funding_interval_hours FROM samples
+                WHERE exchange = ? AND symbol = ? AND ts BETWEEN ? AND ? ORDER BY ts""", leg).fetchall()}
 
 
 # ---------------------------------------------------------------------------------------------- arithmetic
@@ -293,10 +319,15 @@ def realized_apr(settlements: Iterable[Sequence], now_ms: int, window_hours: flo
         raise ValueError(f"window_hours must be a positive number, got {window_hours!r:.40}")
     start = now_ms - window_hours * HOUR_MS
     rates = [_rate(settlement) for settlement in settlements]
-    if complete_from_ms is None or complete_from_ms > start:
+    return _window_apr(math.fsum(rate for funding_time, rate in rates if start < funding_time <= now_ms),
+                       now_ms, window_hours, complete_from_ms)
+
+
+def _window_apr(total: float, now_ms: int, window_hours: float, complete_from_ms: Optional[int]) -> Optional[float]:
+    """The rule both the plain and the database form follow: the window's sum per year, when covered."""
+    if complete_from_ms is None or complete_from_ms > now_ms - window_hours * HOUR_MS:
         return None
-    return math.fsum(rate for funding_time, rate in rates if start < funding_time <= now_ms) \
-        * HOURS_PER_YEAR / window_hours
+    return total * HOURS_PER_YEAR / window_hours
 
 
 def _rate(settlement) -> tuple[int, float]:
@@ -324,3 +355,22 @@ def realized_spread(long: Mapping[str, Optional[float]],
     """Per window, what the short leg earned minus what the long leg paid (None when either is unknown)."""
     return {name: None if long.get(name) is None or short.get(name) is None else short[name] - long[name]
             for name in WINDOWS}
+
+
+def realized_by_leg(conn: sqlite3.Connection, now_ms: int) -> dict[tuple[str, str], dict[str, Optional[float]]]:
+    """realized_aprs of every leg the database knows, {(exchange, symbol): {"1d": ..., ...}}, summed by SQLite
+    in one pass over the longest window's settlements: the scanner's whole market (~500k settlements in 30
+    days) would take seconds to load into Python. A leg absent from the answer has no history (all null)."""
+    _check_time("now_ms", now_ms)
+    sums = ", ".join(f"total(CASE WHEN funding_time > :now - {hours * HOUR_MS} THEN rate END)"
+                     for hours in WINDOWS.values())
+    longest = max(WINDOWS.values()) * HOUR_MS
+    rows = conn.execute(f"""
+        SELECT legs.exchange, legs.symbol, coverage.complete_from, {sums}
+        FROM legs LEFT JOIN coverage ON coverage.exchange = legs.exchange AND coverage.symbol = legs.symbol
+        LEFT JOIN settlements ON settlements.exchange = legs.exchange AND settlements.symbol = legs.symbol
+            AND settlements.funding_time > :now - {longest} AND settlements.funding_time <= :now
+        GROUP BY legs.exchange, legs.symbol""", {"now": now_ms})
+    return {(exchange, symbol): {name: _window_apr(total, now_ms, hours, covered)
+                                 for (name, hours), total in zip(WINDOWS.items(), totals)}
+            for exchange, symbol, covered, *totals in rows}
