@@ -16,8 +16,9 @@ from tests.simulator.hyperliquid import impact_prices, mid_price
 INTERVAL = 5
 WATCHED = ["BTC/USDT:USDT", "SOL/USDT:USDT", "BTC/USDC:USDC", "SOL/USDC:USDC"]
 # What the bulk rows carry (the rest is null on the board): HTX's mark price comes only per symbol, Binance
-# and HTX put no open interest in their bulk rows, Hyperliquid's has impact prices but no best bid and ask.
-NOT_IN_BULK_ROWS = {"htx": {"mark_price", "open_interest"}, "binance": {"open_interest"},
+# puts no open interest in its bulk rows, Hyperliquid's has impact prices but no best bid and ask. HTX's open
+# interest comes from its own bulk endpoint, in base units.
+NOT_IN_BULK_ROWS = {"htx": {"mark_price"}, "binance": {"open_interest"},
                     "hyperliquid": {"bid", "ask"}}
 # The simulator's one USDC-margined perpetual, on the exchanges where ccxt loads USDC perpetuals beside USDT.
 USDC_PERPETUALS = {"bybit": ["BTC/USDC:USDC"], "bitget": ["BTC/USDC:USDC"]}
@@ -77,10 +78,11 @@ def impact_truth(sim, exchange: str, symbol: str) -> dict:
     return {"impact_bid": float(impact_bid), "impact_ask": float(impact_ask), "last": float(mid_price(quote))}
 
 
-@pytest.mark.parametrize("exchange", ["gateio", "okx"])
+@pytest.mark.parametrize("exchange", ["gateio", "okx", "htx"])
 def test_open_interest_and_volume_counted_in_contracts_are_published_in_base_units(market, exchange):
     """Gate.io's tickers count open interest in contracts (`total_size`), OKX's answers both (`oi`, `oiCcy`) and
-    its tickers' vol24h, which ccxt takes for the base volume, counts contracts too; the board says base units,
+    its tickers' vol24h, which ccxt takes for the base volume, counts contracts too; HTX's open-interest rows
+    answer both (`volume` in contracts, `amount` in base units), as its tickers do; the board says base units,
     like the other exchanges. Contracts of 0.0001 BTC or 1000 DOGE make the figures differ by orders of
     magnitude."""
     sim, boards, _, _ = market

@@ -33,7 +33,7 @@ CALLS_PER_CYCLE = {
     "bitget": (["/api/v2/mix/market/tickers", "/api/v2/mix/market/current-fund-rate"],
                ["/api/v2/mix/market/merge-depth"]),
     "htx": (["/linear-swap-ex/market/detail/batch_merged", "/linear-swap-api/v1/swap_batch_funding_rate",
-             "/linear-swap-api/v1/swap_index"],
+             "/linear-swap-api/v1/swap_index", "/linear-swap-api/v1/swap_open_interest"],
             ["/linear-swap-ex/market/depth", "/index/market/history/linear_swap_mark_price_kline"]),
     "gateio": (["/api/v4/futures/usdt/tickers", "/api/v4/futures/usdt/contracts"], ["/api/v4/futures/usdt/order_book"]),
     "okx": (["/api/v5/market/tickers", "/api/v5/public/funding-rate", "/api/v5/public/mark-price",
