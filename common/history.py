@@ -221,7 +221,7 @@ def note_coverage(conn: sqlite3.Connection, exchange: str, symbol: str, from_ms:
     _changes(conn, """
         INSERT INTO coverage (exchange, symbol, complete_from) VALUES (?, ?, ?)
         ON CONFLICT (exchange, symbol) DO UPDATE SET complete_from = min(complete_from, excluded.complete_from)""",
-             [(exchange, symbol, from_ms)])
+             [(exchange, symbol, from_ms)], [(exchange, symbol, asset_of(symbol))])
 
 
 def store_samples(conn: sqlite3.Connection, ts: int, exchange: str, rows: Iterable[Mapping]) -> int:

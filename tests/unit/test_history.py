@@ -271,6 +271,7 @@ def test_realized_by_leg_sums_every_leg_in_the_database_as_the_plain_arithmetic_
     note_coverage(db, "binance", "BTC/USDT:USDT", NOW - 31 * DAY)
     store_samples(db, NOW, "okx", [board_row("ETH/USDT:USDT", 1.0, 2.0)])  # a leg without settlements
     note_coverage(db, "okx", "ETH/USDT:USDT", NOW - 31 * DAY)
+    note_coverage(db, "okx", "NEW/USDT:USDT", NOW - DAY)  # backfilled, nothing settled yet: a leg all the same
 
     realized = realized_by_leg(db, NOW)
     assert realized[("bybit", "SOL/USDT:USDT")] == pytest.approx({"1d": 0.219, "3d": 0.219, "7d": 0.219, "30d": None})
@@ -278,6 +279,7 @@ def test_realized_by_leg_sums_every_leg_in_the_database_as_the_plain_arithmetic_
     assert realized[("binance", "BTC/USDT:USDT")] == pytest.approx(
         {"1d": -0.0365, "3d": 0.0002 * 8760 / 72, "7d": 0.0002 * 8760 / 168, "30d": 0.0002 * 8760 / 720})
     assert realized[("okx", "ETH/USDT:USDT")] == {"1d": 0.0, "3d": 0.0, "7d": 0.0, "30d": 0.0}  # nothing paid
+    assert realized[("okx", "NEW/USDT:USDT")] == {"1d": 0.0, "3d": None, "7d": None, "30d": None}
     for exchange, symbol in realized:  # the database form and the plain one agree
         plain = realized_aprs(settlements_since(db, exchange, symbol, 0), NOW, complete_from(db, exchange, symbol))
         assert realized[exchange, symbol] == pytest.approx(plain)
