@@ -42,11 +42,12 @@ def test_retry_after_pauses_every_request_of_the_worker(solo, own_sim, exchange,
         time.sleep(0.05)  # the simulator's log has no event to await
     refused_at = limited[0].time
     got = snapshot(consumer, exchange, "BTC/USDT:USDT", after=refused_at, timeout=4 * INTERVAL)
-    # The answer reaches the worker 0.2 s after the request arrived; requests already sent by then may
-    # still arrive, nothing after.
+    # The answer reaches the worker 0.2 s after the request arrived. Requests already in flight then may still
+    # arrive (late, on a loaded machine), at most one per client (the book threads and the bulk calls' client);
+    # a worker whose threads ignored the pause would send one per thread every 0.2 s, ~100 in the window.
     silent_from, silent_to = refused_at + 0.2 + 0.1, refused_at + 0.2 + retry_after - 0.05
     during = [(e.path, e.query) for e in own_sim.requests(exchange) if silent_from < e.time < silent_to]
-    assert during == [], f"requests during the {retry_after} s pause: {during}"
+    assert len(during) <= VENUES[exchange].book_threads + 1, f"requests during the {retry_after} s pause: {during}"
     assert got["symbol"] == "BTC/USDT:USDT"
     assert f"HTTP {kind[-3:]} from the exchange: every request waits {retry_after}s" in worker.log_text()
 
