@@ -248,8 +248,9 @@ class Controller:
                                 correlation_id=request_properties.correlation_id)
 
     def broadcast(self) -> None:
+        started = time.monotonic()  # the period runs from the sending, not from a confirm the broker held up
         if self.broker.publish(SYMBOLS_EXCHANGE, "", self.symbol_set.model_dump_json().encode()):
-            self._last_broadcast = time.monotonic()
+            self._last_broadcast = started
 
     # -- statistics --------------------------------------------------------------------------------
     def _on_worker_report(self, channel, method, properties, body: bytes) -> None:

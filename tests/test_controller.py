@@ -576,9 +576,11 @@ def test_the_set_is_broadcast_again_every_60_seconds_without_any_command(own_rab
     try:
         broadcasts.wait_for(lambda k, b: True, 10, "the broadcast on connecting")
         first = broadcasts.messages[0]
-        broadcasts.wait_for(lambda k, b: len(broadcasts.messages) > 1, 60 + 10, "the periodic broadcast")
+        broadcasts.wait_for(lambda k, b: len(broadcasts.messages) > 1, 60 + 20, "the periodic broadcast")
         second = broadcasts.messages[1]
-        assert 59 <= second[2] - first[2] <= 63, second[2] - first[2]
+        # 60 s as the controller sends them; as received, a broker held up on a loaded test machine (seen: 8 s
+        # without a delivery to anyone) can stretch one period: a wrong period (30 s, 120 s, none) still fails.
+        assert 59 <= second[2] - first[2] <= 75, second[2] - first[2]
         assert second[1] == first[1] and first[1]["symbols"] == INITIAL and first[1]["version"] == 1
         assert first[3].user_id == own_rabbit.user  # the controller's, as workers check
     finally:

@@ -382,8 +382,10 @@ def test_one_exchange_hung_the_others_keep_their_cadence(system):
     end = time.time()
     for exchange in EXCHANGES:
         if exchange != "bitget":
+            # Under 20 s (the hang) with room for a broker held up on a loaded test machine (seen: 8 s without
+            # a delivery to anyone): an exchange waiting on bitget's hang would go the whole 20 s without one.
             gap = system.max_gap(exchange, start, end)
-            assert gap <= 2 * INTERVAL, f"{exchange}: {gap:.1f}s without a snapshot while bitget hung"
+            assert gap <= 3 * INTERVAL, f"{exchange}: {gap:.1f}s without a snapshot while bitget hung"
             assert len(system.arrivals(exchange, start, end)) >= 3, exchange
     # The fault did bite: nothing from bitget in the middle of the hang.
     assert system.arrivals("bitget", start + 4, end - 4) == []
