@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from common.settled import SettledPaging
+
 if TYPE_CHECKING:  # imported where a client is built: the controller and the scanner only check names
     import ccxt
 
@@ -331,6 +333,8 @@ class Venue:
     # The bulk rows' bid/ask are impact prices, not the top of the book (Hyperliquid's impactPxs): the board
     # carries them as impact_bid/impact_ask and its bid/ask stay null.
     impact_prices: bool = False
+    # How the settled funding history pages (common/settled.py); None: not fetched (ccxt's generic row).
+    settled: SettledPaging | None = None
 
     def depth_problem(self, depth) -> str | None:
         """Why the exchange would reject a `depth` from the config, or None when it accepts it."""
@@ -354,7 +358,8 @@ VENUES: dict[str, Venue] = {
                                 used_weight_header=("X-MBX-USED-WEIGHT-1M", 2400)),
                      bulk_calls=(TICKERS, BulkCall(book_tickers, set_bid_ask), FUNDING_RATES),
                      funding_intervals=binance_funding_intervals, default_funding_hours=8.0,
-                     book_threads=2, depths=(5, 10, 20, 50, 100, 500, 1000)),
+                     book_threads=2, depths=(5, 10, 20, 50, 100, 500, 1000),
+                     settled=SettledPaging(1000, forward=True, own_limit=(500, 300.0))),
     # 600 requests / 5 s per IP; over it, the IP is banned and every answer is a bare 403 ("wait for at
     # least 10 minutes", usually 30). /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,
     # index, funding rate, interval, next funding time and open interest (base units): one bulk request.
@@ -362,7 +367,8 @@ VENUES: dict[str, Venue] = {
                                       "defaultSubType": "linear"}, 1000,
                    RateBudget(600, 5.0, ban_statuses={403: 600.0}),
                    bulk_calls=(BulkCall(tickers, set_ticker_and_its_funding, required=True),),
-                   open_interest=("openInterest", False), depths=range(1, 1001), book_threads=12),
+                   open_interest=("openInterest", False), depths=range(1, 1001), book_threads=12,
+                   settled=SettledPaging(200, older_than=lambda before, _: {"endTime": before - 1})),
     # 20 requests / s per endpoint: the books (merge-depth) have the budget to themselves. Book depth is a
     # gear: "max" (not a number). fetch_funding_rates -> /current-fund-rate: rate, next funding time and
     # interval for all symbols. Open interest: the tickers' holdingAmount (base units).
@@ -370,7 +376,8 @@ VENUES: dict[str, Venue] = {
                                          "defaultSubType": "linear",
                                          "fetchFundingRates": {"method": "publicMixGetV2MixMarketCurrentFundRate"}},
                     "max", RateBudget(20, 1.0, per_endpoint=True), open_interest=("holdingAmount", False),
-                    book_threads=2, depths=(1, 5, 15, 50, "max")),
+                    book_threads=2, depths=(1, 5, 15, 50, "max"),
+                    settled=SettledPaging(100, older_than=lambda _, page: {"pageNo": page})),
     # 800 market-data requests / s per IP. Depth is 150 levels fixed (type=step0; ccxt ignores `limit`).
     # Funding and index from raw batch endpoints (ccxt has no bulk method for linear swaps); HTX's
     # funding_time is the upcoming settlement: ccxt puts it in fundingTimestamp. The mark price only per
@@ -382,14 +389,15 @@ VENUES: dict[str, Venue] = {
                              BulkCall(htx_index_prices, set_htx_index),
                              BulkCall(htx_open_interest, set_htx_open_interest)),
                  open_interest=(HTX_OPEN_INTEREST_FIELD, False), depths=(150,), symbol_extras=(htx_mark_price,),
-                 book_threads=8),
+                 book_threads=8, settled=SettledPaging(100, older_than=lambda before, _: {"end_time": before - 1})),
     # 200 requests / 10 s per endpoint: the books (order_book) have the budget to themselves. Tickers have no
     # next funding time: fetch_funding_rates (/contracts) puts it in fundingTimestamp. Open interest: the
     # tickers' total_size, in contracts.
     "gateio": Venue("gate", "Gate.io", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap",
                                         "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}}, 300,
                     RateBudget(200, 10.0, per_endpoint=True), open_interest=("total_size", True),
-                    book_threads=2, depths=range(1, 301)),
+                    book_threads=2, depths=range(1, 301),
+                    settled=SettledPaging(1000, older_than=lambda before, _: {"until": before - 1})),
     # Each endpoint has its own limit per IP, counted over 2 s: tickers 20, funding-rate 10, mark-price 10,
     # index-tickers 20, open-interest 20, books 40 (<= 400 levels), books-full 10 (up to 5000). A book deeper
     # than 400 levels goes to books-full (ccxt picks it by `limit`): the deepest book costs a quarter of the
@@ -403,7 +411,7 @@ VENUES: dict[str, Venue] = {
                  bulk_calls=(TICKERS, FUNDING_RATES, BulkCall(okx_mark_prices, set_mark_price),
                              BulkCall(okx_index_prices, set_okx_index), BulkCall(okx_open_interest, set_okx_open_interest)),
                  open_interest=("oiCcy", False), base_volume_field="volCcy24h", depths=range(1, 5001),
-                 book_threads=4),
+                 book_threads=4, settled=SettledPaging(100, older_than=lambda before, _: {"after": before})),
     # 1200 weight / min per IP, kept as 100 per 5 s (as Binance's minute). Every request is POST /info; its
     # weight depends on the body's type: l2Book 2, metaAndAssetCtxs (and most others) 20, while ccxt charges
     # 10 for those. One metaAndAssetCtxs per cycle carries the whole market but no best bid/ask: its impactPxs
@@ -414,7 +422,8 @@ VENUES: dict[str, Venue] = {
                                           heaviest=("the market's asset contexts (metaAndAssetCtxs)", 20)),
                          bulk_calls=(BulkCall(hyperliquid_contexts, set_hyperliquid_context, required=True),),
                          default_funding_hours=1.0, open_interest=("openInterest", False),
-                         base_volume_field="dayBaseVlm", impact_prices=True, depths=range(1, 21), book_threads=2),
+                         base_volume_field="dayBaseVlm", impact_prices=True, depths=range(1, 21), book_threads=2,
+                         settled=SettledPaging(500, forward=True)),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")

@@ -40,6 +40,10 @@ class Coin:
     funding_hours: dict = field(default_factory=dict)  # per exchange; 8 when absent
     listed_on: tuple = EXCHANGES
     missing: tuple = ()   # Quote fields no exchange has for it (a fresh listing: funding_rate, next_funding_time)
+    # Settled funding (SPEC 14): per exchange, days since listing where the history starts later than
+    # HISTORY_DAYS ago (0: no settlement yet), and (days ago, hours before) where the schedule changed then.
+    listed_days: dict = field(default_factory=dict)
+    schedule_change: dict = field(default_factory=dict)
 
 
 # Contract sizes and funding intervals are the real ones for these markets (Gate's quanto_multiplier,
@@ -50,12 +54,13 @@ COINS = (
     Coin("SOL", 150.0, "0.001", "0.1", {"gateio": "1", "htx": "1", "okx": "1"},
          funding_hours={"bybit": 4, "gateio": 4, "bitget": 4, "okx": 4}),
     Coin("DOGE", 0.15, "0.00001", "1", {"gateio": "10", "htx": "100", "okx": "1000"},
-         funding_hours={"htx": 4, "binance": 4, "okx": 2}),
+         funding_hours={"htx": 4, "binance": 4, "okx": 2}, schedule_change={"binance": (12, 8), "okx": (5, 8)}),
     Coin("XRP", 0.55, "0.0001", "0.1", {"gateio": "10", "htx": "10", "okx": "100"}),
     Coin("WIF", 2.5, "0.0001", "1", {"gateio": "1", "htx": "1", "okx": "1"},
          funding_hours={"bybit": 1, "binance": 4, "gateio": 4}, listed_on=("binance", "bybit", "gateio", "hyperliquid")),
     Coin("TAO", 450.0, "0.01", "0.01", {"gateio": "0.001", "htx": "0.01", "okx": "0.1"},
-         funding_hours={"bybit": 4, "okx": 1}, listed_on=("bybit", "bitget", "okx", "hyperliquid")),
+         funding_hours={"bybit": 4, "okx": 1}, listed_on=("bybit", "bitget", "okx", "hyperliquid"),
+         listed_days={"hyperliquid": 10, "okx": 2}),
 )
 # USDC priced in USDT: Binance lists the perpetual USDC/USDT:USDT, whose mid converts USDC prices to USDT for
 # the scanner (docs/reference.md, "The scanner"). Listed only when the market is built with it (Market(usdc=True)),
@@ -90,6 +95,10 @@ FUNDING_MIX = {
 # contract_size), rounded to a power of ten: BTC 0.0001 on Gate, DOGE 10.
 CONTRACT_VALUE_USDT = {"gateio": 3.0, "htx": 50.0, "okx": 10.0}
 FRESH = ("funding_rate", "next_funding_time")   # a contract listed before its first funding
+# How far back every listing's settled funding goes, unless it was listed later (Coin.listed_days): past
+# the 30 days a backfill asks for by default.
+HISTORY_DAYS = 45
+DAY_MS = 86_400_000
 NO_VOLUME = ("volume_24h",)                      # a contract without a 24 h volume in the answers
 
 
@@ -99,6 +108,7 @@ def real_size_coins() -> tuple[Coin, ...]:
     need = {ex: REAL_SIZES[ex] - sum(ex in c.listed_on for c in COINS) for ex in EXCHANGES}
     names = _coin_names(rng, max(need.values()) + 200)
     odd = [_generated_coin(rng, names.pop(), EXCHANGES, missing) for missing in (FRESH, NO_VOLUME)]
+    odd[0] = dataclasses.replace(odd[0], listed_days={ex: 0 for ex in EXCHANGES})
     need = {ex: n - len(odd) for ex, n in need.items()}
     # Popular coins (low rank) are listed nearly everywhere, the tail on some exchanges: each exchange lists
     # the `need` coins of lowest rank x (0.5 + its own draw).
@@ -147,8 +157,11 @@ def _generated_coin(rng: random.Random, base: str, listed_on: tuple, missing: tu
     contract_size = {ex: _power_of_ten(round(math.log10(value / price))) for ex, value in CONTRACT_VALUE_USDT.items()}
     funding_hours = {ex: rng.choices(list(FUNDING_MIX[ex]), weights=list(FUNDING_MIX[ex].values()))[0]
                      for ex in EXCHANGES}
+    # One listing in twenty is younger than the history kept: its history starts 1-29 days ago.
+    draws = random.Random(_seed("listed", base))
+    listed_days = {ex: draws.randint(1, 29) for ex in EXCHANGES if draws.random() < 0.05}
     return Coin(base, float(f"{price:.6g}"), _power_of_ten(magnitude - 4), _power_of_ten(amount_exponent),
-                contract_size, funding_hours, listed_on, missing)
+                contract_size, funding_hours, listed_on, missing, listed_days)
 
 
 def symbol_of(exchange: str, base: str) -> str:
@@ -218,6 +231,17 @@ def _lots(uniform: float) -> int:
 def _amount_texts(lot: Decimal) -> tuple[str, ...]:
     """str(n * lot) for every level size n: a level's amount is looked up, not multiplied and formatted."""
     return tuple(str(n * lot) for n in range(MAX_LEVEL_LOTS + 1))
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One settled funding payment: at `funding_time` (ms), `rate`, on a schedule of `interval_hours`."""
+    funding_time: int
+    rate: Decimal
+    interval_hours: float
+
+    def truth(self) -> dict:
+        return {"funding_time": self.funding_time, "rate": float(self.rate), "interval_hours": self.interval_hours}
 
 
 @dataclass
@@ -304,6 +328,9 @@ class Market:
         # exchange -> the bases that also have a dated (quarterly) future there; none unless a test lists
         # them, so that every other answer stays as it is (binance.py renders them).
         self.dated: dict[str, tuple[str, ...]] = {}
+        # (exchange, base) -> extra funding times (ms) a test scheduled off the regular schedule (settle_at):
+        # announced as the next funding time until they pass, then settled.
+        self.extra_settlements: dict[tuple[str, str], list[int]] = {}
 
     # -- which contracts exist ---------------------------------------------------------------------
     def listed(self, exchange: str) -> list[Coin]:
@@ -341,6 +368,54 @@ class Market:
         if self._frozen_tick is not None:
             self._epoch = time.time() - self._frozen_tick * self.tick_seconds
         self._frozen_tick = None
+
+    # -- settled funding ---------------------------------------------------------------------------
+    def now_ms(self, tick: int | None = None) -> int:
+        """The market's clock in ms (a frozen clock stops it): settlements up to it have happened."""
+        return int((self._epoch + (self.tick if tick is None else tick) * self.tick_seconds) * 1000)
+
+    def settle_at(self, exchange: str, base: str, at_ms: int) -> None:
+        """Add a settlement off the schedule at `at_ms`, announced as the next funding time until then."""
+        self.coins[base]  # KeyError names an unknown base
+        with self._lock:
+            self.extra_settlements.setdefault((exchange, base), []).append(int(at_ms))
+            self._cache.clear()
+
+    def settlements(self, exchange: str, base: str, start_ms: int = 0, end_ms: int | None = None) -> list[Settlement]:
+        """Every settlement of `base`'s perpetual on `exchange` with funding_time in [start_ms, end_ms]
+        (end: now), oldest first: on each schedule's whole periods since the listing, plus any settle_at.
+        A settlement's interval is the time since the one before it, the period it paid for (the first
+        one's: its schedule's)."""
+        coin = self.coins[base]
+        now = self.now_ms()
+        end = now if end_ms is None else min(int(end_ms), now)
+        listed = now - coin.listed_days.get(exchange, HISTORY_DAYS) * DAY_MS
+        hours_now = self.funding_hours(exchange, coin)
+        change_days, hours_before = coin.schedule_change.get(exchange, (0, hours_now))
+        changed_at = (now - change_days * DAY_MS) // (8 * 3_600_000) * (8 * 3_600_000)
+        times: dict[int, int] = {}
+        for hours, lo, hi in ((hours_before, listed, changed_at), (hours_now, max(listed, changed_at), end + 1)):
+            period = hours * 3_600_000
+            t = -(-lo // period) * period
+            while t < min(hi, end + 1):
+                times[t] = hours
+                t += period
+        for t in self.extra_settlements.get((exchange, base), ()):
+            if listed <= t <= end:
+                times.setdefault(t, hours_now)
+        ordered = sorted(times)
+        intervals = [times[ordered[0]]] + [(b - a) / 3_600_000 for a, b in zip(ordered, ordered[1:])] if ordered else []
+        return [Settlement(t, self._settled_rate(exchange, base, t), hours)
+                for t, hours in zip(ordered, intervals) if t >= start_ms]
+
+    @staticmethod
+    def _settled_rate(exchange: str, base: str, funding_time: int) -> Decimal:
+        return Decimal(random.Random(_seed("settled", base, exchange, funding_time)).randint(-300, 1000)) / Decimal(10**6)
+
+    def _next_funding_time(self, exchange: str, base: str, ts: int, period: int) -> int:
+        regular = (ts // period + 1) * period
+        extra = [t for t in self.extra_settlements.get((exchange, base), ()) if ts < t < regular]
+        return min(extra, default=regular)
 
     # -- values ------------------------------------------------------------------------------------
     def quote(self, exchange: str, base: str, tick: int | None = None) -> Quote:
@@ -392,6 +467,7 @@ class Market:
             open=_round_to(mid * 0.99, step), high=_round_to(mid * 1.02, step), low=_round_to(mid * 0.97, step),
             volume_24h=volume, mark_price=mark, index_price=index,
             funding_rate=Decimal(rng.randint(-300, 1000)) / Decimal(10**6),
-            next_funding_time=(ts // period + 1) * period, funding_interval_hours=hours, book=book,
+            next_funding_time=self._next_funding_time(exchange, coin.base, ts, period), funding_interval_hours=hours,
+            book=book,
         )
         return dataclasses.replace(quote, **{name: None for name in coin.missing}) if coin.missing else quote

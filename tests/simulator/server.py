@@ -300,6 +300,13 @@ class Simulator:
             raise KeyError(f"{symbol} is not listed on {exchange}")
         return self.market.quote(exchange, base, tick).truth(depth)
 
+    def settlements(self, exchange: str, symbol: str, since: int = 0, until: int | None = None) -> list[dict]:
+        """The truth of a perpetual's settled funding, oldest first (SPEC 14)."""
+        base = symbol.split("/")[0]
+        if base not in self.market.coins or exchange not in self.market.coins[base].listed_on:
+            raise KeyError(f"{symbol} is not listed on {exchange}")
+        return [s.truth() for s in self.market.settlements(exchange, base, since, until)]
+
     # -- the request path --------------------------------------------------------------------------
     def handle(self, method: str, raw_path: str, body: bytes, client: str = LOCAL_CLIENT) -> Reply | str:
         """Answer one exchange request from the client address. Returns a Reply, or 'hang' / 'reset' for
@@ -478,6 +485,9 @@ class Simulator:
             depth = int(q["depth"]) if "depth" in q else None
             tick = int(q["tick"]) if "tick" in q else None
             return self.truth(q["exchange"], q["symbol"], depth, tick)
+        if name == "settlements":
+            return self.settlements(q["exchange"], q["symbol"], int(q.get("from", 0)),
+                                    int(q["until"]) if "until" in q else None)
         if name == "markets":
             return {ex: [f"{c.base}/USDT:USDT" for c in self.market.listed(ex)] for ex in self.dialects}
         if method != "POST":
@@ -491,6 +501,8 @@ class Simulator:
         elif name == "spend_weight":
             self.spend_weight(args["exchange"], float(args["weight"]), args.get("client", LOCAL_CLIENT),
                               args.get("endpoint"))
+        elif name == "settle_at":
+            self.market.settle_at(args["exchange"], args["symbol"].split("/")[0], int(args["at_ms"]))
         elif name == "latency":
             self.set_latency(args["exchange"], float(args["seconds"]))
         elif name == "rate_limits":
