@@ -25,15 +25,15 @@ import threading
 import time
 
 import uvicorn
-from pydantic import ValidationError
 
-from common.board import MAX_BOARD_ROWS, Board
+from common.board import Board
 from common.broker import Broker, declare_exchange
 from common.config import Config, ConfigError, load_config
 from common.logs import printable, secret_mask, setup_logging
 from common.roles import connect_as
 from common.models import FuturesData
-from common.latest import LatestValues, Malformed, RateLimitedLog
+from common.latest import LatestValues, RateLimitedLog
+from common.messages import Malformed, check_board_size, validated
 from common.scan import Leg, ScannerConfig, board_sources, snapshot_source, split_listen
 from common.scan_page import make_app
 from common.shutdown import StopSignal
@@ -53,10 +53,6 @@ ACK_EVERY = PREFETCH // 2  # one ack (multiple=True) per this many messages: a w
 # ~200 KB; a snapshot at depth 1000 is ~40-80 KB. Held in flight at most: 8 x 4 MiB + 200 x 256 KiB = 82 MiB.
 MAX_BOARD_BYTES = 4 * 2**20
 MAX_SNAPSHOT_BYTES = 256 * 2**10
-# A board's JSON values counted before parsing, at C speed: a row is one object of 13 values, so more
-# "{" or "," than this many rows could hold is refused unparsed (the parser's tree of a 4 MiB body of
-# tiny values is ~200 MiB before validation could count anything).
-MAX_BOARD_VALUES = MAX_BOARD_ROWS * 16
 FORGET_AFTER_MS = 3600 * 1000    # a delisted symbol's (or a silent exchange's) last values are shown stale
                                  # for an hour, then dropped
 GC_THRESHOLDS = (10_000, 20, 20)  # Python's default (700, 10, 10): see main()
@@ -156,15 +152,15 @@ class Scanner:
         self.last_message_ms = _now_ms()
 
     def _ingest_board(self, exchange: str, body: bytes) -> None:
-        _check_board_size(body, f"board.{exchange}")
-        board = _validated(Board, body, f"board.{exchange}")
+        check_board_size(body, f"board.{exchange}")
+        board = validated(Board, body, f"board.{exchange}")
         if board.exchange != exchange:
             raise Malformed(f"board for {board.exchange!r} published as board.{exchange[:40]}")
         self._check_clock(board.timestamp, f"board.{exchange}")
         self.latest.put_board(exchange, board.timestamp, board_sources(board))
 
     def _ingest_snapshot(self, key: str, body: bytes) -> None:
-        snapshot = _validated(FuturesData, body, key[:80])
+        snapshot = validated(FuturesData, body, key[:80])
         try:
             expected = routing_key(snapshot.exchange, snapshot.symbol)
         except ValueError as e:
@@ -199,26 +195,6 @@ class Scanner:
                 "messages_dropped": self.messages_dropped, "last_message_time": self.last_message_ms,
                 "data_stale": not fresh, "stale_after_seconds": self.settings.stale_after_seconds,
                 "notionals": self.settings.notionals, "exchanges": exchanges}
-
-
-def _check_board_size(body: bytes, where: str) -> None:
-    """More rows or values than a board may hold, counted before the body is parsed (MAX_BOARD_VALUES). A "{"
-    or "," inside a string counts too: an overestimate, which only a symbol full of them could reach."""
-    objects, separators = body.count(b"{"), body.count(b",")
-    if objects > MAX_BOARD_ROWS + 1 or separators > MAX_BOARD_VALUES:
-        raise Malformed(f"{where}: more than {MAX_BOARD_ROWS} rows or {MAX_BOARD_VALUES} values "
-                        f"({objects} objects, {separators} separators)")
-
-
-def _validated(model, body: bytes, where: str):
-    """The message as `model`; Malformed naming the first problem (bad JSON, non-UTF-8, nesting too deep,
-    a missing field or a wrong type) without echoing the input."""
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as e:
-        first = e.errors(include_input=False, include_url=False)[0]
-        at = ".".join(str(part) for part in first["loc"])
-        raise Malformed(f"{where}: {at + ': ' if at else ''}{first['msg']} ({e.error_count()} problems)") from None
 
 
 def _now_ms() -> int:

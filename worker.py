@@ -43,6 +43,7 @@ from common.problems import CycleProblems, Problems, describe, row_id
 from common.retries import Retrying
 from common.roles import connect_as
 from common.routes import Route, Routes
+from common.settled import ChainedThrottle, SettledFeed, SettledSchedule, share_budget
 from common.shutdown import Shutdown, StopSignal
 from common.statistics_window import StatisticsWindow
 from common.stats import WorkerStatistics, format_block
@@ -55,7 +56,7 @@ UNLISTED_RELOAD_SECONDS = 60          # sooner when a new symbol set names a sym
 
 class Worker:
     def __init__(self, config: Config, entry: ExchangeEntry, routes: Routes, venue: Venue, stop: StopSignal,
-                 shard: Shard = Shard()):
+                 shard: Shard = Shard(), settled: SettledFeed | None = None):
         self.config = config
         self.name = entry.name
         self.routes = routes  # the addresses it sends from, each with its throttle and book clients
@@ -75,6 +76,8 @@ class Worker:
         self.books = BookFetcher(routes, self.extras, entry.depth or venue.book_limit, venue.book_params, self.call,
                                  lambda: self.symbols.watched, self.broker.pump, stop)
         self.board = config.collection.board and shard.publishes_board
+        # Settled funding of every listed perpetual: fetched by the shard that publishes the board.
+        self.settled = settled if self.board else None
         self.perpetuals: dict[str, dict] = {}  # symbol -> market: the board's rows
         self._problems = Problems()            # symbol -> why it was not published, to log each problem once
         self._row_problems = CycleProblems()   # bulk row -> why it was left out, likewise
@@ -93,6 +96,8 @@ class Worker:
         while not self._load_markets():
             self.wait(self.config.collection.interval_seconds)
         self._await_current_set()
+        if self.settled:
+            self.settled.start()
         next_start = time.monotonic()
         while not self.stop.requested:
             self.collect_cycle()
@@ -146,6 +151,8 @@ class Worker:
         # The board's rows: every linear perpetual loaded (USDT-margined; USDC too where the options load it).
         self.perpetuals = {symbol: market for symbol, market in self.exchange.markets.items()
                            if market.get("swap") and market.get("linear")}
+        if self.settled:
+            self.settled.client.set_markets(loader.markets, loader.currencies)
         self.log.info("Loaded %d markets", len(markets))
         self.funding.markets_loaded(markets)
         return True
@@ -179,6 +186,8 @@ class Worker:
     # -- one cycle ---------------------------------------------------------------------------------
     def collect_cycle(self) -> None:
         started = time.monotonic()
+        if self.settled:
+            self.settled.idle.clear()  # history waits while this cycle's requests go out
         self._refresh_markets_if_due()
         self._refresh_funding_intervals_if_due()
         symbols = self.listed_symbols()
@@ -190,9 +199,16 @@ class Worker:
             rows = self.board_rows(bulk, self._row_symbols(symbols))
             if self.board:
                 self.publish_board([row for symbol, row in rows.items() if symbol in self.perpetuals])
+            if self.settled:
+                self.settled.schedule.update({symbol: (row.next_funding_time, row.funding_interval_hours)
+                                              for symbol, row in rows.items() if symbol in self.perpetuals},
+                                             first=self.symbols.watched)
             for symbol, book, extras in self.books.fetch_all(symbols):
                 if symbol in self.symbols.watched:  # a set may arrive mid-cycle
                     self.publish_collected(symbol, rows.get(symbol), book, extras)
+        if self.settled:
+            self.publish_settled()
+            self.settled.idle.set()
         self._row_problems.end_cycle()
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
@@ -274,6 +290,13 @@ class Worker:
         self.stats.totals.success += 1
         self.log.debug("Collected %s", symbol)
         self.publish_snapshot(snapshot)
+
+    def publish_settled(self) -> None:
+        """What the history thread fetched since the last cycle, as funding.{exchange} messages (SPEC 14)."""
+        for message in self.settled.take(self.name, self.exchange.milliseconds()):
+            if self.broker.publish(self.config.rabbitmq.exchange, f"funding.{self.name}", json.dumps(message).encode()):
+                self.log.debug("Published %d settlements", len(message["settlements"]))
+        self.stats.history = self.settled.schedule.progress()
 
     def _problem(self, symbol: str, reason: str) -> None:
         """Log why a symbol was not published, once while the reason stays the same."""
@@ -364,6 +387,23 @@ def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credential
     return Routes(routes, log)
 
 
+def create_settled_feed(config: Config, entry: ExchangeEntry, venue: Venue, routes: Routes, credentials: dict,
+                        stop: StopSignal) -> SettledFeed | None:
+    """The settled funding's fetcher (SPEC 14): a client of its own on the machine's first address, keeping to
+    history.rate_share of the budget (and the history endpoint's own limit) inside the worker's throttle."""
+    route = routes.routes[0]
+    if not config.history.enabled or venue.settled is None or route.throttle is None:
+        return None
+    log = logging.getLogger(entry.name)
+    budgets = share_budget(route.throttle.budget, config.history.rate_share, venue.settled.own_limit)
+    throttle = ChainedThrottle([SharedThrottle(budget, log) for budget in budgets], route.throttle)
+    client = create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
+                             timeout_ms=int(config.collection.request_timeout_seconds * 1000), throttle=throttle,
+                             proxy=None if entry.direct else entry.proxies[0].get_secret_value())
+    schedule = SettledSchedule(config.history.backfill_days, config.history.settle_delay_seconds)
+    return SettledFeed(client, venue.settled, schedule, stop, log)
+
+
 def _shard(text: str) -> Shard:
     try:
         return Shard.parse(text)
@@ -400,7 +440,9 @@ def main(argv=None) -> int:
         venue = venue_for(entry.name)
         stop = StopSignal(logging.getLogger(entry.name))
         sleep = ServingSleep()
-        worker = Worker(config, entry, create_routes(config, entry, venue, credentials, sleep), venue, stop, shard)
+        routes = create_routes(config, entry, venue, credentials, sleep)
+        worker = Worker(config, entry, routes, venue, stop, shard,
+                        create_settled_feed(config, entry, venue, routes, credentials, stop))
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2

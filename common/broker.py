@@ -22,6 +22,12 @@ SYMBOLS_EXCHANGE = "futures_collector_symbols"      # fanout: the full symbol se
 STATS_EXCHANGE = "futures_collector_stats"          # topic: stats.{exchange}, each worker's totals
 JSON = "application/json"
 SYMBOLS_QUEUE_ARGUMENTS = {"x-max-length": 1, "x-overflow": "drop-head"}
+# The recorder's settlements (funding.*), durable and named: what workers publish while the recorder is down
+# waits there. A 30-day backfill of seven real-size markets is ~50 MB, a day's new settlements ~1.5 MB: past
+# 256 MiB (months of a recorder down) the oldest go first, and a worker's next start fetches them again.
+RECORDER_QUEUE = "futures_collector_recorder"
+RECORDER_QUEUE_ARGUMENTS = {"x-max-length-bytes": 256 * 2**20, "x-overflow": "drop-head"}
+RECORDER_BINDING = "funding.*"
 
 log = logging.getLogger("rabbitmq")
 
@@ -56,6 +62,12 @@ def declare_symbols_queue(channel, exchange: str, shard: str | None = None, pass
     channel.queue_declare(queue, durable=True, arguments=SYMBOLS_QUEUE_ARGUMENTS)
     channel.queue_bind(queue, SYMBOLS_EXCHANGE)
     return queue
+
+
+def declare_recorder_queue(channel, data_exchange: str) -> str:
+    channel.queue_declare(RECORDER_QUEUE, durable=True, arguments=RECORDER_QUEUE_ARGUMENTS)
+    channel.queue_bind(RECORDER_QUEUE, data_exchange, RECORDER_BINDING)
+    return RECORDER_QUEUE
 
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"

@@ -159,6 +159,27 @@ class CollectionConfig(_Strict):
         return self.retry_delays[min(retry, len(self.retry_delays)) - 1]
 
 
+class HistoryConfig(_Strict):
+    """Settled funding and board samples (SPEC 14): the workers fetch every listed perpetual's settled
+    funding within `rate_share` of the exchange's budget, the recorder keeps them with board samples."""
+    enabled: bool = True
+    backfill_days: float = Field(30, gt=0, le=365)
+    rate_share: float = Field(0.1, gt=0, le=0.5)
+    # A symbol's settled rate is asked for this long after its funding time (the exchange publishes it
+    # within seconds); while it is not there, again after 1, 2, 4... minutes.
+    settle_delay_seconds: float = Field(30, ge=0, le=3600)
+    sample_seconds: float = Field(300, ge=10, le=86_400)
+    retention_days: float = Field(30, gt=0, le=3650)
+    database: str = Field("state/history.sqlite", min_length=1)
+
+    @model_validator(mode="after")
+    def _kept_as_long_as_fetched(self):
+        if self.backfill_days > self.retention_days:
+            raise ValueError(f"backfill_days {self.backfill_days:g} exceeds retention_days {self.retention_days:g}: "
+                             "the recorder would delete what the backfill fetches")
+        return self
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # One file every process appends its log lines to (beside its own stdout log): `tail -f` on it shows the
@@ -173,6 +194,7 @@ class Config(_Strict):
     symbols: list[str]
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
     scanner: ScannerConfig = Field(default_factory=ScannerConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     api_keys_file: str | None = ".env.keys"
     state_file: str = "state/symbols.json"
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -191,6 +213,21 @@ class Config(_Strict):
         if len(unique) > MAX_SYMBOLS:  # the control API's limit: the controller could not hold more
             raise ValueError(f"{len(unique)} symbols, at most {MAX_SYMBOLS} allowed")
         return unique
+
+    @model_validator(mode="after")
+    def _history_fits_every_share(self):
+        # The worker's throttle charges a history page inside the entry's share: one too heavy for it could
+        # never leave (a configuration error, not a worker retrying forever).
+        for entry in self.exchanges if self.history.enabled else ():
+            venue = venue_for(entry.name)
+            if venue.settled is None or venue.budget is None:
+                continue
+            smallest = min([venue.budget.limit, *venue.budget.endpoint_limits.values()])
+            if smallest * entry.rate_share < venue.settled.heaviest:
+                raise ValueError(f"{entry.name}: rate_share {entry.rate_share:g} leaves less than its fullest settled "
+                                 f"funding page weighs ({venue.settled.heaviest:g}); raise it to at least "
+                                 f"{venue.settled.heaviest / smallest:g}, or set history.enabled to false")
+        return self
 
     @model_validator(mode="after")
     def _unique_exchanges(self):

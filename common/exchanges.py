@@ -23,6 +23,31 @@ if TYPE_CHECKING:  # imported where a client is built: the controller and the sc
 
 
 @dataclass(frozen=True)
+class ItemWeight:
+    """Weight an exchange adds for the items an answer returns: 1 per `per` items (Hyperliquid: "an additional
+    rate limit weight per 20 items returned", fundingHistory among them). The throttle charges it before
+    sending, so it bounds the items by the request: at most one per `spacing_ms` in the body's [`start`,
+    `end`] window (both inclusive; hourly settlements), at most `most` (the answer's cap), `most` when the
+    body has no such window. Partial groups count whole: never less than the exchange charges."""
+    per: int
+    spacing_ms: int
+    most: int
+    start: str = "startTime"
+    end: str = "endTime"
+
+    def items(self, params: dict) -> int:
+        """The most items an answer to `params` can hold."""
+        start, end = params.get(self.start), params.get(self.end)
+        if not (isinstance(start, int) and isinstance(end, int)):
+            return self.most
+        first, last = -(-start // self.spacing_ms), end // self.spacing_ms
+        return max(0, min(last - first + 1, self.most))
+
+    def weight(self, params: dict) -> int:
+        return -(-self.items(params) // self.per)
+
+
+@dataclass(frozen=True)
 class RateBudget:
     """An exchange's published rate limit: at most `limit` units of weight in any `window` seconds, per IP
     or per endpoint (bitget, gate count each endpoint apart)."""
@@ -57,6 +82,8 @@ class RateBudget:
     # Where one path serves every kind of request and the kind is in the body (Hyperliquid's POST /info
     # {"type": ...}): type -> weight, "*" for every other type. Overrides ccxt's cost, which halves them.
     type_weights: dict = field(default_factory=dict)
+    # Types whose answer adds weight by its items, type -> ItemWeight, on top of their type weight.
+    item_weights: dict = field(default_factory=dict)
 
     def share(self, fraction: float) -> RateBudget:
         """The part of this budget one worker may use when other programs share the IP."""
@@ -93,7 +120,9 @@ class RateBudget:
         if not self.ccxt_cost_is_weight:
             return 1.0
         if self.type_weights and "type" in params:
-            return self.type_weights.get(params["type"], self.type_weights["*"])
+            kind = params["type"]
+            by_items = self.item_weights.get(kind)
+            return self.type_weights.get(kind, self.type_weights["*"]) + (by_items.weight(params) if by_items else 0)
         if "symbol" not in params and path in self.bulk_weights:
             return self.bulk_weights[path]
         return ccxt_cost
@@ -345,6 +374,8 @@ class Venue:
         return f"depth {depth!r} is not one the exchange accepts ({shown})"
 
 
+HYPERLIQUID_FUNDING_ITEMS = ItemWeight(20, 3_600_000, 500)  # 500 hourly settlements at most: 25 more
+
 VENUES: dict[str, Venue] = {
     # 2400 weight / min, kept as 200 per 5 s so that a restarted worker cannot add a minute's burst to what
     # its predecessor just spent. Cycle: 24hr 40 + bookTicker 5 + premiumIndex 10 (ccxt charges it
@@ -407,11 +438,16 @@ VENUES: dict[str, Venue] = {
     "okx": Venue("okx", "OKX", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"}, 5000,
                  RateBudget(20, 2.0, per_endpoint=True,
                             endpoint_limits={"market/books": 40, "market/books-full": 10, "public/funding-rate": 10,
-                                             "public/mark-price": 10}),
+                                             "public/mark-price": 10,
+                                             # per IP and instrument at OKX; per IP here (never more)
+                                             "public/funding-rate-history": 10}),
                  bulk_calls=(TICKERS, FUNDING_RATES, BulkCall(okx_mark_prices, set_mark_price),
                              BulkCall(okx_index_prices, set_okx_index), BulkCall(okx_open_interest, set_okx_open_interest)),
                  open_interest=("oiCcy", False), base_volume_field="volCcy24h", depths=range(1, 5001),
-                 book_threads=4, settled=SettledPaging(100, older_than=lambda before, _: {"after": before})),
+                 book_threads=4,
+                 # docs-v5 "Get funding rate history": limit "The maximum is 400; The default is 400" (it was 100,
+                 # as ccxt's paginate still assumes): a 30-day backfill of an hourly swap takes 2 pages, not 8.
+                 settled=SettledPaging(400, older_than=lambda before, _: {"after": before})),
     # 1200 weight / min per IP, kept as 100 per 5 s (as Binance's minute). Every request is POST /info; its
     # weight depends on the body's type: l2Book 2, metaAndAssetCtxs (and most others) 20, while ccxt charges
     # 10 for those. One metaAndAssetCtxs per cycle carries the whole market but no best bid/ask: its impactPxs
@@ -419,11 +455,16 @@ VENUES: dict[str, Venue] = {
     # Funding every hour, on the hour, for every perpetual (USDC-settled: BTC/USDC:USDC).
     "hyperliquid": Venue("hyperliquid", "Hyperliquid", {"fetchMarkets": {"types": ["swap"]}, "defaultType": "swap"},
                          None, RateBudget(100, 5.0, ccxt_cost_is_weight=True, type_weights={"l2Book": 2, "*": 20},
+                                          # "Rate limits": fundingHistory (with userFills, userFunding, ...) has
+                                          # "an additional rate limit weight per 20 items returned"; an answer
+                                          # holds at most 500 hourly settlements.
+                                          item_weights={"fundingHistory": HYPERLIQUID_FUNDING_ITEMS},
                                           heaviest=("the market's asset contexts (metaAndAssetCtxs)", 20)),
                          bulk_calls=(BulkCall(hyperliquid_contexts, set_hyperliquid_context, required=True),),
                          default_funding_hours=1.0, open_interest=("openInterest", False),
                          base_volume_field="dayBaseVlm", impact_prices=True, depths=range(1, 21), book_threads=2,
-                         settled=SettledPaging(500, forward=True)),
+                         settled=SettledPaging(500, forward=True,
+                                               heaviest=20 + HYPERLIQUID_FUNDING_ITEMS.weight({}))),
 }
 
 _SCHEME_AND_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 
 from common.board import MAX_BOARD_ROWS
+from common.messages import Malformed
 from common.scan import Book, Leg, Source, asset_of, merge_leg
 
 MAX_HELD_ROWS = 2 * MAX_BOARD_ROWS  # one board's rows and, for the forget time, the rows it dropped
@@ -25,10 +26,6 @@ MAX_EXCHANGES = 64                  # every venue ccxt knows is ~100; the produc
 LOG_EVERY_SECONDS = 10              # at most one line per kind of warning in this time
 
 Key = tuple[str, str]  # (exchange, symbol)
-
-
-class Malformed(ValueError):
-    """A message that cannot be used or held; the message says why (never its content)."""
 
 
 class LatestValues:

@@ -108,7 +108,7 @@ def rights(role: str, data_exchange: str, exchange: str | None = None) -> Rights
     """Least privilege per role (docs/reference.md, "Security"). Publishing to a queue by name goes through
     the default exchange (`amq.default`), which no permission can narrow by queue: whoever may do it (workers
     asking for the set, the controller answering, the operator) is checked by the receiver's user_id test."""
-    from common.broker import RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE, CONTROL_QUEUE
+    from common.broker import RECORDER_QUEUE, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE, CONTROL_QUEUE
     data = re.escape(data_exchange)
     if role == "worker":
         ex = re.escape(exchange)
@@ -124,7 +124,12 @@ def rights(role: str, data_exchange: str, exchange: str | None = None) -> Rights
                                     OWN_QUEUES),
                       read=_any_of(re.escape(CONTROL_QUEUE), re.escape(STATS_EXCHANGE), OWN_QUEUES),
                       topics={data_exchange: (NOTHING, NOTHING)})
-    if role in ("scanner", "recorder", "consumer"):
+    if role == "recorder":  # its durable queue of settlements, and a queue of its own for the boards
+        queue = re.escape(RECORDER_QUEUE)
+        return Rights(configure=_any_of(OWN_QUEUES, queue), write=_any_of(OWN_QUEUES, queue),
+                      read=_any_of(data, OWN_QUEUES, queue),
+                      topics={data_exchange: (NOTHING, r"^(board|funding)\.\*$"), STATS_EXCHANGE: (NOTHING, NOTHING)})
+    if role in ("scanner", "consumer"):
         return Rights(configure=_any_of(OWN_QUEUES), write=_any_of(OWN_QUEUES), read=_any_of(data, OWN_QUEUES),
                       topics={data_exchange: (NOTHING, ".*"), STATS_EXCHANGE: (NOTHING, NOTHING)})
     if role == "operator":
@@ -149,8 +154,9 @@ def definitions(rabbitmq: RabbitMQConfig, exchanges, passwords: dict[str, str]) 
     role users of `exchanges` with their rights on the configured vhost, and the shared topology they use,
     so that no role needs the `configure` right on shared exchanges (it would also let it delete them).
     `passwords` maps role_name() to the password."""
-    from common.broker import (CONTROL_QUEUE, CONTROL_QUEUE_ARGUMENTS, RESPONSES_EXCHANGE, STATS_EXCHANGE,
-                               SYMBOLS_EXCHANGE, SYMBOLS_QUEUE_ARGUMENTS, symbols_queue)
+    from common.broker import (CONTROL_QUEUE, CONTROL_QUEUE_ARGUMENTS, RECORDER_BINDING, RECORDER_QUEUE,
+                               RECORDER_QUEUE_ARGUMENTS, RESPONSES_EXCHANGE, STATS_EXCHANGE, SYMBOLS_EXCHANGE,
+                               SYMBOLS_QUEUE_ARGUMENTS, symbols_queue)
     vhost, data = rabbitmq.vhost, rabbitmq.exchange
     users, permissions, topic_permissions = [], [], []
     for role, exchange in every_role(exchanges):
@@ -163,8 +169,8 @@ def definitions(rabbitmq: RabbitMQConfig, exchanges, passwords: dict[str, str]) 
         topic_permissions += [{"user": user, "vhost": vhost, "exchange": name, "write": write, "read": read}
                               for name, (write, read) in granted.topics.items()]
     kinds = {data: "topic", RESPONSES_EXCHANGE: "topic", STATS_EXCHANGE: "topic", SYMBOLS_EXCHANGE: "fanout"}
-    queues = {CONTROL_QUEUE: CONTROL_QUEUE_ARGUMENTS, **{symbols_queue(name): SYMBOLS_QUEUE_ARGUMENTS
-                                                         for name in exchanges}}
+    queues = {CONTROL_QUEUE: CONTROL_QUEUE_ARGUMENTS, RECORDER_QUEUE: RECORDER_QUEUE_ARGUMENTS,
+              **{symbols_queue(name): SYMBOLS_QUEUE_ARGUMENTS for name in exchanges}}
     return {
         "users": users, "vhosts": [{"name": vhost}], "permissions": permissions,
         "topic_permissions": topic_permissions,
@@ -173,5 +179,7 @@ def definitions(rabbitmq: RabbitMQConfig, exchanges, passwords: dict[str, str]) 
         "queues": [{"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": arguments}
                    for name, arguments in queues.items()],
         "bindings": [{"source": SYMBOLS_EXCHANGE, "vhost": vhost, "destination": symbols_queue(name),
-                      "destination_type": "queue", "routing_key": "", "arguments": {}} for name in exchanges],
+                      "destination_type": "queue", "routing_key": "", "arguments": {}} for name in exchanges]
+                    + [{"source": data, "vhost": vhost, "destination": RECORDER_QUEUE, "destination_type": "queue",
+                        "routing_key": RECORDER_BINDING, "arguments": {}}],
     }

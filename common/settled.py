@@ -8,11 +8,19 @@ forward (from `since`, oldest first) walks from the start instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import queue
+import threading
+import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
+
+from common.logs import printable
+from common.problems import describe
 
 if TYPE_CHECKING:
     import ccxt
+
+    from common.exchanges import SharedThrottle
 
 HOUR_MS = 3_600_000
 # More pages than any 30-day backfill needs (720 hourly settlements at 50 a page is 15): a loop that does
@@ -39,6 +47,9 @@ class SettledPaging:
     # Where the exchange counts the history endpoint apart from the budget the worker keeps (Binance: 500
     # per 5 minutes per IP, shared with fundingInfo): (limit, window seconds).
     own_limit: tuple[float, float] | None = None
+    # The weight of the fullest page as the throttle charges it (Hyperliquid's grows with its items): the
+    # worker's share of the budget must hold it (common/config.py checks).
+    heaviest: float = 1.0
 
 
 def fetch_settled(client: ccxt.Exchange, paging: SettledPaging, symbol: str, since_ms: int,
@@ -108,3 +119,236 @@ def settlements_of(entries: list[dict], previous_ms: int | None, default_hours: 
         out.append({"funding_time": ts, "rate": float(rate), "interval_hours": hours})
         previous_ms = ts
     return out
+
+
+# -- which symbol's history next -----------------------------------------------------------------------
+# A symbol whose new settlement is not there yet, or whose fetch failed, is asked again after 1, 2, 4...
+# minutes, at most every 15.
+RETRY_FIRST_MS, RETRY_MAX_MS = 60_000, 15 * 60_000
+# The backfill asks for this much before its window, so that the window's first settlement has the one
+# before it and with it the interval it paid for (the longest schedule: 8 h).
+LEAD_MS = 8 * HOUR_MS
+
+
+@dataclass
+class SymbolHistory:
+    newest: int | None = None        # the newest funding time published (ms)
+    oldest: int | None = None        # the oldest
+    backfilled_from: int | None = None  # set once the backfill is done: every settlement since is published
+    # The earliest funding time the board announced that is newer than the newest held: once it has passed,
+    # its settlement is due (the board has moved on to the next one by then).
+    awaited: int | None = None
+    retry_at: int = 0                # not before (ms): after a failure or an answer with nothing new
+    failures: int = 0
+
+
+class SettledSchedule:
+    """Which perpetual's settled funding to fetch next, and what has been fetched: every listed perpetual is
+    backfilled from `backfill_days` ago (the watched ones first), then asked again after each of its funding
+    times. Thread-safe: the fetching thread takes jobs, the main thread updates the market."""
+
+    def __init__(self, backfill_days: float, settle_delay_seconds: float = 30):
+        self.backfill_ms = int(backfill_days * 24 * HOUR_MS)
+        self.settle_delay_ms = int(settle_delay_seconds * 1000)  # after a funding time, before asking
+        self.symbols: dict[str, SymbolHistory] = {}
+        self.interval_hours: dict[str, float | None] = {}
+        self.first: set[str] = set()                     # backfilled before the others
+        self.fetches = self.settlements = 0
+        self._lock = threading.Lock()
+
+    def update(self, rows: dict[str, tuple[int | None, float | None]], first=()) -> None:
+        """The listed perpetuals with (next funding time, interval hours); a delisted one is forgotten."""
+        with self._lock:
+            for symbol in list(self.symbols):
+                if symbol not in rows:
+                    del self.symbols[symbol]
+            for symbol, (next_funding, _) in rows.items():
+                held = self.symbols.setdefault(symbol, SymbolHistory())
+                if next_funding is not None and (held.newest is None or next_funding > held.newest):
+                    held.awaited = next_funding if held.awaited is None else min(held.awaited, next_funding)
+            self.interval_hours = {symbol: row[1] for symbol, row in rows.items()}
+            self.first = set(first)
+
+    def next_job(self, now_ms: int) -> tuple[str, int] | None:
+        """(symbol, since ms) of the fetch due now, backfills before updates, or None."""
+        with self._lock:
+            pending = [s for s, h in self.symbols.items() if h.backfilled_from is None and h.retry_at <= now_ms]
+            if pending:
+                symbol = min(pending, key=lambda s: (s not in self.first, s))
+                return symbol, now_ms - self.backfill_ms - LEAD_MS
+            for symbol, held in self.symbols.items():
+                if held.retry_at <= now_ms and self._settled_since(symbol, held, now_ms):
+                    return symbol, held.newest + 1 if held.newest is not None else held.backfilled_from
+        return None
+
+    def _settled_since(self, symbol: str, held: SymbolHistory, now_ms: int) -> bool:
+        """Whether a settlement newer than the newest held should exist by now: the awaited funding time, or
+        where the board announces none, one interval after the newest."""
+        due = held.awaited
+        if due is None:
+            hours = self.interval_hours.get(symbol)
+            if held.newest is None or not hours:
+                return False
+            due = held.newest + int(hours * HOUR_MS)
+        return now_ms >= due + self.settle_delay_ms
+
+    def fetched(self, symbol: str, since_ms: int, entries: list[dict], now_ms: int) -> tuple[list[dict], int | None]:
+        """Record one fetch's ccxt entries (oldest first); returns (the new settlements to publish, when this
+        fetch completed the backfill: the time from which the history is complete). ValueError for a
+        malformed entry (nothing recorded)."""
+        with self._lock:
+            held = self.symbols.get(symbol)
+            if held is None:  # delisted meanwhile
+                return [], None
+            backfill = held.backfilled_from is None
+            if backfill:
+                start = since_ms + LEAD_MS
+                previous = max((e["timestamp"] for e in entries if e["timestamp"] < start), default=None)
+                fresh = [e for e in entries if e["timestamp"] >= start]
+            else:
+                previous = held.newest
+                fresh = [e for e in entries if previous is None or e["timestamp"] > previous]
+            new = settlements_of(fresh, previous, self.interval_hours.get(symbol))
+            self.fetches += 1
+            self.settlements += len(new)
+            if new:
+                held.newest = new[-1]["funding_time"]
+                held.oldest = min(held.oldest or new[0]["funding_time"], new[0]["funding_time"])
+                held.failures, held.retry_at = 0, 0
+                if held.awaited is not None and held.awaited <= held.newest:
+                    held.awaited = None
+            elif not backfill:
+                self._retry_later(held, now_ms)
+            if backfill:
+                # Complete from the window's start when a settlement came before it; else the perpetual was
+                # listed within the window, and its history starts at its first settlement (or now).
+                held.backfilled_from = start if previous is not None else new[0]["funding_time"] if new else now_ms
+            return new, held.backfilled_from if backfill else None
+
+    def failed(self, symbol: str, now_ms: int) -> None:
+        with self._lock:
+            if symbol in self.symbols:
+                self._retry_later(self.symbols[symbol], now_ms)
+
+    @staticmethod
+    def _retry_later(held: SymbolHistory, now_ms: int) -> None:
+        held.retry_at = now_ms + min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** held.failures)
+        held.failures += 1
+
+    def progress(self) -> dict:
+        """The statistics' history block: symbols backfilled of those listed, the oldest settlement held."""
+        with self._lock:
+            done = [h for h in self.symbols.values() if h.backfilled_from is not None]
+            oldest = [h.oldest for h in self.symbols.values() if h.oldest is not None]
+            return {"symbols_done": len(done), "symbols_total": len(self.symbols), "oldest": min(oldest, default=None),
+                    "fetches": self.fetches, "settlements": self.settlements}
+
+
+# -- the budget's share and the fetching thread --------------------------------------------------------
+def share_budget(budget, share: float, own_limit: tuple[float, float] | None = None) -> list:
+    """The budgets a history request keeps to beside the worker's whole one: `share` of it, counted over a
+    minute (so that one of Hyperliquid's heavier history pages fits in a tenth of its budget), and the
+    history endpoint's own limit where it has one, a tenth of it left to the other calls counted there."""
+    from common.exchanges import RateBudget
+    scale = 60.0 / budget.window
+    shared = budget.share(share)
+    minute = replace(shared, limit=shared.limit * scale, window=60.0, used_weight_header=None,
+                     endpoint_limits={path: limit * scale for path, limit in shared.endpoint_limits.items()})
+    own = [RateBudget(own_limit[0] * 0.9, own_limit[1], guard=budget.guard)] if own_limit else []
+    return [minute, *own]
+
+
+class ChainedThrottle:
+    """A history client's throttle: a request leaves once each of `first` (the history share) lets it, and
+    then the worker's own throttle, which counts every request of the worker, books and history alike."""
+
+    def __init__(self, first: list[SharedThrottle], worker: SharedThrottle):
+        self.first, self.worker = first, worker
+        self.budget = worker.budget
+
+    def __call__(self, cost=None):
+        for throttle in self.first:
+            throttle(cost)
+        return self.worker(cost)
+
+    def answered(self, ticket=None) -> None:
+        for throttle in self.first:
+            throttle.answered()
+        self.worker.answered()
+
+    def observe(self, status: int, headers) -> None:
+        self.worker.observe(status, headers)
+
+    def paused_for(self) -> float:
+        return self.worker.paused_for()
+
+
+class SettledFeed:
+    """Fetches settled funding on a thread of its own, only while `idle` is set (the worker sets it once a
+    cycle's books are in, and clears it when the next cycle starts): history never delays a book. What it
+    fetched waits in `out` for the main thread, which alone may publish."""
+
+    def __init__(self, client: ccxt.Exchange, paging: SettledPaging, schedule: SettledSchedule, stop, log):
+        self.client, self.paging, self.schedule = client, paging, schedule
+        self.stop, self.log = stop, log
+        self.idle = threading.Event()
+        self.out: queue.SimpleQueue = queue.SimpleQueue()  # (symbol, settlements, backfilled_from)
+        self._failing: dict[str, str] = {}
+        self._decile = 0
+        self.thread = threading.Thread(target=self._run, name="settled", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.requested:
+            if not self.idle.wait(0.5):
+                continue
+            now = self.client.milliseconds()
+            job = self.schedule.next_job(now)
+            if job is None:
+                time.sleep(0.5)
+                continue
+            self._fetch(*job, now)
+
+    def _fetch(self, symbol: str, since: int, now: int) -> None:
+        try:
+            entries = fetch_settled(self.client, self.paging, symbol, since, now)
+            new, backfilled_from = self.schedule.fetched(symbol, since, entries, now)
+        except Exception as e:  # noqa: BLE001 - anything an exchange sends may be malformed; try again later
+            self.schedule.failed(symbol, now)
+            reason = describe(e)
+            if self._failing.get(symbol) != reason:
+                self._failing[symbol] = reason
+                self.log.warning("Settled funding of %s not fetched: %s (trying again later)", printable(symbol), reason)
+            return
+        if self._failing.pop(symbol, None):
+            self.log.info("Settled funding of %s fetched again", printable(symbol))
+        if new or backfilled_from is not None:
+            self.out.put((symbol, new, backfilled_from))
+        self._log_progress()
+
+    def _log_progress(self) -> None:
+        progress = self.schedule.progress()
+        total = progress["symbols_total"]
+        decile = progress["symbols_done"] * 10 // total if total else 0
+        if decile > self._decile:
+            self._decile = decile
+            self.log.info("Settled funding backfill: %d of %d symbols (%d%%), %d settlements",
+                          progress["symbols_done"], total, decile * 10, progress["settlements"])
+
+    def take(self, exchange: str, now_ms: int, max_settlements: int = 5000) -> list[dict]:
+        """The `funding.{exchange}` messages of what was fetched since the last take (SPEC 14), each at most
+        `max_settlements` long."""
+        messages, current = [], None
+        while True:
+            try:
+                symbol, settlements, backfilled_from = self.out.get_nowait()
+            except queue.Empty:
+                return messages
+            if current is None or len(current["settlements"]) + len(settlements) > max_settlements:
+                current = {"exchange": exchange, "timestamp": now_ms, "settlements": [], "backfilled": []}
+                messages.append(current)
+            current["settlements"] += [{"symbol": symbol, **s} for s in settlements]
+            if backfilled_from is not None:
+                current["backfilled"].append({"symbol": symbol, "from": backfilled_from})

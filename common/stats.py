@@ -50,6 +50,7 @@ class WorkerStatistics:
     symbols_version: int = 0
     shard: str = "1/1"                                          # this process's part of the symbols
     routes: dict = field(default_factory=dict)                  # address -> {requests, failures}
+    history: dict | None = None                                 # settled funding's progress (SettledSchedule)
 
     def to_message(self, final: bool = False) -> dict:
         """The report as published; `final` on the last one a stopping process sends (the controller then
@@ -105,6 +106,16 @@ class RouteCounts(BaseModel):
     failures: Count
 
 
+class HistoryProgress(BaseModel):
+    """A worker's settled funding: perpetuals backfilled of those listed, the oldest settlement (ms)."""
+    model_config = ConfigDict(strict=True, extra="ignore")
+    symbols_done: Count
+    symbols_total: Count
+    oldest: int | None = Field(None, ge=0, le=10 ** 14)
+    fetches: Count
+    settlements: Count
+
+
 class WorkerReport(BaseModel):
     """A worker's statistics message (WorkerStatistics.to_message(), plus `final` on the last one a
     process sends). Unknown fields are ignored, so that workers may report more than the controller reads."""
@@ -122,6 +133,7 @@ class WorkerReport(BaseModel):
     shard: str = Field("1/1", pattern=r"^\d{1,3}/\d{1,3}$")
     routes: dict[Annotated[str, Field(max_length=200, pattern=PRINTABLE)], RouteCounts] = \
         Field(default_factory=dict, max_length=MAX_ROUTES)
+    history: HistoryProgress | None = None
 
     @field_validator("shard")
     @classmethod
@@ -286,6 +298,7 @@ class WorkerTotals:
         return {"pid": r.pid, "cycles": r.cycles, "last_report": int(r.timestamp),
                 "symbols_version": r.symbols_version, "unlisted_symbols": r.unlisted_symbols,
                 "live_processes": len(self.exchanges[exchange].live),
+                "history": r.history.model_dump() if r.history else None,
                 "shards": {label: _shard_data(shards[label].report) for label in sorted(shards)}}
 
 

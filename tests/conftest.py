@@ -466,6 +466,8 @@ def write_config(path: Path, rabbit: Rabbit, sim: Simulator, exchanges=EXCHANGES
         "state_file": str(path.parent / "symbols.json"),
         "logging": {"level": "DEBUG"},
         "scanner": {"listen": "127.0.0.1:0"},  # a free port: tests run beside each other and a user's system
+        # Off unless a test is about it: the settled funding's requests would join every request count.
+        "history": {"enabled": False, "database": str(path.parent / "history.sqlite")},
     }
     for key, value in overrides.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) \

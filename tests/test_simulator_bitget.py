@@ -1,6 +1,7 @@
 """The bitget dialect of the exchange simulator, exercised through the real ccxt `bitget` class."""
 import dataclasses
 import time
+from urllib.parse import parse_qsl
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -8,7 +9,8 @@ import ccxt
 import pytest
 
 from common.config import Config
-from common.exchanges import VENUES, SharedThrottle, redirect_urls
+from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
+from common.settled import fetch_settled
 from tests.simulator import bitget as dialect
 from tests.simulator.server import Budget
 from worker import create_routes
@@ -322,3 +324,75 @@ def test_precision_helper():
     assert dialect._place_and_step("0.5") == ("1", "5")
     assert dialect._place_and_step("10") == ("0", "10")
     assert dialect._s(Decimal("1E-7")) == "0.0000001" and dialect._s(None) == ""
+
+
+# -- settled funding -----------------------------------------------------------------------------------------
+EX = "bitget"
+HISTORY = "/api/v2/mix/market/history-fund-rate"
+DAY_MS = 86_400_000
+
+
+@pytest.fixture
+def throttled(sim, make_client):
+    """A client behind the venue's throttle, as the worker's; markets loaded, the log empty, the clock frozen."""
+    c = make_client(EX, throttle=SharedThrottle(dataclasses.replace(VENUES[EX].budget, guard=LOADED_MACHINE_GUARD)))
+    c.load_markets()
+    sim.reset()
+    sim.market.freeze()
+    return c
+
+
+def as_pairs(entries) -> list:
+    return [(e["timestamp"], e["fundingRate"]) for e in entries]
+
+
+def truth_pairs(truth) -> list:
+    return [(s["funding_time"], s["rate"]) for s in truth]
+
+
+@pytest.mark.parametrize("base, page_size, hours", [
+    ("BTC", None, {8.0}), ("SOL", None, {4.0}),  # SOL: 180 settlements, two pages of 100
+    ("SOL", 20, {4.0}),                          # Bitget's default page: ten pages, by number
+])
+def test_settled_30_days_equal_the_truth_page_by_page(sim, throttled, base, page_size, hours):
+    paging = VENUES[EX].settled if page_size is None else dataclasses.replace(VENUES[EX].settled, page_size=page_size)
+    symbol, now = f"{base}/USDT:USDT", sim.market.now_ms()
+    since = now - 30 * DAY_MS
+    truth = sim.settlements(EX, symbol, since, now)
+    assert {s["interval_hours"] for s in truth[1:]} == hours
+    assert as_pairs(fetch_settled(throttled, paging, symbol, since, now)) == truth_pairs(truth)
+    # Newest first, page after page: the page holding the settlement at or before `since` is the last.
+    newer = sum(1 for s in truth if s["funding_time"] > since)
+    pages = newer // paging.page_size + 1
+    assert sim.counts(EX) == {EX: {HISTORY: pages}} and sim.statuses(EX) == {200: pages}
+    sent = [dict(parse_qsl(e.query)) for e in sim.requests(EX)]
+    assert [(q["pageNo"], q["pageSize"]) for q in sent] == [
+        (str(n), str(paging.page_size)) for n in range(1, pages + 1)]
+
+
+def test_history_is_newest_first_at_most_100_a_page(sim, throttled):
+    truth = [s["funding_time"] for s in sim.settlements(EX, "SOL/USDT:USDT")][::-1]
+    assert len(truth) > 200
+    request = {"symbol": "SOLUSDT", "productType": "USDT-FUTURES"}
+    page = throttled.publicMixGetV2MixMarketHistoryFundRate({**request, "pageSize": 500})["data"]
+    assert [row["fundingTime"] for row in page] == [str(t) for t in truth[:100]]   # more than 100: 100
+    assert isinstance(page[0]["fundingRate"], str)
+    third = throttled.publicMixGetV2MixMarketHistoryFundRate({**request, "pageSize": 100, "pageNo": 3})["data"]
+    assert [int(row["fundingTime"]) for row in third] == truth[200:300]
+    assert len(throttled.publicMixGetV2MixMarketHistoryFundRate(request)["data"]) == 20   # the default
+
+
+def test_a_settlement_is_served_once_the_clock_passes_it(own_sim):
+    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUES[EX].budget))
+    c.load_markets()
+    own_sim.market.freeze()
+    now = own_sim.market.now_ms()
+    at = now + 60_000
+    own_sim.market.settle_at(EX, "BTC", at)
+    before = fetch_settled(c, VENUES[EX].settled, SWAP, now - DAY_MS, at + 3_600_000)
+    assert as_pairs(before) == truth_pairs(own_sim.settlements(EX, SWAP, now - DAY_MS))
+    assert at not in {e["timestamp"] for e in before}
+    own_sim.market.step(int(61 / own_sim.market.tick_seconds))
+    after = fetch_settled(c, VENUES[EX].settled, SWAP, now - DAY_MS, at + 3_600_000)
+    assert at in {e["timestamp"] for e in after}
+    assert as_pairs(after) == truth_pairs(own_sim.settlements(EX, SWAP, now - DAY_MS))

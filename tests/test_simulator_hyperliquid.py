@@ -1,6 +1,8 @@
 """The hyperliquid dialect of the exchange simulator, checked through the real ccxt `hyperliquid` class."""
+import dataclasses
 import http.client
 import json
+import math
 import time
 from collections import Counter
 from decimal import Decimal
@@ -9,9 +11,11 @@ from urllib.parse import urlsplit
 import ccxt
 import pytest
 
-from common.exchanges import redirect_urls
+from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
+from common.settled import fetch_settled
 from tests.simulator import Simulator
 from tests.simulator import hyperliquid as dialect
+from tests.simulator.server import Budget
 from tests.simulator.market import FRESH, NO_VOLUME, symbol_of
 
 EX = "hyperliquid"
@@ -375,6 +379,101 @@ def test_fault_breakers_in_hyperliquids_shapes():
     assert dialect.first_row_garbled(bulk) and bulk[1] == ["garbled", {"funding": "0.1"}]
     assert bulk[0] == {"universe": [{"name": "BTC"}, {"name": "ETH"}]}
     assert not dialect.without_first_size(None) and not dialect.first_row_garbled(None)
+
+
+# -- settled funding (SPEC 14) ----------------------------------------------------------------------------------
+DAY_MS = 86_400_000
+SETTLED = VENUES[EX].settled
+BTC, TAO = "BTC/USDC:USDC", "TAO/USDC:USDC"
+
+
+@pytest.fixture
+def history(own_sim):
+    """A simulator of the test's own (a settle_at must not reach the shared one's market), its clock frozen, and
+    a worker's client of it, markets loaded, ccxt's throttle off: the simulator's budget is what it meets."""
+    own_sim.market.freeze()
+    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000)
+    c.load_markets()
+    c.enableRateLimit = False
+    return own_sim, c
+
+
+def backfill(sim, client, symbol, days=30):
+    """(what fetch_settled got, the truth) over the last `days`, as (funding_time, rate) pairs."""
+    now = sim.market.now_ms()
+    got = fetch_settled(client, SETTLED, symbol, now - days * DAY_MS, now)
+    truth = sim.settlements(EX, symbol, now - days * DAY_MS)
+    return [(e["timestamp"], e["fundingRate"]) for e in got], [(t["funding_time"], t["rate"]) for t in truth]
+
+
+def funding_history(client, coin, start, end=None) -> list:
+    body = {"type": "fundingHistory", "coin": coin, "startTime": start}
+    return client.publicPostInfo(body if end is None else {**body, "endTime": end})
+
+
+def item_weight(items: int) -> int:
+    """Hyperliquid's weight of a fundingHistory answer: 20, and 1 per 20 items (a part of 20 counting whole)."""
+    return 20 + math.ceil(items / 20)
+
+
+# BTC every hour for 30 days (two answers: 500 + 220); TAO every hour since its listing 10 days ago
+@pytest.mark.parametrize("symbol, count", [(BTC, 30 * 24), (TAO, 10 * 24)])
+def test_settled_30_days_equal_the_truth_in_the_pages_they_need(history, symbol, count):
+    sim, client = history
+    got, truth = backfill(sim, client, symbol)
+    assert got == truth and len(truth) == count
+    assert info_types(sim)["type=fundingHistory"] == len(truth) // SETTLED.page_size + 1
+
+
+def test_history_answers_500_at_most_oldest_first_from_start_time(history):
+    sim, client = history
+    every = sim.settlements(EX, BTC)
+    rows = funding_history(client, "BTC", 0)
+    assert [(r["time"], float(r["fundingRate"])) for r in rows] == [(t["funding_time"], t["rate"]) for t in every[:500]]
+    assert all(isinstance(r["fundingRate"], str) and isinstance(r["premium"], str) and r["coin"] == "BTC"
+               for r in rows)
+    start, end = every[-20]["funding_time"], every[-10]["funding_time"]    # both bounds inclusive
+    assert [r["time"] for r in funding_history(client, "BTC", start, end)] == \
+        [t["funding_time"] for t in every[-20:-9]]
+
+
+def test_funding_history_weighs_20_and_1_per_20_items_it_returns(history):
+    sim, client = history
+    sim.reset()
+    sim.market.freeze()
+    now = sim.market.now_ms()
+    items = [len(funding_history(client, coin, now - DAY_MS * days)) for coin, days in
+             (("BTC", 30), ("TAO", 30), ("ETH", 1))]
+    assert items == [500, 240, 24]
+    assert sim.peak_share(EX) == pytest.approx(sum(map(item_weight, items)) / 1200)   # 45 + 32 + 22
+
+
+def test_backfill_of_hourly_symbols_through_the_throttle_gets_no_429(sim, monkeypatch):
+    """The worker's throttle charges each fundingHistory what Hyperliquid will (20 + 1 per 20 of the hourly
+    settlements its window can hold): the simulator, which charges the items it returns, never answers 429.
+    Budget scaled to 100 per 1 s on both sides, so that a minute's budget is not a minute's wait."""
+    monkeypatch.setattr(dialect, "BUDGETS", [Budget(100, 1.0)])
+    sim.market.freeze()
+    throttle = SharedThrottle(dataclasses.replace(VENUES[EX].budget, window=1.0, guard=0.3))
+    client = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000, throttle=throttle)
+    client.load_markets()
+    for symbol in (BTC, "ETH/USDC:USDC"):
+        got, truth = backfill(sim, client, symbol)
+        assert got == truth and len(truth) == 30 * 24
+    assert info_types(sim)["type=fundingHistory"] == 4
+    assert sim.statuses(EX) == {200: len(sim.requests(EX))}
+    assert sim.peak_share(EX) > 0.5   # the budget was used, not left idle
+
+
+def test_a_settlement_not_yet_due_is_served_once_the_clock_passes_it(history):
+    sim, client = history
+    now = sim.market.now_ms()
+    due = now + 60_000
+    sim.market.settle_at(EX, "BTC", due)
+    assert due not in [e["timestamp"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)]
+    sim.market.step(math.ceil(61 / sim.market.tick_seconds))
+    served = {e["timestamp"]: e["fundingRate"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)}
+    assert served[due] == sim.settlements(EX, BTC, due)[0]["rate"]
 
 
 # -- the real-size market -------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ ADDED = "XRP/USDT:USDT"  # added at run time through the control API; not in the
 ADDED_BY = [ex for ex in EXCHANGES if symbol_on(ex, "XRP") == ADDED]  # the workers that collect it
 WORKERS = [f"worker:{ex}" for ex in EXCHANGES]
 COLLECTORS = ["controller", *WORKERS]   # the processes that print the vision's statistics block
-PROGRAMS = [*COLLECTORS, "scanner"]
+PROGRAMS = [*COLLECTORS, "scanner", "recorder"]
 LOST = r"Lost the RabbitMQ connection|Cannot connect to RabbitMQ"
 _ENV_DROP = ("RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "RABBITMQ_VHOST",
              "FUTURES_SCAN_CONFIG", "FUTURES_SCAN_SIM_PORT", "FUTURES_SCAN_DOTENV", "PYTHONUNBUFFERED")  # as in a user's shell
@@ -312,7 +312,7 @@ def test_every_process_appends_to_the_shared_log_file(system):
     """logging.file: one file every process appends to (`tail -f` shows the whole system), masked."""
     system.up()
     shared = json.loads(system.config.read_text())["logging"]["file"]
-    components = ["controller", *EXCHANGES, "scanner"]
+    components = ["controller", *EXCHANGES, "scanner", "recorder"]
 
     def every_component_logged():
         try:
@@ -427,6 +427,8 @@ def test_supervisorctl_stop_all_exits_cleanly_with_final_statistics(system):
         assert re.search(r"Final statistics.*\n=== Statistics .*===\n", log), f"{program}:\n{log}"
         assert re.search(r"RabbitMQ: \d+ published, \d+ failed\n=+\n", log), f"{program}:\n{log}"
     assert "[scanner] Stopped after" in system.sup.log("scanner", offsets["scanner"])
+    recorder = system.sup.log("recorder", offsets["recorder"])
+    assert re.search(r"\[recorder\] Stopped: \d+ settlements and \d+ samples stored", recorder), recorder
     states = system.sup.status()
     assert {p: s for p, (s, _) in states.items()} == {p: "STOPPED" for p in PROGRAMS}
 
@@ -516,7 +518,8 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit, user_
         assert control.returncode == 0, control.stdout + control.stderr
         assert json.loads(control.stdout)["data"]["symbols"] == ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT",
                                                                  "BTC/USDC:USDC", "ETH/USDC:USDC", "SOL/USDC:USDC"]
-        roles = {user_prefix + role for role in ("controller", "scanner", *(f"worker_{ex}" for ex in EXCHANGES))}
+        roles = {user_prefix + role for role in ("controller", "scanner", "recorder",
+                                                 *(f"worker_{ex}" for ex in EXCHANGES))}
 
         def connected_users() -> set[str]:
             return {line.split("\t")[0] for line in rabbitmqctl("list_connections", "user", "vhost").splitlines()
@@ -532,7 +535,7 @@ def test_demo_command_brings_snapshots_to_a_consumer(tmp_path, own_rabbit, user_
         alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         assert alive == [], f"still running after scripts/stop.sh: {alive}"
         sup_log = (root / "logs/supervisord.log").read_text()
-        for name in ("simulator", "controller", *EXCHANGES, "scanner"):
+        for name in ("simulator", "controller", *EXCHANGES, "scanner", "recorder"):
             assert re.search(rf"stopped: {name} \(exit status 0\)", sup_log), sup_log
         assert not (root / "run/config.path").exists()  # the tools no longer point at a stopped demo
     finally:

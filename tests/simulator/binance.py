@@ -10,7 +10,10 @@ the response examples in its comments) and Binance's futures REST documentation:
   /fapi/v1/premiumIndex        fetch_funding_rate(s), fetch_mark_price(s): mark, index,
                                lastFundingRate, nextFundingTime                              weight 1 / 10 bulk
   /fapi/v1/fundingInfo         fetch_funding_intervals: only symbols whose interval was
-                               adjusted away from 8 h (absent = 8 h), as on the real API    weight 0
+                               adjusted away from 8 h (absent = 8 h), as on the real API    500 / 5 min
+  /fapi/v1/fundingRate         fetch_funding_rate_history: settled funding, oldest first, from
+                               startTime (inclusive) to endTime (inclusive); limit default
+                               100, max 1000 (more: -1130)                                  500 / 5 min
   /fapi/v1/depth               fetch_order_book; limit in 5,10,20,50,100,500,1000 (default 500),
                                weight 2 (<=50), 5 (100), 10 (500), 20 (1000)
   /fapi/v2/ticker/price, /fapi/v1/ticker/price, /fapi/v1/time, /fapi/v1/ping
@@ -34,11 +37,15 @@ import zlib
 from decimal import Decimal
 
 from tests.simulator.market import Book
-from tests.simulator.server import Budget, Reply, UsedWeight
+from tests.simulator.server import Budget, Rejected, Reply, UsedWeight
 
 # 2400 request weight per minute per IP (fapi). The spot/dapi/eapi endpoints have their own budgets on the
 # real exchange; the core keeps one pool per exchange, so they weigh 0 here (see weight()).
-BUDGETS = [Budget(2400, 60.0)]
+# The funding history and fundingInfo share a limit of their own: 500 requests per 5 minutes per IP. The core
+# charges one weight to every budget a path falls under, so each of them also weighs 1 in the 2400 (Binance:
+# nothing), as ccxt's cost of 1 charges the worker's own throttle: stricter than Binance by at most 100 a minute.
+FUNDING_HISTORY_PATHS = ("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo")
+BUDGETS = [Budget(2400, 60.0), Budget(500, 300.0, paths=FUNDING_HISTORY_PATHS)]
 # Every fapi answer reports the weight the IP used in the current clock minute (Binance's futures docs write
 # the header X-MBX-USED-WEIGHT-1M; over HTTP/2 it arrives as x-mbx-used-weight-1m, header names being
 # case-insensitive). One header only: two spellings would reach a client (requests, aiohttp) as one
@@ -308,6 +315,45 @@ def funding_info(req):
     return rows
 
 
+# -- settled funding -------------------------------------------------------------------------------------------
+HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 100, 1000
+
+
+def _int_param(req, name: str, default: int | None) -> int | None:
+    value = req.query.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise Rejected(_bad_param(-1100, f"Illegal characters found in parameter '{name}'."))
+
+
+def _history_rows(req, symbol: str, coin, start: int, end: int) -> list[dict]:
+    mark = _fixed(Decimal(repr(coin.price)), 8)  # the mark at settlement: ccxt reads none, so the listing price
+    return [{"symbol": symbol, "fundingTime": s.funding_time, "fundingRate": _fixed(s.rate, 8), "markPrice": mark}
+            for s in req.market.settlements(req.exchange, coin.base, start, end)]
+
+
+def funding_rate_history(req):
+    """Settled funding, oldest first. Binance: with startTime, the `limit` oldest from it (up to endTime); without
+    it, the newest `limit` up to endTime (or now). A settlement after the market's now has not happened.
+    Without `symbol`, every symbol's, in time order. A fapi `limit` over 1000 is refused (-1130), not clamped."""
+    limit = _int_param(req, "limit", HISTORY_LIMIT_DEFAULT)
+    if not 1 <= limit <= HISTORY_LIMIT_MAX:
+        return _bad_param(-1130, "Data sent for parameter 'limit' is not valid.")
+    start, end = _int_param(req, "startTime", None), _int_param(req, "endTime", None)
+    end = min(end if end is not None else req.market.now_ms(req.tick), req.market.now_ms(req.tick))
+    symbol = req.query.get("symbol")
+    symbols = _symbols(req)
+    if symbol is not None and symbol not in symbols:
+        return Reply(400, _INVALID_SYMBOL)
+    chosen = {symbol: symbols[symbol]} if symbol is not None else symbols
+    rows = sorted((row for sym, coin in chosen.items() for row in _history_rows(req, sym, coin, start or 0, end)),
+                  key=lambda row: row["fundingTime"])
+    return rows[:limit] if start is not None else rows[-limit:]
+
+
 # -- order book --------------------------------------------------------------------------------------------
 _book_cache: dict = {}
 
@@ -355,6 +401,7 @@ ROUTES = {
     "/fapi/v2/ticker/price": ticker_price,
     "/fapi/v1/premiumIndex": premium_index,
     "/fapi/v1/fundingInfo": funding_info,
+    "/fapi/v1/fundingRate": funding_rate_history,
     "/fapi/v1/depth": depth,
     "/fapi/v1/time": server_time,
     "/fapi/v1/ping": ping,
@@ -384,9 +431,7 @@ def weight(req) -> int:
         return 1 if has_symbol else 2
     if path == "/fapi/v1/premiumIndex":
         return 1 if has_symbol else 10
-    if path == "/fapi/v1/fundingInfo":
-        return 0  # has its own 500 / 5 min / IP limit, shared with /fapi/v1/fundingRate
-    return 1
+    return 1  # fundingRate and fundingInfo: one request of their own 500 / 5 min (BUDGETS)
 
 
 def error_body(status: int, message: str):

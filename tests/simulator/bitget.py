@@ -22,6 +22,8 @@ Served (paths below the /bitget prefix):
                                          of a productType when `symbol` is absent
   /api/v2/mix/market/funding-time        next funding time and interval of one symbol
   /api/v2/mix/market/symbol-price        last, mark and index of one symbol
+  /api/v2/mix/market/history-fund-rate   settled funding of one symbol, newest first, by page: pageSize
+                                         (default 20, at most 100: more is served as 100), pageNo (from 1)
 
 Rate limit: Bitget's public market endpoints allow 20 requests per second per IP, per endpoint.
 """
@@ -334,6 +336,28 @@ def symbol_price(req):
                        "markPrice": _s(q.mark_price), "ts": str(q.timestamp)}])
 
 
+# -- settled funding ---------------------------------------------------------------------------------------
+HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX = 20, 100
+
+
+def history_fund_rate(req):
+    """Bitget's settled funding: page `pageNo` of `pageSize` settlements, newest first, each field a string. No
+    time bounds (ccxt filters by `since` after the answer). A settlement after the market's now has not
+    happened yet."""
+    coin = _one_coin(req, _product_type(req))
+    try:
+        size = min(int(req.query.get("pageSize", HISTORY_PAGE_DEFAULT)), HISTORY_PAGE_MAX)
+        number = int(req.query.get("pageNo", 1))
+    except ValueError:
+        return _error(400, "40017", "Parameter verification failed")
+    if size < 1 or number < 1:
+        return _error(400, "40017", "Parameter verification failed")
+    newest_first = req.market.settlements(req.exchange, coin.base)[::-1]
+    page = newest_first[(number - 1) * size: number * size]
+    return _envelope([{"symbol": req.query["symbol"].upper(), "fundingRate": _s(s.rate.normalize()),
+                       "fundingTime": str(s.funding_time)} for s in page])
+
+
 ROUTES = {
     "/api/v2/public/time": server_time,
     "/api/v2/spot/public/coins": spot_coins,
@@ -348,4 +372,5 @@ ROUTES = {
     "/api/v2/mix/market/current-fund-rate": current_fund_rate,
     "/api/v2/mix/market/funding-time": funding_time,
     "/api/v2/mix/market/symbol-price": symbol_price,
+    "/api/v2/mix/market/history-fund-rate": history_fund_rate,
 }

@@ -12,6 +12,9 @@ Routes:
                                volume, mark, index, funding rate, next funding time, funding interval
   /v5/market/orderbook         category, symbol, limit (linear/inverse 1..1000, spot 1..1000, option 1..25)
   /v5/market/time              server time (ccxt's fetch_time / adjustForTimeDifference)
+  /v5/market/funding/history   category, symbol, startTime, endTime (both inclusive), limit 1..200 (default 200,
+                               more: retCode 10001): the newest settlements up to endTime (or now), newest first;
+                               startTime without endTime is an error, as Bybit documents
 
 Budget: 600 requests per 5 s per IP, every public request counts 1.
 """
@@ -21,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from tests.simulator.server import Budget, Reply
+from tests.simulator.server import Budget, Rejected, Reply
 
 BUDGETS = [Budget(600, 5.0)]
 BAN_AFTER_429S = None      # Bybit answers 403 "access too frequent" and bans the IP for a while; no 418 ladder
@@ -282,6 +285,38 @@ def orderbook(req):
                 "ts": q.timestamp, "u": q.tick + 1, "seq": q.tick * 1000 + 1, "cts": q.timestamp - 5}, q.timestamp)
 
 
+# -- settled funding --------------------------------------------------------------------------------------
+HISTORY_LIMIT_MAX = 200
+
+
+def _query_int(req, name: str, default: int | None) -> int | None:
+    try:
+        return default if req.query.get(name) is None else int(req.query[name])
+    except ValueError:
+        raise Rejected(Reply(200, _err(10001, f"params error: {name} must be an integer")))
+
+
+def funding_history(req):
+    """Bybit's settled funding: newest first, `limit` of those in [startTime, endTime] (endTime: now). A settlement
+    after the market's now has not happened yet."""
+    category = req.query.get("category")
+    if category not in ("linear", "inverse"):
+        return _bad_category(category)
+    coin = _listed(req).get(req.query.get("symbol") or "") if category == "linear" else None
+    if coin is None:
+        return Reply(200, _err(10001, "Not supported symbols"))
+    limit = _query_int(req, "limit", HISTORY_LIMIT_MAX)
+    start, end = _query_int(req, "startTime", None), _query_int(req, "endTime", None)
+    if not 1 <= limit <= HISTORY_LIMIT_MAX:
+        return Reply(200, _err(10001, f"params error: limit must be in [1, {HISTORY_LIMIT_MAX}]"))
+    if start is not None and end is None:
+        return Reply(200, _err(10001, "params error: endTime is required when startTime is given"))
+    settled = req.market.settlements(req.exchange, coin.base, start or 0, end)
+    rows = [{"symbol": req.query["symbol"], "fundingRate": _s(s.rate.normalize()),
+             "fundingRateTimestamp": str(s.funding_time)} for s in reversed(settled[-limit:])]
+    return _ok({"category": category, "list": rows})
+
+
 def server_time(req):
     now = time.time_ns()
     return _ok({"timeSecond": str(now // 10**9), "timeNano": str(now)}, now // 10**6)
@@ -292,4 +327,5 @@ ROUTES = {
     "/v5/market/tickers": tickers,
     "/v5/market/orderbook": orderbook,
     "/v5/market/time": server_time,
+    "/v5/market/funding/history": funding_history,
 }

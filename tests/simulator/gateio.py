@@ -12,6 +12,8 @@ Endpoints (paths without the /gateio prefix):
   GET /api/v4/futures/usdt/contracts/{contract} one of them (ccxt fetch_funding_rate)
   GET /api/v4/futures/usdt/tickers[?contract=]   bid/ask/last/volume/mark/index/funding rate
   GET /api/v4/futures/usdt/order_book?contract=&limit=&with_id=   up to 300 levels per side, sizes in contracts
+  GET /api/v4/futures/usdt/funding_rate?contract=&limit=&from=&to=   settled funding, newest first, times in
+                                                seconds; limit default 100, at most 1000 (more is served as 1000)
   GET /api/v4/futures/btc/contracts             one inverse perpetual (ccxt default load_markets)
   GET /api/v4/delivery/usdt/contracts           one dated future (ccxt default load_markets)
   GET /api/v4/spot/currency_pairs, /api/v4/margin/currency_pairs   two spot pairs (default load_markets)
@@ -223,6 +225,29 @@ def futures_order_book(req):
     return out
 
 
+HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 100, 1000
+
+
+def futures_funding_rate(req):
+    """Gate's settled funding: the newest `limit` settlements with time in [from, to] (seconds, both inclusive;
+    to: now), newest first, {"t": seconds, "r": "rate"}. A settlement after the market's now has not happened."""
+    coin = _coin_for(req, req.query.get("contract"))
+    if coin is None:
+        if not req.query.get("contract"):
+            return Reply(400, {"label": "MISSING_REQUIRED_PARAM", "message": "contract"})
+        return _contract_not_found()
+    try:
+        limit = int(req.query.get("limit", HISTORY_LIMIT_DEFAULT))
+        start = int(req.query.get("from", 0)) * 1000
+        end = int(req.query["to"]) * 1000 + 999 if "to" in req.query else None
+    except ValueError:
+        return Reply(400, error_body(400, "invalid argument: limit, from or to"))
+    if limit <= 0:
+        return Reply(400, error_body(400, "invalid argument: limit"))
+    settled = req.market.settlements(req.exchange, coin.base, start, end)[-min(limit, HISTORY_LIMIT_MAX):]
+    return [{"t": s.funding_time // 1000, "r": _s(s.rate.normalize())} for s in reversed(settled)]
+
+
 # -- the other market types ccxt's default load_markets asks for -----------------------------------------
 def _btc(req):
     return req.quote("BTC")
@@ -346,6 +371,7 @@ ROUTES = _Routes({
     _FUTURES + "/contracts": futures_contracts,
     _FUTURES + "/tickers": futures_tickers,
     _FUTURES + "/order_book": futures_order_book,
+    _FUTURES + "/funding_rate": futures_funding_rate,
     "/api/v4/futures/btc/contracts": inverse_contracts,
     "/api/v4/delivery/usdt/contracts": delivery_contracts,
     "/api/v4/spot/currency_pairs": spot_currency_pairs,

@@ -8,6 +8,11 @@ Every public request is ``POST /info`` with a JSON body whose ``type`` says what
   {"type": "meta"}                    {"universe": [asset...]}
   {"type": "allMids"}                 {coin: mid}
   {"type": "exchangeStatus"}          {"time": ms, "specialStatuses": null}
+  {"type": "fundingHistory", "coin": "BTC", "startTime": ms, "endTime": ms (optional, default now)}
+                                      [{"coin", "fundingRate", "premium", "time"}]: settled funding with
+                                      startTime <= time <= endTime, oldest first, the first 500 at most (no
+                                      limit parameter: the next page starts after the last time); an unknown
+                                      coin answers [] (not verified against Hyperliquid)
   {"type": "spotMeta"}, {"type": "spotMetaAndAssetCtxs"}, {"type": "perpDexs"}: small valid answers (one spot
                                       pair, no builder-deployed dex), so that ccxt's default load_markets
                                       (types spot, swap, hip3) and fetch_currencies work.
@@ -28,7 +33,9 @@ tick, so impact bid <= best bid and impact ask >= best ask; `impact_prices(quote
 with. None where the book is too thin (or the listing is fresh: no impact prices yet).
 
 Budget: 1200 weight per minute per IP; l2Book, allMids, clearinghouseState, orderStatus, spotClearinghouseState
-and exchangeStatus weigh 2, every other info type 20 (Hyperliquid's "Rate limits and user limits"). Over it:
+and exchangeStatus weigh 2, every other info type 20 (Hyperliquid's "Rate limits and user limits");
+fundingHistory adds 1 per 20 items it returns (a part of 20 counting whole), charged from the answer's own
+items. Over it:
 HTTP 429 with a plain-text body and no Retry-After (Hyperliquid sends none: SENDS_RETRY_AFTER).
 The server core logs a request, and matches a fault's `endpoint`, by its body's fields as a query
 ("type=l2Book&coin=BTC").
@@ -49,6 +56,8 @@ BOOK_LEVELS = 20           # a side: all that l2Book gives
 LIGHT_TYPES = frozenset({"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState",
                          "exchangeStatus"})
 LIGHT_WEIGHT, DEFAULT_WEIGHT = 2, 20
+ITEMS_PER_WEIGHT = 20      # fundingHistory: "an additional rate limit weight per 20 items returned"
+FUNDING_HISTORY_MOST = 500  # settlements one fundingHistory answer holds
 IMPACT_NOTIONAL_USDC = {"BTC": Decimal(20000), "ETH": Decimal(20000)}
 DEFAULT_IMPACT_NOTIONAL_USDC = Decimal(6000)
 MAX_LEVERAGE = {"BTC": 40, "ETH": 25, "SOL": 20, "XRP": 20, "DOGE": 10}
@@ -77,10 +86,14 @@ def _body(req) -> dict:
 
 def weight(req) -> int:
     try:
-        kind = _body(req)["type"]
+        body = _body(req)
     except BadBody:
         return DEFAULT_WEIGHT
-    return LIGHT_WEIGHT if kind in LIGHT_TYPES else DEFAULT_WEIGHT
+    if body["type"] == "fundingHistory":
+        answer = funding_history(req, body)
+        items = len(answer) if isinstance(answer, list) else 0
+        return DEFAULT_WEIGHT - (-items // ITEMS_PER_WEIGHT)
+    return LIGHT_WEIGHT if body["type"] in LIGHT_TYPES else DEFAULT_WEIGHT
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -245,6 +258,31 @@ def l2_book(req, body) -> dict | None | Reply:
     return {"coin": coin, "time": q.timestamp, "levels": levels}
 
 
+# -- fundingHistory -----------------------------------------------------------------------------------
+def _time_field(body, name: str, default: int | None = None) -> int | Reply:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problem = "missing field" if value is None else "invalid type: expected u64, for field"
+        return _unprocessable(f"Failed to deserialize the JSON body into the target type: {problem} `{name}`")
+    return value
+
+
+def funding_history(req, body) -> list | Reply:
+    """A coin's settled funding from startTime to endTime (inclusive), oldest first, the first 500."""
+    coin = body.get("coin")
+    start, end = _time_field(body, "startTime"), _time_field(body, "endTime", req.market.now_ms())
+    if not isinstance(coin, str):
+        return _unprocessable("Failed to deserialize the JSON body into the target type: missing field `coin`")
+    bad = next((value for value in (start, end) if isinstance(value, Reply)), None)
+    if bad:
+        return bad
+    if coin not in {c.base for c in req.listed()}:
+        return []
+    settled = req.market.settlements(req.exchange, coin, start, end)[:FUNDING_HISTORY_MOST]
+    return [{"coin": coin, "fundingRate": _s(s.rate), "premium": _s(s.rate * 8 - Decimal("0.0001")),
+             "time": s.funding_time} for s in settled]
+
+
 # -- the rest of what ccxt may ask ---------------------------------------------------------------------
 def all_mids(req, body) -> dict:
     return {c.base: _s(mid_price(req.quote(c.base))) for c in req.listed()}
@@ -283,6 +321,7 @@ INFO_TYPES = {
     "spotMeta": spot_meta,
     "spotMetaAndAssetCtxs": spot_meta_and_asset_ctxs,
     "perpDexs": perp_dexs,
+    "fundingHistory": funding_history,
 }
 
 

@@ -381,6 +381,11 @@ class Market:
             self.extra_settlements.setdefault((exchange, base), []).append(int(at_ms))
             self._cache.clear()
 
+    def forget_extra_settlements(self) -> None:
+        with self._lock:
+            self.extra_settlements.clear()
+            self._cache.clear()
+
     def settlements(self, exchange: str, base: str, start_ms: int = 0, end_ms: int | None = None) -> list[Settlement]:
         """Every settlement of `base`'s perpetual on `exchange` with funding_time in [start_ms, end_ms]
         (end: now), oldest first: on each schedule's whole periods since the listing, plus any settle_at.

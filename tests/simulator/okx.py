@@ -13,6 +13,13 @@ Wire format as in ccxt 4.5.90's okx.py (response examples in its comments) and O
   Open interest: ``oi`` contracts, ``oiCcy`` base units, ``oiUsd``.
 * Funding: ``fundingTime`` is the upcoming settlement, ``nextFundingTime`` the one after; ccxt derives the
   symbol's interval (8, 4, 2 or 1 h) from their gap.
+* Settled funding: ``/public/funding-rate-history?instId=&before=&after=&limit=`` answers the newest ``limit``
+  settlements with before < fundingTime < after (both bounds exclusive, either optional), newest first, as
+  ``{"formulaType", "fundingRate", "fundingTime", "instId", "instType", "method", "realizedRate"}`` strings;
+  ccxt 4.5.90 reads ``realizedRate`` and sends since as ``before`` = since - 1. ``limit`` is 400 at most and by
+  default (docs-v5, "Get funding rate history": "The maximum is 400; The default is 400"; it was 100 before):
+  a larger one is answered as 400 (the docs do not say; not verified), one that is not a positive number is
+  refused (51000).
 * Errors: HTTP status + ``{"code": "<OKX code>", "msg": ..., "data": []}``, ccxt maps the code
   (okx.py ``exceptions.exact``): 51001 unknown instrument (BadSymbol), 51000 a bad parameter, 50014 a missing
   one (BadRequest), 50026 system error (ExchangeNotAvailable). A 429 is ``{"msg": "Too Many Requests",
@@ -29,8 +36,10 @@ Endpoints (paths without the /okx prefix), each with the limit OKX publishes (pe
   GET /api/v5/public/open-interest?instType=SWAP    20   open interest
   GET /api/v5/market/books?instId=&sz=              40   sz 1..400 (default 1)
   GET /api/v5/market/books-full?instId=&sz=         10   sz 1..5000 (default 1): what the book has
+  GET /api/v5/public/funding-rate-history?instId=   10   settled funding, newest first
 The limits match ccxt 4.5.90's costs (rateLimit 100 ms: cost 1 = 20 / 2 s, books 0.5, books-full 2,
-funding-rate and mark-price 2).
+funding-rate, mark-price and funding-rate-history 2). OKX counts funding-rate-history per IP and instrument
+("Rate limit rule: IP + Instrument ID"); the simulator counts it per IP, every instrument together: stricter.
 """
 from __future__ import annotations
 
@@ -47,13 +56,15 @@ INDEX = "/api/v5/market/index-tickers"
 OPEN_INTEREST = "/api/v5/public/open-interest"
 BOOKS = "/api/v5/market/books"
 BOOKS_FULL = "/api/v5/market/books-full"
+FUNDING_HISTORY = "/api/v5/public/funding-rate-history"
 
 LIMITS_PER_2S = {INSTRUMENTS: 20, TICKERS: 20, TICKER: 20, FUNDING: 10, MARK: 10, INDEX: 20, OPEN_INTEREST: 20,
-                 BOOKS: 40, BOOKS_FULL: 10}
+                 BOOKS: 40, BOOKS_FULL: 10, FUNDING_HISTORY: 10}
 BUDGETS = [Budget(limit, 2.0, paths=(path,)) for path, limit in LIMITS_PER_2S.items()]
 BAN_AFTER_429S = None
 SENDS_RETRY_AFTER = False
 MAX_SZ = {BOOKS: 400, BOOKS_FULL: 5000}
+HISTORY_LIMIT = 400   # the most, and the default, settlements one funding-rate-history answer holds
 
 # USD-margined swaps: contract value in USD, and the base whose prices they follow.
 INVERSE = {"BTC": Decimal(100), "ETH": Decimal(10)}
@@ -279,6 +290,36 @@ def funding_rate(req):
     return _ok([_funding(req, coin, inverse) for coin, inverse in _selected(req, inst_id)])
 
 
+def _bound(req, name: str) -> int | None:
+    text = req.query.get(name)
+    if not text:
+        return None
+    if not text.isdigit():
+        _reject("51000", f"Parameter {name} error")
+    return int(text)
+
+
+def _history_limit(req) -> int:
+    text = req.query.get("limit") or str(HISTORY_LIMIT)
+    if not text.isdigit() or int(text) < 1:
+        _reject("51000", "Parameter limit error")
+    return min(int(text), HISTORY_LIMIT)
+
+
+def funding_rate_history(req):
+    """A swap's settled funding, newest first: the newest `limit` strictly between `before` and `after`."""
+    coin, inverse = _swap(req, _required(req, "instId"))
+    newer_than, older_than, limit = _bound(req, "before"), _bound(req, "after"), _history_limit(req)
+    settled = [s for s in req.market.settlements("okx", coin.base)
+               if (newer_than is None or s.funding_time > newer_than)
+               and (older_than is None or s.funding_time < older_than)]
+    share = _INVERSE_FUNDING_SHARE if inverse else 1
+    inst_id = inverse_id(coin.base) if inverse else linear_id(coin.base)
+    return _ok([{"formulaType": "withRate", "fundingRate": _s(s.rate * share), "fundingTime": _s(s.funding_time),
+                 "instId": inst_id, "instType": "SWAP", "method": "current_period",
+                 "realizedRate": _s(s.rate * share)} for s in reversed(settled[-limit:])])
+
+
 # -- order books -------------------------------------------------------------------------------------------
 def _sz(req) -> int:
     """The depth asked for: OKX's `sz`, 1 by default, refused out of the endpoint's range."""
@@ -310,6 +351,7 @@ ROUTES = {
     TICKERS: tickers,
     TICKER: ticker,
     FUNDING: funding_rate,
+    FUNDING_HISTORY: funding_rate_history,
     MARK: mark_prices,
     INDEX: index_tickers,
     OPEN_INTEREST: open_interest,

@@ -206,8 +206,8 @@ class Simulator:
 
     # -- controls ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the log, faults, latencies and rate-limit state; rate limits on or off as built; unfreeze
-        the clock. A test that starts from reset() sees nothing an earlier test did."""
+        """Forget the log, faults, latencies, rate-limit state and settlements added off the schedule; rate
+        limits on or off as built; unfreeze the clock. A test that starts from reset() sees nothing an earlier test did."""
         self.rate_limits = self._rate_limits_default
         self.clock = time.time
         with self._lock:
@@ -221,6 +221,7 @@ class Simulator:
             self._banned_until.clear()
             self._used.clear()
         self.market.unfreeze()
+        self.market.forget_extra_settlements()
 
     def inject_fault(self, exchange: str, kind: str, endpoint: str | None = None, count: int | None = None,
                      seconds: float | None = None, fields=(), retry_after: int = 1,

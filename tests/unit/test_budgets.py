@@ -34,7 +34,7 @@ def test_venues_that_count_requests_have_no_call_heavier_than_one(name):
 
 # Hyperliquid's documented /info weights: l2Book 2, every other type (metaAndAssetCtxs among them) 20. ccxt
 # 4.5.90 charges the others 10 (cost 10 at 50 ms = 1200 per minute: twice the budget for them).
-HYPERLIQUID_DOCUMENTED = {"l2Book": 2, "metaAndAssetCtxs": 20, "meta": 20, "fundingHistory": 20}
+HYPERLIQUID_DOCUMENTED = {"l2Book": 2, "metaAndAssetCtxs": 20, "meta": 20}
 
 
 def test_hyperliquid_charges_the_documented_weight_of_each_info_type():
@@ -45,6 +45,40 @@ def test_hyperliquid_charges_the_documented_weight_of_each_info_type():
     assert charged == HYPERLIQUID_DOCUMENTED
     what, heaviest = VENUES["hyperliquid"].budget.heaviest
     assert heaviest == 20 and "metaAndAssetCtxs" in what
+
+
+HOUR_MS = 3_600_000
+ON_THE_HOUR = 1_700_000_000_000 // HOUR_MS * HOUR_MS
+
+
+def funding_history(start: int, end: int | None = None) -> dict:
+    """The body ccxt's fetch_funding_rate_history posts (endTime from params['until'])."""
+    body = {"type": "fundingHistory", "coin": "BTC", "startTime": start}
+    return body if end is None else {**body, "endTime": end}
+
+
+# Hyperliquid's "Rate limits": fundingHistory weighs 20 plus 1 per 20 items returned, at most 500 items (hourly
+# settlements). Charged before sending, by the settlements its [startTime, endTime] window can hold.
+@pytest.mark.parametrize("start, end, weight", [
+    (ON_THE_HOUR, ON_THE_HOUR, 21),                          # one settlement: a group of 20 begun
+    (ON_THE_HOUR + 1, ON_THE_HOUR + HOUR_MS - 1, 20),        # no hour inside: nothing to return
+    (ON_THE_HOUR, ON_THE_HOUR + 19 * HOUR_MS, 21),           # 20 settlements
+    (ON_THE_HOUR, ON_THE_HOUR + 20 * HOUR_MS, 22),           # 21
+    (ON_THE_HOUR - 30 * 24 * HOUR_MS, ON_THE_HOUR, 45),      # 721, of which one answer holds 500
+    (ON_THE_HOUR, None, 45),                                 # no end: as many as an answer holds
+])
+def test_hyperliquid_charges_funding_history_by_the_settlements_its_window_holds(start, end, weight):
+    client = create_exchange("hyperliquid")
+    config = client.api["public"]["post"]["info"]
+    _, charged = client.calculate_rate_limiter_cost("public", "POST", "info", funding_history(start, end), config)
+    assert charged == weight
+
+
+def test_item_weight_applies_to_its_type_only():
+    budget = VENUES["hyperliquid"].budget
+    window = {"startTime": ON_THE_HOUR, "endTime": ON_THE_HOUR + 100 * HOUR_MS}
+    assert budget.weigh("info", {"type": "l2Book", "coin": "BTC", **window}, 1) == 2
+    assert budget.weigh("info", {"type": "meta", **window}, 1) == 20
 
 
 def test_okx_counts_each_endpoint_against_its_own_documented_limit():

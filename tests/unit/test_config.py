@@ -265,3 +265,23 @@ def test_a_rate_share_too_small_for_the_heaviest_call_is_refused(tmp_path, entry
 def test_the_smallest_rate_share_that_holds_the_heaviest_call_is_accepted(tmp_path):
     config = load_config(write(tmp_path, with_change("exchanges", [{"name": "binance", "rate_share": 0.2}])))
     assert config.exchange("binance").rate_share == 0.2
+
+
+def test_a_share_too_small_for_the_fullest_settled_funding_page_is_refused_unless_history_is_off(tmp_path):
+    """Hyperliquid weighs a page of 500 settlements 20 + 25: a share of its 100 per 5 s below 45 could never send it."""
+    config = with_change("exchanges", [{"name": "hyperliquid", "rate_share": 0.3}])
+    with pytest.raises(ConfigError, match=r"hyperliquid: rate_share 0\.3 leaves less than its fullest settled funding "
+                                          r"page weighs \(45\); raise it to at least 0\.45, or set history\.enabled"):
+        load_config(write(tmp_path, config))
+    assert load_config(write(tmp_path, {**config, "history": {"enabled": False}})).exchange("hyperliquid").rate_share == 0.3
+    assert load_config(write(tmp_path, with_change("exchanges", [{"name": "hyperliquid", "rate_share": 0.45}])))
+
+
+@pytest.mark.parametrize("history, message", [
+    ({"backfill_days": 60}, r"backfill_days 60 exceeds retention_days 30: the recorder would delete"),
+    ({"rate_share": 0.9}, r"history\.rate_share: Input should be less than or equal to 0\.5"),
+    ({"sample_seconds": 1}, r"history\.sample_seconds: Input should be greater than or equal to 10"),
+])
+def test_the_history_section_names_what_it_refuses(tmp_path, history, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, with_change("history", history)))

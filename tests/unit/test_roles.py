@@ -71,6 +71,15 @@ def test_no_role_may_configure_a_shared_exchange_and_only_the_operator_has_a_tag
     assert consumer.topics["futures_data"][0] == "^$"
 
 
+def test_the_recorder_owns_its_queue_and_binds_settlements_and_boards_only():
+    recorder = rights("recorder", "futures_data")
+    assert all(full(right, "futures_collector_recorder") for right in (recorder.configure, recorder.write, recorder.read))
+    assert not full(recorder.configure, "futures_collector_control") and not full(recorder.write, "futures_data")
+    bind = recorder.topics["futures_data"][1]
+    assert full(bind, "funding.*") and full(bind, "board.*") and not full(bind, "futures.#")
+    assert not full(rights("scanner", "futures_data").read, "futures_collector_recorder")
+
+
 def test_definitions_hold_every_role_the_topology_and_no_password():
     config = RabbitMQConfig(vhost="v", exchange="data.x", user_prefix="p_")
     passwords = {name: f"pw-{name}" for name in ("worker_bybit", "worker_gateio", "controller", "scanner",
@@ -82,7 +91,10 @@ def test_definitions_hold_every_role_the_topology_and_no_password():
         ("data.x", "topic"), ("futures_collector_responses", "topic"), ("futures_collector_stats", "topic"),
         ("futures_collector_symbols", "fanout")}
     assert {q["name"] for q in document["queues"]} == {
-        "futures_collector_control", "futures_collector_symbols.bybit", "futures_collector_symbols.gateio"}
+        "futures_collector_control", "futures_collector_recorder", "futures_collector_symbols.bybit",
+        "futures_collector_symbols.gateio"}
+    assert {(b["source"], b["destination"], b["routing_key"]) for b in document["bindings"]} >= {
+        ("data.x", "futures_collector_recorder", "funding.*")}
     assert all(p["vhost"] == "v" for p in document["permissions"] + document["topic_permissions"])
     bybit = [p for p in document["topic_permissions"] if p["user"] == "p_worker_bybit" and p["exchange"] == "data.x"]
     assert full(bybit[0]["write"], "futures.bybit.ETHUSDT")

@@ -1,0 +1,133 @@
+"""Settled funding end to end (SPEC 14): each worker backfills every listed perpetual's settlements through
+real ccxt and the simulator's history endpoints (each exchange's own paging and limits), publishes them as
+funding.{exchange}, asks again after each funding time, and the recorder stores what equals the truth."""
+import sqlite3
+
+import pytest
+
+from common.broker import STATS_EXCHANGE
+from common.history import complete_from
+from tests.conftest import EXCHANGES, Consumer, Process, write_config
+from tests.simulator.market import symbol_of
+
+HISTORY = {"enabled": True, "backfill_days": 3, "rate_share": 0.5, "settle_delay_seconds": 0}
+
+
+def listed(sim, exchange):
+    return {symbol_of(exchange, coin.base) for coin in sim.market.listed(exchange)}
+
+
+def backfill(consumer: Consumer, symbols: set, timeout: float) -> dict:
+    """symbol -> (complete from, [settlements]) once every symbol's backfill has been published."""
+    done: dict = {}
+
+    def complete(key, body):
+        for entry in body["backfilled"]:
+            done[entry["symbol"]] = entry["from"]
+        return set(done) >= symbols
+    consumer.wait_for(complete, timeout, f"the backfill of {len(symbols)} perpetuals")
+    published: dict = {}
+    for _, body in consumer.since(0):
+        for s in body["settlements"]:
+            published.setdefault(s["symbol"], {})[s["funding_time"]] = (s["rate"], s["interval_hours"])
+    return {symbol: (done[symbol], published.get(symbol, {})) for symbol in symbols}
+
+
+def truth(sim, exchange, symbol, since):
+    return {s["funding_time"]: (s["rate"], s["interval_hours"]) for s in sim.settlements(exchange, symbol, since)}
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_the_backfill_publishes_every_settlement_of_every_listed_perpetual(exchange, own_sim, own_rabbit,
+                                                                          start_worker, tmp_path):
+    own_sim.market.freeze()  # no funding time passes during the test: the truth stays put
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=[exchange], symbols=[],
+                          history=HISTORY)
+    settlements = Consumer(own_rabbit, "futures_data", f"funding.{exchange}")
+    stats = Consumer(own_rabbit, STATS_EXCHANGE, f"stats.{exchange}")
+    try:
+        worker = start_worker(exchange, config)
+        symbols = listed(own_sim, exchange)
+        got = backfill(settlements, symbols, 60)
+        window_start = own_sim.market.now_ms() - 3 * 86_400_000
+        for symbol, (complete_from_ms, published) in got.items():
+            assert complete_from_ms >= window_start - 60_000, symbol  # the worker's clock, not the frozen one
+            assert published == truth(own_sim, exchange, symbol, complete_from_ms), symbol
+        hours = {interval for _, published in got.values() for _, interval in published.values()}
+        assert len(sum((list(p) for _, p in got.values()), [])) > 3 * len(symbols)
+        assert hours >= ({1.0} if exchange == "hyperliquid" else {8.0}), hours
+        _, report = stats.wait_for(lambda k, b: (b.get("history") or {}).get("symbols_done") == len(symbols),
+                                   15, "the statistics' history progress")
+        assert report["history"]["symbols_total"] == len(symbols)
+        assert report["history"]["oldest"] == min(min(p) for _, p in got.values() if p)
+        assert "429" not in own_sim.statuses(exchange) and "418" not in own_sim.statuses(exchange)
+        worker.wait_for_log(r"Settled funding backfill: \d+ of \d+ symbols \(100%\)", 10)
+    finally:
+        settlements.close()
+        stats.close()
+
+
+@pytest.mark.parametrize("exchange", ["bybit", "hyperliquid"])  # pages back from the newest; forward from since
+def test_a_new_settlement_is_published_after_its_funding_time(exchange, own_sim, own_rabbit, start_worker, tmp_path):
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=[exchange], symbols=[],
+                          history={**HISTORY, "backfill_days": 1})
+    settlements = Consumer(own_rabbit, "futures_data", f"funding.{exchange}")
+    try:
+        start_worker(exchange, config)
+        backfill(settlements, listed(own_sim, exchange), 60)
+        symbol = symbol_of(exchange, "ETH")
+        at = own_sim.market.now_ms() + 4000  # off the schedule: announced as ETH's next funding time until then
+        own_sim.market.settle_at(exchange, "ETH", at)
+        expected = own_sim.market._settled_rate(exchange, "ETH", at)
+        _, body = settlements.wait_for(
+            lambda k, b: any(s["symbol"] == symbol and s["funding_time"] == at for s in b["settlements"]), 30,
+            f"the settlement of {symbol} at its funding time")
+        [new] = [s for s in body["settlements"] if s["funding_time"] == at]
+        assert new["rate"] == float(expected)
+        assert new == {"symbol": symbol, "funding_time": at, **truth_at(own_sim, exchange, "ETH", at)}
+    finally:
+        settlements.close()
+
+
+def truth_at(sim, exchange, base, at):
+    [settled] = [s for s in sim.market.settlements(exchange, base, at, at)]
+    return {"rate": float(settled.rate), "interval_hours": settled.interval_hours}
+
+
+def test_the_recorder_holds_what_the_exchange_settled_and_from_when_it_is_complete(own_sim, own_rabbit,
+                                                                                   start_worker, tmp_path):
+    """OKX over 7 days: DOGE went from 8 h to 2 h five days ago, TAO was listed two days ago (its history is
+    complete from its first settlement only), the others run 8, 4 and 1 h schedules."""
+    own_sim.market.freeze()
+    db = tmp_path / "history.sqlite"
+    config = write_config(tmp_path / "config.json", own_rabbit, own_sim, exchanges=["okx"], symbols=[],
+                          history={**HISTORY, "backfill_days": 7, "database": str(db)})
+    recorder = Process(["recorder.py", "--config", str(config)], tmp_path / "recorder.log")
+    try:
+        recorder.wait_for_log(r"Recording funding\.\*", 30)
+        worker = start_worker("okx", config)
+        worker.wait_for_log(r"Settled funding backfill: \d+ of \d+ symbols \(100%\)", 90)
+        symbols = listed(own_sim, "okx")
+        recorder.wait_for_log(r"Stored \d+ of \d+ settlements of okx", 30)
+
+        def stored():
+            with sqlite3.connect(db) as conn:
+                covered = {symbol: complete_from(conn, "okx", symbol) for symbol in symbols}
+                rows = conn.execute("SELECT symbol, funding_time, rate, interval_hours FROM settlements "
+                                    "WHERE exchange = 'okx'").fetchall()
+            return covered, rows
+        # The last message may still be on its way to the database: await it through the log, not a sleep.
+        while None in stored()[0].values():
+            recorder.wait_for_log(r"Stored \d+ of \d+ settlements of okx", 30, len(recorder.log_text()))
+        covered, rows = stored()
+        held = {}
+        for symbol, funding_time, rate, interval in rows:
+            held.setdefault(symbol, {})[funding_time] = (rate, interval)
+        for symbol in symbols:
+            assert held.get(symbol, {}) == truth(own_sim, "okx", symbol, covered[symbol]), symbol
+        tao, doge = symbol_of("okx", "TAO"), symbol_of("okx", "DOGE")
+        assert covered[tao] == min(held[tao]) > own_sim.market.now_ms() - 3 * 86_400_000  # listed 2 days ago
+        assert {interval for _, interval in held[doge].values()} == {8.0, 2.0}
+        assert all(covered[s] <= own_sim.market.now_ms() - 7 * 86_400_000 + 60_000 for s in symbols - {tao})
+    finally:
+        recorder.kill()
