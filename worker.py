@@ -43,7 +43,9 @@ from common.problems import CycleProblems, Problems, describe, row_id
 from common.retries import Retrying
 from common.roles import connect_as
 from common.routes import Route, Routes
-from common.settled import ChainedThrottle, SettledFeed, SettledSchedule, share_budget
+from common.between_cycles import BetweenCycles, ChainedThrottle, share_budget
+from common.open_interest import ROTATION_SHARE, OpenInterestRotation
+from common.settled import SettledFeed, SettledSchedule
 from common.shutdown import Shutdown, StopSignal
 from common.statistics_window import StatisticsWindow
 from common.stats import WorkerStatistics, format_block
@@ -56,7 +58,8 @@ UNLISTED_RELOAD_SECONDS = 60          # sooner when a new symbol set names a sym
 
 class Worker:
     def __init__(self, config: Config, entry: ExchangeEntry, routes: Routes, venue: Venue, stop: StopSignal,
-                 shard: Shard = Shard(), settled: SettledFeed | None = None):
+                 shard: Shard = Shard(), settled: SettledFeed | None = None,
+                 rotation: OpenInterestRotation | None = None):
         self.config = config
         self.name = entry.name
         self.routes = routes  # the addresses it sends from, each with its throttle and book clients
@@ -76,8 +79,13 @@ class Worker:
         self.books = BookFetcher(routes, self.extras, entry.depth or venue.book_limit, venue.book_params, self.call,
                                  lambda: self.symbols.watched, self.broker.pump, stop)
         self.board = config.collection.board and shard.publishes_board
-        # Settled funding of every listed perpetual: fetched by the shard that publishes the board.
+        # The whole market's settled funding and rotated open interest: fetched by the shard that publishes the
+        # board, between cycles (set from the cycle's last book to the next cycle's start).
         self.settled = settled if self.board else None
+        self.rotation = rotation if self.board else None
+        self.idle = threading.Event()
+        self.between_cycles = [BetweenCycles(name, part.step, self.idle, stop)
+                               for name, part in (("settled", self.settled), ("open-interest", self.rotation)) if part]
         self.perpetuals: dict[str, dict] = {}  # symbol -> market: the board's rows
         self._problems = Problems()            # symbol -> why it was not published, to log each problem once
         self._row_problems = CycleProblems()   # bulk row -> why it was left out, likewise
@@ -96,8 +104,8 @@ class Worker:
         while not self._load_markets():
             self.wait(self.config.collection.interval_seconds)
         self._await_current_set()
-        if self.settled:
-            self.settled.start()
+        for thread in self.between_cycles:
+            thread.start()
         next_start = time.monotonic()
         while not self.stop.requested:
             self.collect_cycle()
@@ -151,8 +159,8 @@ class Worker:
         # The board's rows: every linear perpetual loaded (USDT-margined; USDC too where the options load it).
         self.perpetuals = {symbol: market for symbol, market in self.exchange.markets.items()
                            if market.get("swap") and market.get("linear")}
-        if self.settled:
-            self.settled.client.set_markets(loader.markets, loader.currencies)
+        for part in filter(None, (self.settled, self.rotation)):
+            part.client.set_markets(loader.markets, loader.currencies)
         self.log.info("Loaded %d markets", len(markets))
         self.funding.markets_loaded(markets)
         return True
@@ -186,8 +194,7 @@ class Worker:
     # -- one cycle ---------------------------------------------------------------------------------
     def collect_cycle(self) -> None:
         started = time.monotonic()
-        if self.settled:
-            self.settled.idle.clear()  # history waits while this cycle's requests go out
+        self.idle.clear()  # what waits for the books waits while this cycle's requests go out
         self._refresh_markets_if_due()
         self._refresh_funding_intervals_if_due()
         symbols = self.listed_symbols()
@@ -203,16 +210,21 @@ class Worker:
                 self.settled.schedule.update({symbol: (row.next_funding_time, row.funding_interval_hours)
                                               for symbol, row in rows.items() if symbol in self.perpetuals},
                                              first=self.symbols.watched)
+            if self.rotation:
+                self.rotation.update(self.perpetuals)
             for symbol, book, extras in self.books.fetch_all(symbols):
                 if symbol in self.symbols.watched:  # a set may arrive mid-cycle
                     self.publish_collected(symbol, rows.get(symbol), book, extras)
         if self.settled:
             self.publish_settled()
-            self.settled.idle.set()
+        self.idle.set()
         self._row_problems.end_cycle()
         self.stats.cycles += 1
         self.stats.last_cycle_seconds = time.monotonic() - started
         self.stats.routes = self.routes.report()
+        if self.rotation:
+            age = self.rotation.worst_age_ms(self.exchange.milliseconds())
+            self.stats.open_interest_age_seconds = None if age is None else max(0.0, age / 1000)
         self.publish_statistics()
 
     def fetch_bulk(self) -> Bulk | None:
@@ -262,7 +274,8 @@ class Worker:
         market = self.exchange.markets[symbol]
         return board_row(symbol, market, bulk.tickers.get(symbol) or {}, funding,
                          self.funding.default_hours(symbol, market), self.venue.next_funding_field,
-                         self.venue.open_interest, self.venue.base_volume_field, self.venue.impact_prices)
+                         self.venue.open_interest, self.venue.base_volume_field, self.venue.impact_prices,
+                         self.rotation.latest(symbol) if self.rotation else None)
 
     def publish_board(self, rows: list[BoardRow]) -> None:
         board = Board.model_construct(exchange=self.name, timestamp=self.exchange.milliseconds(),
@@ -387,21 +400,37 @@ def create_routes(config: Config, entry: ExchangeEntry, venue: Venue, credential
     return Routes(routes, log)
 
 
-def create_settled_feed(config: Config, entry: ExchangeEntry, venue: Venue, routes: Routes, credentials: dict,
-                        stop: StopSignal) -> SettledFeed | None:
-    """The settled funding's fetcher (SPEC 14): a client of its own on the machine's first address, keeping to
-    history.rate_share of the budget (and the history endpoint's own limit) inside the worker's throttle."""
+def between_cycles_client(config: Config, entry: ExchangeEntry, venue: Venue, routes: Routes, credentials: dict,
+                          share: float, own_limit: tuple[float, float] | None = None):
+    """A client of its own for requests between cycles, on the worker's first address, keeping to `share` of the
+    budget (and an endpoint's own limit) inside the worker's throttle (common/between_cycles.py)."""
     route = routes.routes[0]
-    if not config.history.enabled or venue.settled is None or route.throttle is None:
-        return None
     log = logging.getLogger(entry.name)
-    budgets = share_budget(route.throttle.budget, config.history.rate_share, venue.settled.own_limit)
+    budgets = share_budget(route.throttle.budget, share, own_limit)
     throttle = ChainedThrottle([SharedThrottle(budget, log) for budget in budgets], route.throttle)
-    client = create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
-                             timeout_ms=int(config.collection.request_timeout_seconds * 1000), throttle=throttle,
-                             proxy=None if entry.direct else entry.proxies[0].get_secret_value())
+    return create_exchange(entry.name, entry.api_url, entry.sandbox, entry.options, credentials,
+                           timeout_ms=int(config.collection.request_timeout_seconds * 1000), throttle=throttle,
+                           proxy=None if entry.direct else entry.proxies[0].get_secret_value())
+
+
+def create_settled_feed(config: Config, entry: ExchangeEntry, venue: Venue, routes: Routes,
+                        credentials: dict) -> SettledFeed | None:
+    """The settled funding's fetcher (SPEC 14), within history.rate_share of the budget."""
+    if not config.history.enabled or venue.settled is None or venue.budget is None:
+        return None
+    client = between_cycles_client(config, entry, venue, routes, credentials, config.history.rate_share,
+                                   venue.settled.own_limit)
     schedule = SettledSchedule(config.history.backfill_days, config.history.settle_delay_seconds)
-    return SettledFeed(client, venue.settled, schedule, stop, log)
+    return SettledFeed(client, venue.settled, schedule, logging.getLogger(entry.name))
+
+
+def create_rotation(config: Config, entry: ExchangeEntry, venue: Venue, routes: Routes,
+                    credentials: dict) -> OpenInterestRotation | None:
+    """Open interest per symbol where no bulk call carries it (Binance), within ROTATION_SHARE of the budget."""
+    if not config.collection.open_interest_rotation or venue.rotating_open_interest is None or venue.budget is None:
+        return None
+    client = between_cycles_client(config, entry, venue, routes, credentials, ROTATION_SHARE)
+    return OpenInterestRotation(client, venue.rotating_open_interest, logging.getLogger(entry.name))
 
 
 def _shard(text: str) -> Shard:
@@ -442,7 +471,8 @@ def main(argv=None) -> int:
         sleep = ServingSleep()
         routes = create_routes(config, entry, venue, credentials, sleep)
         worker = Worker(config, entry, routes, venue, stop, shard,
-                        create_settled_feed(config, entry, venue, routes, credentials, stop))
+                        create_settled_feed(config, entry, venue, routes, credentials),
+                        create_rotation(config, entry, venue, routes, credentials))
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -41,6 +41,9 @@ class BoardRow(BaseModel):
     funding_interval_hours: Optional[StrictFloat] = Field(None, gt=0)
     contract_size: Optional[StrictFloat] = Field(None, gt=0)
     open_interest: Optional[Amount] = None                     # base units
+    # Where the open interest comes per symbol in a rotation (Binance), the exchange's time of it (ms): it can
+    # be minutes older than the row. Null where it comes with the row.
+    open_interest_time: Optional[TimeMs] = None
     # Hyperliquid's bulk answer has no best bid/ask, only the prices at which a set notional would fill
     # (impactPxs): carried apart, never as bid/ask, which then stay null (the top of the book is in the
     # watched symbols' snapshots).

@@ -146,6 +146,9 @@ class CollectionConfig(_Strict):
     statistics_interval_seconds: float = Field(60, gt=0)
     # The market board: every listed perpetual from the bulk calls, each cycle, at no extra request.
     board: bool = True
+    # Where no bulk call carries the open interest (Binance), rotate through the market's per-symbol endpoint
+    # between cycles, within a tenth of the budget (common/open_interest.py).
+    open_interest_rotation: bool = True
 
     @field_validator("retry_delays")
     @classmethod

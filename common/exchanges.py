@@ -221,6 +221,11 @@ def hyperliquid_contexts(client: ccxt.Exchange) -> list:
             for asset, context in zip(universe, contexts)]
 
 
+def binance_open_interest(client: ccxt.Exchange, symbol: str) -> dict:
+    """/fapi/v1/openInterest: one symbol's, with Binance's time of it (weight 1): the bulk rows carry none."""
+    return client.fetch_open_interest(symbol)
+
+
 def binance_funding_intervals(client: ccxt.Exchange) -> dict:
     """Lists only the symbols off the default 8 h schedule (so an empty answer is a normal one)."""
     return client.fetch_funding_intervals()
@@ -364,6 +369,9 @@ class Venue:
     impact_prices: bool = False
     # How the settled funding history pages (common/settled.py); None: not fetched (ccxt's generic row).
     settled: SettledPaging | None = None
+    # Where no bulk call carries the open interest but a per-symbol one does: (client, symbol) -> ccxt's open
+    # interest structure, fetched in a rotation between cycles (common/open_interest.py).
+    rotating_open_interest: Callable[[ccxt.Exchange, str], dict] | None = None
 
     def depth_problem(self, depth) -> str | None:
         """Why the exchange would reject a `depth` from the config, or None when it accepts it."""
@@ -389,7 +397,7 @@ VENUES: dict[str, Venue] = {
                                 used_weight_header=("X-MBX-USED-WEIGHT-1M", 2400)),
                      bulk_calls=(TICKERS, BulkCall(book_tickers, set_bid_ask), FUNDING_RATES),
                      funding_intervals=binance_funding_intervals, default_funding_hours=8.0,
-                     book_threads=2, depths=(5, 10, 20, 50, 100, 500, 1000),
+                     book_threads=2, depths=(5, 10, 20, 50, 100, 500, 1000), rotating_open_interest=binance_open_interest,
                      settled=SettledPaging(1000, forward=True, own_limit=(500, 300.0))),
     # 600 requests / 5 s per IP; over it, the IP is banned and every answer is a bare 403 ("wait for at
     # least 10 minutes", usually 30). /v5/market/tickers?category=linear carries bid, ask, last, volume, mark,

@@ -82,12 +82,15 @@ def base_volume(ticker: dict, field: str | None) -> float | None:
 
 def board_row(symbol: str, market: dict, ticker: dict, funding: dict, hours: float | None,
               next_funding_field: str = "fundingTimestamp", open_interest_field: tuple[str, bool] | None = None,
-              base_volume_field: str | None = None, impact_prices: bool = False) -> BoardRow:
+              base_volume_field: str | None = None, impact_prices: bool = False,
+              rotated_open_interest: tuple[float, int] | None = None) -> BoardRow:
     """One perpetual's row from ccxt's ticker and funding structures (either may be {}). `hours` is the
     symbol's own funding interval where the funding structure does not say it (None: unknown). With
     `impact_prices` the ticker's bid/ask are impact prices (Hyperliquid), never the top of the book. Raises on
-    a malformed value (pydantic's ValidationError names the field)."""
+    a malformed value (pydantic's ValidationError names the field). `rotated_open_interest`: (amount, time)
+    where the open interest comes per symbol (Binance)."""
     bid, ask = ticker.get("bid"), ticker.get("ask")
+    interest, interest_time = rotated_open_interest or (open_interest(market, ticker, open_interest_field), None)
     return BoardRow(
         symbol=symbol,
         bid=None if impact_prices else bid, ask=None if impact_prices else ask, last=ticker.get("last"),
@@ -99,7 +102,7 @@ def board_row(symbol: str, market: dict, ticker: dict, funding: dict, hours: flo
         next_funding_time=funding.get(next_funding_field) or None,  # binance: 0 = none
         funding_interval_hours=row_interval(funding, hours),
         contract_size=float(market.get("contractSize") or 1),
-        open_interest=open_interest(market, ticker, open_interest_field))
+        open_interest=interest, open_interest_time=interest_time)
 
 
 def base_levels(levels: list, contract_size: float) -> list:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
 from common.board import MAX_BOARD_ROWS
 from common.models import EXCHANGE_PATTERN, SYMBOL_LENGTH, Finite, TimeMs
 
-# A board's JSON values counted before parsing, at C speed: a row is one object of 13 values, so more
+# A board's JSON values counted before parsing, at C speed: a row is one object of 15 values, so more
 # "{" or "," than this many rows could hold is refused unparsed (the parser's tree of a 4 MiB body of
 # tiny values is ~200 MiB before validation could count anything).
 MAX_BOARD_VALUES = MAX_BOARD_ROWS * 16

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from common.logs import printable
@@ -19,8 +18,6 @@ from common.problems import describe
 
 if TYPE_CHECKING:
     import ccxt
-
-    from common.exchanges import SharedThrottle
 
 HOUR_MS = 3_600_000
 # More pages than any 30-day backfill needs (720 hourly settlements at 50 a page is 15): a loop that does
@@ -244,72 +241,25 @@ class SettledSchedule:
                     "fetches": self.fetches, "settlements": self.settlements}
 
 
-# -- the budget's share and the fetching thread --------------------------------------------------------
-def share_budget(budget, share: float, own_limit: tuple[float, float] | None = None) -> list:
-    """The budgets a history request keeps to beside the worker's whole one: `share` of it, counted over a
-    minute (so that one of Hyperliquid's heavier history pages fits in a tenth of its budget), and the
-    history endpoint's own limit where it has one, a tenth of it left to the other calls counted there."""
-    from common.exchanges import RateBudget
-    scale = 60.0 / budget.window
-    shared = budget.share(share)
-    minute = replace(shared, limit=shared.limit * scale, window=60.0, used_weight_header=None,
-                     endpoint_limits={path: limit * scale for path, limit in shared.endpoint_limits.items()})
-    own = [RateBudget(own_limit[0] * 0.9, own_limit[1], guard=budget.guard)] if own_limit else []
-    return [minute, *own]
-
-
-class ChainedThrottle:
-    """A history client's throttle: a request leaves once each of `first` (the history share) lets it, and
-    then the worker's own throttle, which counts every request of the worker, books and history alike."""
-
-    def __init__(self, first: list[SharedThrottle], worker: SharedThrottle):
-        self.first, self.worker = first, worker
-        self.budget = worker.budget
-
-    def __call__(self, cost=None):
-        for throttle in self.first:
-            throttle(cost)
-        return self.worker(cost)
-
-    def answered(self, ticket=None) -> None:
-        for throttle in self.first:
-            throttle.answered()
-        self.worker.answered()
-
-    def observe(self, status: int, headers) -> None:
-        self.worker.observe(status, headers)
-
-    def paused_for(self) -> float:
-        return self.worker.paused_for()
-
-
+# -- the fetching thread --------------------------------------------------------------------------------
 class SettledFeed:
-    """Fetches settled funding on a thread of its own, only while `idle` is set (the worker sets it once a
-    cycle's books are in, and clears it when the next cycle starts): history never delays a book. What it
+    """Fetches settled funding between cycles (common/between_cycles.py): history never delays a book. What it
     fetched waits in `out` for the main thread, which alone may publish."""
 
-    def __init__(self, client: ccxt.Exchange, paging: SettledPaging, schedule: SettledSchedule, stop, log):
-        self.client, self.paging, self.schedule = client, paging, schedule
-        self.stop, self.log = stop, log
-        self.idle = threading.Event()
+    def __init__(self, client: ccxt.Exchange, paging: SettledPaging, schedule: SettledSchedule, log):
+        self.client, self.paging, self.schedule, self.log = client, paging, schedule, log
         self.out: queue.SimpleQueue = queue.SimpleQueue()  # (symbol, settlements, backfilled_from)
         self._failing: dict[str, str] = {}
         self._decile = 0
-        self.thread = threading.Thread(target=self._run, name="settled", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.requested:
-            if not self.idle.wait(0.5):
-                continue
-            now = self.client.milliseconds()
-            job = self.schedule.next_job(now)
-            if job is None:
-                time.sleep(0.5)
-                continue
-            self._fetch(*job, now)
+    def step(self) -> bool:
+        """Fetch the one symbol due now, if any (BetweenCycles' step)."""
+        now = self.client.milliseconds()
+        job = self.schedule.next_job(now)
+        if job is None:
+            return False
+        self._fetch(*job, now)
+        return True
 
     def _fetch(self, symbol: str, since: int, now: int) -> None:
         try:

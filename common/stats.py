@@ -51,6 +51,7 @@ class WorkerStatistics:
     shard: str = "1/1"                                          # this process's part of the symbols
     routes: dict = field(default_factory=dict)                  # address -> {requests, failures}
     history: dict | None = None                                 # settled funding's progress (SettledSchedule)
+    open_interest_age_seconds: float | None = None              # the oldest rotated open interest (Binance)
 
     def to_message(self, final: bool = False) -> dict:
         """The report as published; `final` on the last one a stopping process sends (the controller then
@@ -134,6 +135,7 @@ class WorkerReport(BaseModel):
     routes: dict[Annotated[str, Field(max_length=200, pattern=PRINTABLE)], RouteCounts] = \
         Field(default_factory=dict, max_length=MAX_ROUTES)
     history: HistoryProgress | None = None
+    open_interest_age_seconds: Seconds | None = None
 
     @field_validator("shard")
     @classmethod
@@ -299,6 +301,7 @@ class WorkerTotals:
                 "symbols_version": r.symbols_version, "unlisted_symbols": r.unlisted_symbols,
                 "live_processes": len(self.exchanges[exchange].live),
                 "history": r.history.model_dump() if r.history else None,
+                "open_interest_age_seconds": r.open_interest_age_seconds,
                 "shards": {label: _shard_data(shards[label].report) for label in sorted(shards)}}
 
 

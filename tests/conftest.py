@@ -3,6 +3,7 @@ consumers that await snapshots, and worker processes started as an operator woul
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -24,7 +25,8 @@ import pika
 import pytest
 
 from common.broker import symbols_queue
-from common.exchanges import create_exchange
+from common.exchanges import VENUES, SharedThrottle, create_exchange
+from common.settled import SettledPaging, fetch_settled
 from tests.simulator import Simulator
 from tests.simulator.market import symbol_of
 
@@ -89,6 +91,55 @@ def make_client(sim):
         kwargs.setdefault("timeout_ms", 3000)
         return create_exchange(name, api_url=sim.api_url(name), **kwargs)
     return make
+
+
+# -- settled funding -------------------------------------------------------------------------------
+# The simulator serves each exchange's settled funding history (Simulator.settlements is its truth) and
+# common/settled.py's fetch_settled pages through it. What every exchange does alike is tested in
+# tests/test_simulator_settled.py; what one does alone (page size, order, time bounds, limits) in its own
+# tests/test_simulator_<exchange>.py. Both build on these.
+DAY_MS = 86_400_000
+# The throttle holds each request's weight this much longer: a loaded machine sends late.
+LOADED_MACHINE_GUARD = 0.3
+
+
+def history_client(sim: Simulator, exchange: str, throttled: bool = True):
+    """A worker's client of `sim`'s `exchange`, markets loaded: behind the venue's throttle or, where not
+    `throttled`, with none at all (not even ccxt's), so that the simulator's budget is what it meets. Then
+    the request log emptied and the clock frozen: the test sees its own requests, and no settlement falls
+    due while it runs."""
+    throttle = SharedThrottle(dataclasses.replace(VENUES[exchange].budget, guard=LOADED_MACHINE_GUARD))
+    client = create_exchange(exchange, api_url=sim.api_url(exchange), timeout_ms=3000, throttle=throttle)
+    client.load_markets()
+    client.enableRateLimit = throttled
+    sim.reset()
+    sim.market.freeze()
+    return client
+
+
+def settled_pairs(entries: list[dict]) -> list[tuple]:
+    """(timestamp, fundingRate) of ccxt's funding rate history entries."""
+    return [(e["timestamp"], e["fundingRate"]) for e in entries]
+
+
+def truth_pairs(truth: list[dict]) -> list[tuple]:
+    """(funding_time, rate) of Simulator.settlements."""
+    return [(s["funding_time"], s["rate"]) for s in truth]
+
+
+def backfill(sim: Simulator, exchange: str, client, symbol: str, days: int = 30) -> tuple[list, list]:
+    """(what fetch_settled got with the venue's paging, the truth) over the last `days`, as (time, rate)."""
+    now = sim.market.now_ms()
+    got = fetch_settled(client, VENUES[exchange].settled, symbol, now - days * DAY_MS, now)
+    return settled_pairs(got), truth_pairs(sim.settlements(exchange, symbol, now - days * DAY_MS))
+
+
+def pages_needed(paging: SettledPaging, truth: list[dict], since_ms: int) -> int:
+    """The requests fetch_settled needs for the window's settlements `truth` (from `since_ms`): full pages,
+    then the one that ends it. Forward, that is a short page; backward (newest first), the page holding the
+    settlement at or before `since_ms`, or a short one where the listing is younger than the window."""
+    held = len(truth) if paging.forward else sum(1 for s in truth if s["funding_time"] > since_ms)
+    return held // paging.page_size + 1
 
 
 # -- RabbitMQ --------------------------------------------------------------------------------------
@@ -460,8 +511,11 @@ def write_config(path: Path, rabbit: Rabbit, sim: Simulator, exchanges=EXCHANGES
         "exchanges": [{"name": ex, "api_url": sim.api_url(ex), **(entry or {})} for ex in exchanges],
         "symbols": ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "DOGE/USDT:USDT"] if symbols is None
         else symbols,
+        # The open-interest rotation off unless a test is about it, as the history below: its requests would
+        # join every request count.
         "collection": {"interval_seconds": 5, "retry_attempts": 3, "retry_delays": [1, 2, 4],
-                       "request_timeout_seconds": 3, "statistics_interval_seconds": 10},
+                       "request_timeout_seconds": 3, "statistics_interval_seconds": 10,
+                       "open_interest_rotation": False},
         "api_keys_file": None,
         "state_file": str(path.parent / "symbols.json"),
         "logging": {"level": "DEBUG"},

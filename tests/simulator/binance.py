@@ -354,6 +354,21 @@ def funding_rate_history(req):
     return rows[:limit] if start is not None else rows[-limit:]
 
 
+# -- open interest -----------------------------------------------------------------------------------------
+def open_interest(req):
+    """/fapi/v1/openInterest: one symbol's, in base units, with Binance's time of it (weight 1). A contract
+    without a day's volume has none here (the truth's null): the field is left out."""
+    symbol = req.query.get("symbol")
+    if not symbol:
+        return _bad_param(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    coin = _symbols(req).get(symbol)
+    if coin is None:
+        return Reply(400, _INVALID_SYMBOL)
+    q = req.quote(coin.base)
+    row = {"symbol": symbol, "time": q.timestamp}
+    return row if q.open_interest is None else {"openInterest": str(q.open_interest), **row}
+
+
 # -- order book --------------------------------------------------------------------------------------------
 _book_cache: dict = {}
 
@@ -402,6 +417,7 @@ ROUTES = {
     "/fapi/v1/premiumIndex": premium_index,
     "/fapi/v1/fundingInfo": funding_info,
     "/fapi/v1/fundingRate": funding_rate_history,
+    "/fapi/v1/openInterest": open_interest,
     "/fapi/v1/depth": depth,
     "/fapi/v1/time": server_time,
     "/fapi/v1/ping": ping,
@@ -431,7 +447,7 @@ def weight(req) -> int:
         return 1 if has_symbol else 2
     if path == "/fapi/v1/premiumIndex":
         return 1 if has_symbol else 10
-    return 1  # fundingRate and fundingInfo: one request of their own 500 / 5 min (BUDGETS)
+    return 1  # openInterest; fundingRate and fundingInfo: also one of their own 500 / 5 min (BUDGETS)
 
 
 def error_body(status: int, message: str):

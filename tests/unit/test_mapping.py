@@ -33,12 +33,20 @@ def test_a_row_carries_every_field_and_null_for_what_the_bulk_rows_lack():
         "symbol": "SOL/USDT:USDT", "bid": 150.1, "ask": 150.2, "last": 150.15, "volume_24h": 1234.5,
         "mark_price": 150.16, "index_price": 150.12, "funding_rate": 0.0001,
         "next_funding_time": 1_800_000_000_000, "funding_interval_hours": 4.0, "contract_size": 10.0,
-        "open_interest": 3000.0, "impact_bid": None, "impact_ask": None}  # 300 contracts of 10 SOL
+        "open_interest": 3000.0, "open_interest_time": None, "impact_bid": None,
+        "impact_ask": None}  # 300 contracts of 10 SOL
     bare = board_row("NEW/USDT:USDT", {"contractSize": 1}, {}, {}, hours=None)
     assert bare.symbol == "NEW/USDT:USDT" and bare.contract_size == 1.0
     assert {k for k, v in bare.model_dump().items() if v is None} == {
         "bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
-        "funding_interval_hours", "open_interest", "impact_bid", "impact_ask"}
+        "funding_interval_hours", "open_interest", "open_interest_time", "impact_bid", "impact_ask"}
+
+
+def test_a_rotated_open_interest_comes_with_its_own_time():
+    """Binance: no bulk row carries it; the rotation's value (base units) and Binance's time of it."""
+    row = board_row("BTC/USDT:USDT", {"contractSize": 1}, {"info": {}}, FUNDING, hours=8.0,
+                    rotated_open_interest=(1234.5, 1_799_999_000_000))
+    assert (row.open_interest, row.open_interest_time) == (1234.5, 1_799_999_000_000)
 
 
 def test_impact_prices_are_carried_apart_and_never_as_the_top_of_the_book():

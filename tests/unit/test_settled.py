@@ -4,7 +4,8 @@ import pytest
 
 from common.exchanges import VENUES, RateBudget
 from common.settled import (HOUR_MS, LEAD_MS, MAX_PAGES, RETRY_FIRST_MS, PagingError,
-                            SettledPaging, SettledSchedule, fetch_settled, settlements_of, share_budget)
+                            SettledPaging, SettledSchedule, fetch_settled, settlements_of)
+from common.between_cycles import share_budget
 
 SETTLE_DELAY_MS = 30_000  # SettledSchedule's default
 T0 = 1_800_000_000_000 // (8 * HOUR_MS) * (8 * HOUR_MS)  # a funding time on every schedule
