@@ -23,6 +23,7 @@ import argparse  # noqa: E402 - after the early signal handlers, on purpose
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from urllib.parse import unquote, urlsplit
@@ -45,7 +46,7 @@ from common.roles import connect_as
 from common.routes import Route, Routes
 from common.between_cycles import BetweenCycles, ChainedThrottle, share_budget
 from common.open_interest import ROTATION_SHARE, OpenInterestRotation
-from common.settled import SettledFeed, SettledSchedule
+from common.settled import SettledFeed, SettledSchedule, held_in_database
 from common.shutdown import Shutdown, StopSignal
 from common.statistics_window import StatisticsWindow
 from common.stats import WorkerStatistics, format_block
@@ -420,8 +421,18 @@ def create_settled_feed(config: Config, entry: ExchangeEntry, venue: Venue, rout
         return None
     client = between_cycles_client(config, entry, venue, routes, credentials, config.history.rate_share,
                                    venue.settled.own_limit)
+    log = logging.getLogger(entry.name)
     schedule = SettledSchedule(config.history.backfill_days, config.history.settle_delay_seconds)
-    return SettledFeed(client, venue.settled, schedule, logging.getLogger(entry.name))
+    database = config.path(config.history.database)
+    try:
+        held = held_in_database(database, entry.name)
+    except sqlite3.Error as e:  # a database being created, or not ours: backfill again, nothing is doubled
+        log.warning("Cannot read what %s holds (%s): backfilling every perpetual again", database, e)
+        held = {}
+    if held:
+        log.info("Settled funding: %d perpetuals already backfilled in %s, resuming from there", len(held), database)
+        schedule.resume(held)
+    return SettledFeed(client, venue.settled, schedule, log)
 
 
 def create_rotation(config: Config, entry: ExchangeEntry, venue: Venue, routes: Routes,

@@ -8,6 +8,7 @@ forward (from `since`, oldest first) walks from the start instead.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -154,7 +155,8 @@ class SettledSchedule:
         self._lock = threading.Lock()
 
     def update(self, rows: dict[str, tuple[int | None, float | None]], first=()) -> None:
-        """The listed perpetuals with (next funding time, interval hours); a delisted one is forgotten."""
+        """The listed perpetuals with (next funding time, interval hours); a delisted one is forgotten (a
+        symbol resumed from the database but no longer listed too)."""
         with self._lock:
             for symbol in list(self.symbols):
                 if symbol not in rows:
@@ -165,6 +167,15 @@ class SettledSchedule:
                     held.awaited = next_funding if held.awaited is None else min(held.awaited, next_funding)
             self.interval_hours = {symbol: row[1] for symbol, row in rows.items()}
             self.first = set(first)
+
+    def resume(self, held: dict[str, tuple[int, int | None, float | None]]) -> None:
+        """Start from what the database holds: symbol -> (complete from, newest funding time, its interval).
+        A symbol held is backfilled already; its next settlement is due one interval after the newest, at
+        once when that has passed (the settlements missed while no worker ran)."""
+        with self._lock:
+            for symbol, (complete_from, newest, hours) in held.items():
+                due = None if newest is None else newest + int(hours * HOUR_MS) if hours else newest + 1
+                self.symbols[symbol] = SymbolHistory(newest=newest, backfilled_from=complete_from, awaited=due)
 
     def next_job(self, now_ms: int) -> tuple[str, int] | None:
         """(symbol, since ms) of the fetch due now, backfills before updates, or None."""
@@ -239,6 +250,25 @@ class SettledSchedule:
             oldest = [h.oldest for h in self.symbols.values() if h.oldest is not None]
             return {"symbols_done": len(done), "symbols_total": len(self.symbols), "oldest": min(oldest, default=None),
                     "fetches": self.fetches, "settlements": self.settlements}
+
+
+def held_in_database(path, exchange: str) -> dict[str, tuple[int, int | None, float | None]]:
+    """What the recorder's database (common/history.py's schema) holds of `exchange`, read-only: symbol ->
+    (complete from, newest funding time, its interval) for every symbol whose backfill completed. {} when
+    there is no database here (a worker on another host than the recorder backfills again; the recorder
+    stores a repeat as nothing new)."""
+    import sqlite3
+    from pathlib import Path
+    if not Path(path).exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)) as db:
+        rows = db.execute("""
+            SELECT c.symbol, c.complete_from, s.funding_time, s.interval_hours FROM coverage c
+            LEFT JOIN settlements s ON s.exchange = c.exchange AND s.symbol = c.symbol
+                AND s.funding_time = (SELECT max(funding_time) FROM settlements
+                                      WHERE exchange = c.exchange AND symbol = c.symbol)
+            WHERE c.exchange = ?""", (exchange,)).fetchall()
+    return {symbol: (complete_from, newest, hours) for symbol, complete_from, newest, hours in rows}
 
 
 # -- the fetching thread --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 real ccxt and the simulator's history endpoints (each exchange's own paging and limits), publishes them as
 funding.{exchange}, asks again after each funding time, and the recorder stores what equals the truth."""
 import sqlite3
+import time
 
 import pytest
 
@@ -10,6 +11,7 @@ from common.history import complete_from
 from tests.conftest import EXCHANGES, Consumer, Process, write_config
 from tests.simulator.market import symbol_of
 
+HISTORY_PATH = {"okx": "/api/v5/public/funding-rate-history"}
 HISTORY = {"enabled": True, "backfill_days": 3, "rate_share": 0.5, "settle_delay_seconds": 0}
 
 
@@ -129,5 +131,14 @@ def test_the_recorder_holds_what_the_exchange_settled_and_from_when_it_is_comple
         assert covered[tao] == min(held[tao]) > own_sim.market.now_ms() - 3 * 86_400_000  # listed 2 days ago
         assert {interval for _, interval in held[doge].values()} == {8.0, 2.0}
         assert all(covered[s] <= own_sim.market.now_ms() - 7 * 86_400_000 + 60_000 for s in symbols - {tao})
+        # A restarted worker on the recorder's host resumes from the database: no backfill again.
+        first_run = len(own_sim.requests("okx", path=HISTORY_PATH["okx"]))
+        worker.terminate()
+        offset, restarted = len(worker.log_text()), time.time()
+        again = start_worker("okx", config)  # appends to the same log file
+        again.wait_for_log(rf"Settled funding: {len(symbols)} perpetuals already backfilled in ", 30, offset)
+        again.wait_for_log(r"Published the board", 30, offset)
+        assert first_run >= len(symbols)
+        assert len(own_sim.requests("okx", since=restarted, path=HISTORY_PATH["okx"])) <= 2  # a settlement due meanwhile
     finally:
         recorder.kill()

@@ -208,3 +208,29 @@ def test_per_endpoint_limits_are_shared_alike():
     [minute] = share_budget(okx, 0.1)
     assert minute.endpoint_limits["market/books-full"] == pytest.approx(10 * 0.1 * 30)
     assert isinstance(minute, RateBudget) and minute.per_endpoint
+
+
+# -- resuming from the recorder's database ---------------------------------------------------------------
+def test_a_worker_resumes_from_what_the_database_holds_and_fetches_only_the_gap(tmp_path):
+    from common.history import note_coverage, open_history, store_settlements
+    from common.settled import held_in_database
+    db = tmp_path / "history.sqlite"
+    conn = open_history(db)
+    store_settlements(conn, "okx", [{"symbol": "X", "funding_time": T0 - 8 * HOUR_MS, "rate": 0.1, "interval_hours": 8.0},
+                                    {"symbol": "X", "funding_time": T0, "rate": 0.2, "interval_hours": 8.0},
+                                    {"symbol": "Y", "funding_time": T0, "rate": 0.3, "interval_hours": 1.0}])
+    note_coverage(conn, "okx", "X", T0 - 30 * DAY)
+    note_coverage(conn, "bybit", "X", T0)  # another exchange's
+    conn.close()
+    held = held_in_database(db, "okx")
+    assert held == {"X": (T0 - 30 * DAY, T0, 8.0)}  # Y never completed its backfill: backfilled again
+    assert held_in_database(tmp_path / "none.sqlite", "okx") == {}
+    schedule = schedule_of("X", "Y", next_funding=T0 + 24 * HOUR_MS)
+    schedule.resume(held)
+    schedule.update({"X": (T0 + 24 * HOUR_MS, 8.0), "Y": (T0 + 24 * HOUR_MS, 8.0)})
+    assert schedule.next_job(T0 + HOUR_MS)[0] == "Y"  # the one without a backfill first
+    schedule.fetched("Y", T0 - 30 * DAY - LEAD_MS, [], T0 + HOUR_MS)
+    assert schedule.next_job(T0 + 8 * HOUR_MS) is None
+    # Missed while no worker ran: due one interval after the newest held, not at the board's next funding.
+    assert schedule.next_job(T0 + 8 * HOUR_MS + SETTLE_DELAY_MS) == ("X", T0 + 1)
+    assert schedule.progress()["symbols_done"] == 2
