@@ -4,13 +4,12 @@ import json
 import time
 import types
 import urllib.request
-from urllib.parse import parse_qsl
 
 import ccxt
 import pytest
 
 from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
-from common.settled import fetch_settled
+from tests.conftest import DAY_MS, history_client
 from tests.simulator import Simulator
 from tests.simulator import binance as dialect
 from tests.simulator.server import Budget, Request
@@ -326,43 +325,10 @@ def test_drop_fields(sim, client):
         truth["funding_rate"], truth["next_funding_time"], truth["mark_price"])
 
 
-# -- settled funding ------------------------------------------------------------------------------------------
-HISTORY = "/fapi/v1/fundingRate"
-DAY_MS = 86_400_000
-
-
+# -- settled funding: what Binance alone does (tests/test_simulator_settled.py: what every exchange does) -------
 @pytest.fixture
-def throttled(sim, make_client):
-    """A client behind the venue's throttle, as the worker's; markets loaded, the log empty, the clock frozen."""
-    c = make_client(EX, throttle=SharedThrottle(VENUES[EX].budget))
-    c.load_markets()
-    sim.reset()
-    sim.market.freeze()
-    return c
-
-
-def as_pairs(entries) -> list:
-    return [(e["timestamp"], e["fundingRate"]) for e in entries]
-
-
-def truth_pairs(truth) -> list:
-    return [(s["funding_time"], s["rate"]) for s in truth]
-
-
-@pytest.mark.parametrize("base, page_size, hours", [
-    ("BTC", None, {8.0}), ("WIF", None, {4.0}), ("DOGE", None, {8.0, 4.0}),  # DOGE: 8 h -> 4 h 12 days ago
-    ("WIF", 50, {4.0}),  # pages smaller than 30 days: each next one starts after the newest seen
-])
-def test_settled_30_days_equal_the_truth_page_by_page(sim, throttled, base, page_size, hours):
-    paging = VENUES[EX].settled if page_size is None else dataclasses.replace(VENUES[EX].settled, page_size=page_size)
-    symbol, now = f"{base}/USDT:USDT", sim.market.now_ms()
-    since = now - 30 * DAY_MS
-    truth = sim.settlements(EX, symbol, since, now)
-    assert {s["interval_hours"] for s in truth[1:]} == hours
-    assert as_pairs(fetch_settled(throttled, paging, symbol, since, now)) == truth_pairs(truth)
-    pages = len(truth) // paging.page_size + 1   # forward: full pages, then the short one that ends it
-    assert sim.counts(EX) == {EX: {HISTORY: pages}} and sim.statuses(EX) == {200: pages}
-    assert [dict(parse_qsl(e.query))["limit"] for e in sim.requests(EX)] == [str(paging.page_size)] * pages
+def throttled(sim):
+    return history_client(sim, EX)
 
 
 def test_history_is_oldest_first_from_start_time_at_most_1000(sim, throttled):
@@ -389,22 +355,6 @@ def test_funding_rate_and_funding_info_share_500_per_5_minutes(sim, client):
         client.fetch_funding_intervals()
     client.fetch_order_book(BTC, 5)                                   # the request weight has room left
     assert sim.statuses(EX) == {200: 2, 429: 2}
-
-
-def test_a_settlement_is_served_once_the_clock_passes_it(own_sim):
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUES[EX].budget))
-    c.load_markets()
-    own_sim.market.freeze()
-    now = own_sim.market.now_ms()
-    at = now + 60_000
-    own_sim.market.settle_at(EX, "BTC", at)
-    before = fetch_settled(c, VENUES[EX].settled, BTC, now - DAY_MS, at + 3_600_000)
-    assert as_pairs(before) == truth_pairs(own_sim.settlements(EX, BTC, now - DAY_MS))
-    assert at not in {e["timestamp"] for e in before}
-    own_sim.market.step(int(61 / own_sim.market.tick_seconds))
-    after = fetch_settled(c, VENUES[EX].settled, BTC, now - DAY_MS, at + 3_600_000)
-    assert at in {e["timestamp"] for e in after}
-    assert as_pairs(after) == truth_pairs(own_sim.settlements(EX, BTC, now - DAY_MS))
 
 
 # -- used weight: X-MBX-USED-WEIGHT-1M ----------------------------------------------------------------------

@@ -9,8 +9,9 @@ import ccxt
 import pytest
 
 from common.config import Config
-from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
+from common.exchanges import VENUES, SharedThrottle, redirect_urls
 from common.settled import fetch_settled
+from tests.conftest import DAY_MS, history_client, pages_needed
 from tests.simulator import bitget as dialect
 from tests.simulator.server import Budget
 from worker import create_routes
@@ -326,48 +327,24 @@ def test_precision_helper():
     assert dialect._s(Decimal("1E-7")) == "0.0000001" and dialect._s(None) == ""
 
 
-# -- settled funding -----------------------------------------------------------------------------------------
+# -- settled funding: what Bitget alone does (tests/test_simulator_settled.py: what every exchange does) --------
 EX = "bitget"
-HISTORY = "/api/v2/mix/market/history-fund-rate"
-DAY_MS = 86_400_000
 
 
 @pytest.fixture
-def throttled(sim, make_client):
-    """A client behind the venue's throttle, as the worker's; markets loaded, the log empty, the clock frozen."""
-    c = make_client(EX, throttle=SharedThrottle(dataclasses.replace(VENUES[EX].budget, guard=LOADED_MACHINE_GUARD)))
-    c.load_markets()
-    sim.reset()
-    sim.market.freeze()
-    return c
+def throttled(sim):
+    return history_client(sim, EX)
 
 
-def as_pairs(entries) -> list:
-    return [(e["timestamp"], e["fundingRate"]) for e in entries]
-
-
-def truth_pairs(truth) -> list:
-    return [(s["funding_time"], s["rate"]) for s in truth]
-
-
-@pytest.mark.parametrize("base, page_size, hours", [
-    ("BTC", None, {8.0}), ("SOL", None, {4.0}),  # SOL: 180 settlements, two pages of 100
-    ("SOL", 20, {4.0}),                          # Bitget's default page: ten pages, by number
-])
-def test_settled_30_days_equal_the_truth_page_by_page(sim, throttled, base, page_size, hours):
-    paging = VENUES[EX].settled if page_size is None else dataclasses.replace(VENUES[EX].settled, page_size=page_size)
-    symbol, now = f"{base}/USDT:USDT", sim.market.now_ms()
+@pytest.mark.parametrize("page_size", [100, 20])   # the venue's: two pages of SOL's 30 days; Bitget's default: ten
+def test_a_backfill_pages_by_number_newest_first(sim, throttled, page_size):
+    paging = dataclasses.replace(VENUES[EX].settled, page_size=page_size)
+    symbol, now = "SOL/USDT:USDT", sim.market.now_ms()
     since = now - 30 * DAY_MS
-    truth = sim.settlements(EX, symbol, since, now)
-    assert {s["interval_hours"] for s in truth[1:]} == hours
-    assert as_pairs(fetch_settled(throttled, paging, symbol, since, now)) == truth_pairs(truth)
-    # Newest first, page after page: the page holding the settlement at or before `since` is the last.
-    newer = sum(1 for s in truth if s["funding_time"] > since)
-    pages = newer // paging.page_size + 1
-    assert sim.counts(EX) == {EX: {HISTORY: pages}} and sim.statuses(EX) == {200: pages}
+    fetch_settled(throttled, paging, symbol, since, now)
+    pages = pages_needed(paging, sim.settlements(EX, symbol, since, now), since)
     sent = [dict(parse_qsl(e.query)) for e in sim.requests(EX)]
-    assert [(q["pageNo"], q["pageSize"]) for q in sent] == [
-        (str(n), str(paging.page_size)) for n in range(1, pages + 1)]
+    assert [(q["pageNo"], q["pageSize"]) for q in sent] == [(str(n), str(page_size)) for n in range(1, pages + 1)]
 
 
 def test_history_is_newest_first_at_most_100_a_page(sim, throttled):
@@ -380,19 +357,3 @@ def test_history_is_newest_first_at_most_100_a_page(sim, throttled):
     third = throttled.publicMixGetV2MixMarketHistoryFundRate({**request, "pageSize": 100, "pageNo": 3})["data"]
     assert [int(row["fundingTime"]) for row in third] == truth[200:300]
     assert len(throttled.publicMixGetV2MixMarketHistoryFundRate(request)["data"]) == 20   # the default
-
-
-def test_a_settlement_is_served_once_the_clock_passes_it(own_sim):
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUES[EX].budget))
-    c.load_markets()
-    own_sim.market.freeze()
-    now = own_sim.market.now_ms()
-    at = now + 60_000
-    own_sim.market.settle_at(EX, "BTC", at)
-    before = fetch_settled(c, VENUES[EX].settled, SWAP, now - DAY_MS, at + 3_600_000)
-    assert as_pairs(before) == truth_pairs(own_sim.settlements(EX, SWAP, now - DAY_MS))
-    assert at not in {e["timestamp"] for e in before}
-    own_sim.market.step(int(61 / own_sim.market.tick_seconds))
-    after = fetch_settled(c, VENUES[EX].settled, SWAP, now - DAY_MS, at + 3_600_000)
-    assert at in {e["timestamp"] for e in after}
-    assert as_pairs(after) == truth_pairs(own_sim.settlements(EX, SWAP, now - DAY_MS))

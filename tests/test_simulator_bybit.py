@@ -6,8 +6,8 @@ from urllib.parse import parse_qsl
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
-from common.settled import fetch_settled
+from common.exchanges import VENUES, SharedThrottle, redirect_urls
+from tests.conftest import history_client
 
 EX = "bybit"
 VENUE = VENUES[EX]
@@ -283,43 +283,10 @@ def test_fault_drop_fields_funding_and_prices(sim, client, fields):
     assert client.fetch_funding_rate("SOL/USDT:USDT")["fundingRate"] == truth["funding_rate"]
 
 
-# -- settled funding ------------------------------------------------------------------------------------------
-HISTORY = "/v5/market/funding/history"
-DAY_MS = 86_400_000
-
-
+# -- settled funding: what Bybit alone does (tests/test_simulator_settled.py: what every exchange does) ---------
 @pytest.fixture
-def throttled(sim, make_client):
-    """A client behind the venue's throttle, as the worker's; markets loaded, the log empty, the clock frozen."""
-    c = make_client(EX, throttle=SharedThrottle(dataclasses.replace(VENUE.budget, guard=LOADED_MACHINE_GUARD)))
-    c.load_markets()
-    sim.reset()
-    sim.market.freeze()
-    return c
-
-
-def as_pairs(entries) -> list:
-    return [(e["timestamp"], e["fundingRate"]) for e in entries]
-
-
-def truth_pairs(truth) -> list:
-    return [(s["funding_time"], s["rate"]) for s in truth]
-
-
-@pytest.mark.parametrize("base, hours", [("BTC", {8.0}), ("SOL", {4.0}), ("TAO", {4.0}),
-                                         ("WIF", {1.0})])  # WIF: 720 hourly settlements, four pages of 200
-def test_settled_30_days_equal_the_truth_page_by_page(sim, throttled, base, hours):
-    symbol, now = f"{base}/USDT:USDT", sim.market.now_ms()
-    since = now - 30 * DAY_MS
-    truth = sim.settlements(EX, symbol, since, now)
-    assert {s["interval_hours"] for s in truth[1:]} == hours
-    assert as_pairs(fetch_settled(throttled, VENUE.settled, symbol, since, now)) == truth_pairs(truth)
-    # Newest first, each page before the oldest seen: the page holding the settlement at or before `since`
-    # (or a short one) is the last.
-    newer = sum(1 for s in truth if s["funding_time"] > since)
-    pages = newer // VENUE.settled.page_size + 1
-    assert sim.counts(EX) == {EX: {HISTORY: pages}} and sim.statuses(EX) == {200: pages}
-    assert [q["limit"] for q in queries(sim, HISTORY)] == [str(VENUE.settled.page_size)] * pages
+def throttled(sim):
+    return history_client(sim, EX)
 
 
 def test_history_is_newest_first_at_most_200(sim, throttled):
@@ -336,19 +303,3 @@ def test_history_is_newest_first_at_most_200(sim, throttled):
         throttled.publicGetV5MarketFundingHistory({**request, "limit": 201})
     with pytest.raises(ccxt.BadRequest, match="10001"):                # startTime alone is an error
         throttled.publicGetV5MarketFundingHistory({**request, "startTime": truth[0]})
-
-
-def test_a_settlement_is_served_once_the_clock_passes_it(own_sim):
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUE.budget))
-    c.load_markets()
-    own_sim.market.freeze()
-    now = own_sim.market.now_ms()
-    at, symbol = now + 60_000, "SOL/USDT:USDT"
-    own_sim.market.settle_at(EX, "SOL", at)
-    before = fetch_settled(c, VENUE.settled, symbol, now - DAY_MS, at + 3_600_000)
-    assert as_pairs(before) == truth_pairs(own_sim.settlements(EX, symbol, now - DAY_MS))
-    assert at not in {e["timestamp"] for e in before}
-    own_sim.market.step(int(61 / own_sim.market.tick_seconds))
-    after = fetch_settled(c, VENUE.settled, symbol, now - DAY_MS, at + 3_600_000)
-    assert at in {e["timestamp"] for e in after}
-    assert as_pairs(after) == truth_pairs(own_sim.settlements(EX, symbol, now - DAY_MS))

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import ccxt
 import pytest
 
-from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
-from common.settled import fetch_settled
+from common.exchanges import VENUES, SharedThrottle, redirect_urls
+from tests.conftest import history_client
 from tests.simulator import gateio
 from tests.simulator.server import Request
 
@@ -326,51 +326,9 @@ def test_drop_fields(sim, client):
     assert_funding(client.fetch_funding_rates()[BTC], truth)
 
 
-# -- settled funding ---------------------------------------------------------------------------------------
-HISTORY = "/api/v4/futures/usdt/funding_rate"
-DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def throttled(sim, make_client):
-    """A client behind the venue's throttle, as the worker's; markets loaded, the log empty, the clock frozen."""
-    c = make_client(EX, throttle=SharedThrottle(dataclasses.replace(VENUES[EX].budget, guard=LOADED_MACHINE_GUARD)))
-    c.load_markets()
-    sim.reset()
-    sim.market.freeze()
-    return c
-
-
-def as_pairs(entries) -> list:
-    return [(e["timestamp"], e["fundingRate"]) for e in entries]
-
-
-def truth_pairs(truth) -> list:
-    return [(s["funding_time"], s["rate"]) for s in truth]
-
-
-@pytest.mark.parametrize("base, page_size, hours", [
-    ("BTC", None, {8.0}), ("SOL", None, {4.0}), ("WIF", None, {4.0}),
-    ("SOL", 50, {4.0}),  # pages smaller than 30 days: each next one ends before the oldest seen (`to`)
-])
-def test_settled_30_days_equal_the_truth_page_by_page(sim, throttled, base, page_size, hours):
-    paging = VENUES[EX].settled if page_size is None else dataclasses.replace(VENUES[EX].settled, page_size=page_size)
-    symbol, now = f"{base}/USDT:USDT", sim.market.now_ms()
-    since = now - 30 * DAY_MS
-    truth = sim.settlements(EX, symbol, since, now)
-    assert {s["interval_hours"] for s in truth[1:]} == hours
-    assert as_pairs(fetch_settled(throttled, paging, symbol, since, now)) == truth_pairs(truth)
-    # Newest first, each page before the oldest seen: the page holding the settlement at or before `since`
-    # (or a short one) is the last.
-    newer = sum(1 for s in truth if s["funding_time"] > since)
-    pages = newer // paging.page_size + 1
-    assert sim.counts(EX) == {EX: {HISTORY: pages}} and sim.statuses(EX) == {200: pages}
-
-
+# -- settled funding: what Gate alone does (tests/test_simulator_settled.py: what every exchange does) ----------
 def test_history_is_newest_first_in_seconds_at_most_1000(own_sim):
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUES[EX].budget))
-    c.load_markets()
-    own_sim.market.freeze()
+    c = history_client(own_sim, EX)   # a simulator of the test's own: a settle_at must not reach the shared one's
     now = own_sim.market.now_ms() // 1000 * 1000   # Gate counts in seconds
     for minutes in range(1, 1001):   # off-schedule settlements, so that BTC holds more than 1000
         own_sim.market.settle_at(EX, "BTC", now - minutes * 60_000 - 30_000)
@@ -382,19 +340,3 @@ def test_history_is_newest_first_in_seconds_at_most_1000(own_sim):
     assert len(c.publicFuturesGetSettleFundingRate(request)) == 100           # the default
     bounded = c.publicFuturesGetSettleFundingRate({**request, "from": truth[5] // 1000, "to": truth[2] // 1000})
     assert [row["t"] * 1000 for row in bounded] == truth[2:6]                   # both bounds inclusive
-
-
-def test_a_settlement_is_served_once_the_clock_passes_it(own_sim):
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUES[EX].budget))
-    c.load_markets()
-    own_sim.market.freeze()
-    now = own_sim.market.now_ms() // 1000 * 1000   # Gate counts in seconds
-    at = now + 60_000
-    own_sim.market.settle_at(EX, "BTC", at)
-    before = fetch_settled(c, VENUES[EX].settled, BTC, now - DAY_MS, at + 3_600_000)
-    assert as_pairs(before) == truth_pairs(own_sim.settlements(EX, BTC, now - DAY_MS))
-    assert at not in {e["timestamp"] for e in before}
-    own_sim.market.step(int(62 / own_sim.market.tick_seconds))
-    after = fetch_settled(c, VENUES[EX].settled, BTC, now - DAY_MS, at + 3_600_000)
-    assert at in {e["timestamp"] for e in after}
-    assert as_pairs(after) == truth_pairs(own_sim.settlements(EX, BTC, now - DAY_MS))

@@ -1,7 +1,6 @@
 """The HTX dialect of the simulator, exercised through the real ccxt `htx` class."""
 import dataclasses
 import json
-import math
 import threading
 import time
 
@@ -10,7 +9,7 @@ import pytest
 
 from common.exchanges import VENUES, Bulk, SharedThrottle, create_exchange, htx_open_interest, redirect_urls
 from common.mapping import open_interest
-from common.settled import fetch_settled
+from tests.conftest import history_client
 from tests.simulator import server as sim_server
 
 EX = "htx"
@@ -415,37 +414,13 @@ def test_depth_handler_renders_the_book_in_contracts(sim):
         assert [[p, a * size] for p, a in body["tick"][side]] == approx_levels(truth[side])
 
 
-# -- settled funding (SPEC 14) ---------------------------------------------------------------------
-
+# -- settled funding (SPEC 14): what HTX alone does (tests/test_simulator_settled.py: what every exchange does) --
 HISTORY_PATH = "/v5/market/funding_rate_history"
-DAY_MS = 86_400_000
 
 
 @pytest.fixture
-def history(own_sim):
-    """A simulator of the test's own (a settle_at must not reach the shared one's market), its clock frozen, and
-    a worker's client of it: markets loaded, throttled by the venue's budget."""
-    own_sim.market.freeze()
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=SharedThrottle(VENUE.budget))
-    c.load_markets()
-    return own_sim, c
-
-
-def backfill(sim, client, symbol, days=30):
-    """(what fetch_settled got, the truth) over the last `days`, as (funding_time, rate) pairs."""
-    now = sim.market.now_ms()
-    got = fetch_settled(client, VENUE.settled, symbol, now - days * DAY_MS, now)
-    truth = sim.settlements(EX, symbol, now - days * DAY_MS)
-    return [(e["timestamp"], e["fundingRate"]) for e in got], [(t["funding_time"], t["rate"]) for t in truth]
-
-
-@pytest.mark.parametrize("symbol, hours", [(BTC, 8), (DOGE, 4)])   # HTX lists no 1 h nor 2 h swap here
-def test_settled_30_days_equal_the_truth_in_the_pages_they_need(history, symbol, hours):
-    sim, client = history
-    got, truth = backfill(sim, client, symbol)
-    assert got == truth and len(truth) == 30 * 24 // hours
-    assert len(sim.requests(EX, path=HISTORY_PATH)) == len(truth) // VENUE.settled.page_size + 1
-    assert sim.statuses(EX) == {200: len(sim.requests(EX))}
+def history(sim):
+    return sim, history_client(sim, EX)
 
 
 def test_history_answers_the_newest_100_at_most_newest_first_in_strings(history):
@@ -470,14 +445,3 @@ def test_history_time_bounds_are_inclusive(history):
         {"contract_code": "DOGE-USDT", "start_time": newest[20]["funding_time"],
          "end_time": newest[10]["funding_time"]})["data"]
     assert [int(r["funding_time"]) for r in rows] == [t["funding_time"] for t in newest[10:21]]
-
-
-def test_a_settlement_not_yet_due_is_served_once_the_clock_passes_it(history):
-    sim, client = history
-    now = sim.market.now_ms()
-    due = now + 60_000
-    sim.market.settle_at(EX, "BTC", due)
-    assert due not in [e["timestamp"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)]
-    sim.market.step(math.ceil(61 / sim.market.tick_seconds))
-    served = {e["timestamp"]: e["fundingRate"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)}
-    assert served[due] == sim.settlements(EX, BTC, due)[0]["rate"]

@@ -12,7 +12,7 @@ import ccxt
 import pytest
 
 from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
-from common.settled import fetch_settled
+from tests.conftest import DAY_MS, backfill, history_client
 from tests.simulator import Simulator
 from tests.simulator import hyperliquid as dialect
 from tests.simulator.server import Budget
@@ -381,29 +381,14 @@ def test_fault_breakers_in_hyperliquids_shapes():
     assert not dialect.without_first_size(None) and not dialect.first_row_garbled(None)
 
 
-# -- settled funding (SPEC 14) ----------------------------------------------------------------------------------
-DAY_MS = 86_400_000
-SETTLED = VENUES[EX].settled
+# -- settled funding (SPEC 14): Hyperliquid's own (tests/test_simulator_settled.py: what every exchange does) ---
 BTC, TAO = "BTC/USDC:USDC", "TAO/USDC:USDC"
 
 
 @pytest.fixture
-def history(own_sim):
-    """A simulator of the test's own (a settle_at must not reach the shared one's market), its clock frozen, and
-    a worker's client of it, markets loaded, ccxt's throttle off: the simulator's budget is what it meets."""
-    own_sim.market.freeze()
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000)
-    c.load_markets()
-    c.enableRateLimit = False
-    return own_sim, c
-
-
-def backfill(sim, client, symbol, days=30):
-    """(what fetch_settled got, the truth) over the last `days`, as (funding_time, rate) pairs."""
-    now = sim.market.now_ms()
-    got = fetch_settled(client, SETTLED, symbol, now - days * DAY_MS, now)
-    truth = sim.settlements(EX, symbol, now - days * DAY_MS)
-    return [(e["timestamp"], e["fundingRate"]) for e in got], [(t["funding_time"], t["rate"]) for t in truth]
+def history(sim):
+    """A client with no throttle: the simulator's budget is what it meets."""
+    return sim, history_client(sim, EX, throttled=False)
 
 
 def funding_history(client, coin, start, end=None) -> list:
@@ -414,15 +399,6 @@ def funding_history(client, coin, start, end=None) -> list:
 def item_weight(items: int) -> int:
     """Hyperliquid's weight of a fundingHistory answer: 20, and 1 per 20 items (a part of 20 counting whole)."""
     return 20 + math.ceil(items / 20)
-
-
-# BTC every hour for 30 days (two answers: 500 + 220); TAO every hour since its listing 10 days ago
-@pytest.mark.parametrize("symbol, count", [(BTC, 30 * 24), (TAO, 10 * 24)])
-def test_settled_30_days_equal_the_truth_in_the_pages_they_need(history, symbol, count):
-    sim, client = history
-    got, truth = backfill(sim, client, symbol)
-    assert got == truth and len(truth) == count
-    assert info_types(sim)["type=fundingHistory"] == len(truth) // SETTLED.page_size + 1
 
 
 def test_history_answers_500_at_most_oldest_first_from_start_time(history):
@@ -439,8 +415,6 @@ def test_history_answers_500_at_most_oldest_first_from_start_time(history):
 
 def test_funding_history_weighs_20_and_1_per_20_items_it_returns(history):
     sim, client = history
-    sim.reset()
-    sim.market.freeze()
     now = sim.market.now_ms()
     items = [len(funding_history(client, coin, now - DAY_MS * days)) for coin, days in
              (("BTC", 30), ("TAO", 30), ("ETH", 1))]
@@ -458,22 +432,11 @@ def test_backfill_of_hourly_symbols_through_the_throttle_gets_no_429(sim, monkey
     client = create_exchange(EX, api_url=sim.api_url(EX), timeout_ms=3000, throttle=throttle)
     client.load_markets()
     for symbol in (BTC, "ETH/USDC:USDC"):
-        got, truth = backfill(sim, client, symbol)
+        got, truth = backfill(sim, EX, client, symbol)
         assert got == truth and len(truth) == 30 * 24
     assert info_types(sim)["type=fundingHistory"] == 4
     assert sim.statuses(EX) == {200: len(sim.requests(EX))}
     assert sim.peak_share(EX) > 0.5   # the budget was used, not left idle
-
-
-def test_a_settlement_not_yet_due_is_served_once_the_clock_passes_it(history):
-    sim, client = history
-    now = sim.market.now_ms()
-    due = now + 60_000
-    sim.market.settle_at(EX, "BTC", due)
-    assert due not in [e["timestamp"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)]
-    sim.market.step(math.ceil(61 / sim.market.tick_seconds))
-    served = {e["timestamp"]: e["fundingRate"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)}
-    assert served[due] == sim.settlements(EX, BTC, due)[0]["rate"]
 
 
 # -- the real-size market -------------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
 """The okx dialect of the simulator, exercised through the real ccxt `okx` class (4.5.90)."""
 import dataclasses
-import math
 import time
 
 import ccxt
 import pytest
 
 from common.exchanges import VENUES, SharedThrottle, create_exchange, redirect_urls
-from common.settled import fetch_settled
+from tests.conftest import backfill, history_client
 from tests.simulator import Simulator, okx
 
 EX = "okx"
@@ -376,50 +375,29 @@ def test_drop_fields(sim, fast):
     assert fast.fetch_funding_rates()[BTC]["fundingRate"] == truth["funding_rate"]
 
 
-# -- settled funding (SPEC 14) -----------------------------------------------------------------------------
-DAY_MS, HOUR_MS = 86_400_000, 3_600_000
+# -- settled funding (SPEC 14): what OKX alone does (tests/test_simulator_settled.py: what every exchange does) --
+HOUR_MS = 3_600_000
 SETTLED = VENUES[EX].settled
 
 
 @pytest.fixture
 def history(own_sim):
-    """A simulator of the test's own (a settle_at must not reach the shared one's market), its clock frozen, and
-    a worker's client of it: markets loaded, throttled by the venue's budget."""
-    own_sim.market.freeze()
-    throttle = SharedThrottle(dataclasses.replace(VENUES[EX].budget, guard=LOADED_MACHINE_GUARD))
-    c = create_exchange(EX, api_url=own_sim.api_url(EX), timeout_ms=3000, throttle=throttle)
-    c.load_markets()
-    return own_sim, c
-
-
-def backfill(sim, client, symbol, days=30):
-    """(what fetch_settled got, the truth) over the last `days`, as (funding_time, rate) pairs."""
-    now = sim.market.now_ms()
-    got = fetch_settled(client, SETTLED, symbol, now - days * DAY_MS, now)
-    truth = sim.settlements(EX, symbol, now - days * DAY_MS)
-    return [(e["timestamp"], e["fundingRate"]) for e in got], [(t["funding_time"], t["rate"]) for t in truth]
+    """A simulator of the test's own (a settle_at must not reach the shared one's market) and a client of it."""
+    return own_sim, history_client(own_sim, EX)
 
 
 def history_pages(sim) -> int:
     return len(sim.requests(EX, path=okx.FUNDING_HISTORY))
 
 
-# BTC 8 h, SOL 4 h, TAO 1 h and listed 2 days ago, DOGE 8 h until 5 days ago and 2 h since
-@pytest.mark.parametrize("symbol, count", [(BTC, 90), ("SOL/USDT:USDT", 180), ("TAO/USDT:USDT", 48),
-                                           ("DOGE/USDT:USDT", 25 * 3 + 5 * 12)])
-def test_settled_30_days_equal_the_truth_in_the_pages_they_need(history, symbol, count):
-    sim, client = history
-    got, truth = backfill(sim, client, symbol)
-    assert got == truth and len(truth) == count
-    assert history_pages(sim) == len(truth) // SETTLED.page_size + 1
-    assert sim.statuses(EX) == {200: len(sim.requests(EX))}
-
-
 def test_doge_changed_from_8_h_to_2_h(history):
+    """8 h until 5 days ago, 2 h since: 25 days of 8 h and 5 of 2 h (75 + 60, less the 8 h one the window starts
+    after); the change falls on the 8 h grid, so one more 2 h settlement for each 2 h the clock is past it."""
     sim, client = history
-    got, truth = backfill(sim, client, "DOGE/USDT:USDT")
+    got, truth = backfill(sim, EX, client, "DOGE/USDT:USDT")
     gaps = [(b - a) // HOUR_MS for (a, _), (b, _) in zip(got, got[1:])]
     assert got == truth and gaps == sorted(gaps, reverse=True) and set(gaps) == {8, 2}
+    assert len(truth) == 25 * 3 + 5 * 12 + sim.market.now_ms() % (8 * HOUR_MS) // (2 * HOUR_MS)
 
 
 @pytest.fixture
@@ -455,21 +433,10 @@ def test_history_bounds_are_exclusive(hourly_btc):
 
 def test_a_backfill_longer_than_one_answer_pages_back_by_after(hourly_btc):
     sim, client = hourly_btc
-    got, truth = backfill(sim, client, BTC)
+    got, truth = backfill(sim, EX, client, BTC)
     assert got == truth and len(truth) == 30 * 24
     assert history_pages(sim) == len(truth) // SETTLED.page_size + 1 == 2
     assert sim.statuses(EX) == {200: len(sim.requests(EX))}
-
-
-def test_a_settlement_not_yet_due_is_served_once_the_clock_passes_it(history):
-    sim, client = history
-    now = sim.market.now_ms()
-    due = now + 60_000
-    sim.market.settle_at(EX, "BTC", due)
-    assert due not in [e["timestamp"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)]
-    sim.market.step(math.ceil(61 / sim.market.tick_seconds))
-    served = {e["timestamp"]: e["fundingRate"] for e in client.fetch_funding_rate_history(BTC, now - DAY_MS)}
-    assert served[due] == sim.settlements(EX, BTC, due)[0]["rate"]
 
 
 # -- the real-size market ----------------------------------------------------------------------------------
