@@ -84,6 +84,9 @@ class Worker:
         # board, between cycles (set from the cycle's last book to the next cycle's start).
         self.settled = settled if self.board else None
         self.rotation = rotation if self.board else None
+        if settled and not config.collection.board:
+            self.log.warning("history.enabled but collection.board is false: settled funding follows the board's "
+                             "rows, so none is fetched")
         self.idle = threading.Event()
         self.between_cycles = [BetweenCycles(name, part.step, self.idle, stop)
                                for name, part in (("settled", self.settled), ("open-interest", self.rotation)) if part]
