@@ -106,7 +106,9 @@ class Recorder:
         except (Malformed, ValueError) as e:
             self.counts["dropped"] += 1
             kind = key.partition(".")[0] if key.partition(".")[0] in ("funding", "board") else "unrouted"
-            self.warnings.warning(kind, "Dropped a %s message: %s", kind, printable(e, 300))
+            # Rate-limited: a producer gone wrong can send thousands; each one is still at DEBUG.
+            if not self.warnings.warning(kind, "Dropped a %s message: %s", kind, printable(e, 300)):
+                log.debug("Dropped a %s message: %s", kind, printable(e, 300))
 
     def _sender(self, key: str, user_id: str | None) -> str:
         """The exchange a message is about, once its sender is that exchange's worker (broker-verified)."""

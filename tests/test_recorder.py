@@ -5,6 +5,7 @@ import sqlite3
 import time
 
 import pika
+import pika.exceptions
 import pytest
 
 from common.history import complete_from
@@ -14,18 +15,20 @@ HOUR = 3_600_000
 T0 = (int(time.time() * 1000) // (8 * HOUR) - 3) * 8 * HOUR
 
 
-def publish_as(role_users, exchange: str, key: str, body, sender: str | None = None) -> None:
-    """Publish on the data exchange as `sender`'s worker (default: the key's exchange's), user_id its own."""
+def publish_as(role_users, exchange: str, key: str, body, sender: str | None = None, signed: bool = True) -> None:
+    """Publish on the data exchange as `sender`'s worker (default: the key's exchange's), with its user_id
+    unless not `signed`."""
     sender = sender or exchange
     connection = pika.BlockingConnection(role_users.params("worker", sender))
     try:
         channel = connection.channel()
         channel.confirm_delivery()
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        channel.basic_publish("futures_data", key, payload,
-                              pika.BasicProperties(user_id=role_users.user("worker", sender)))
+        user_id = role_users.user("worker", sender) if signed else None
+        channel.basic_publish("futures_data", key, payload, pika.BasicProperties(user_id=user_id))
     finally:
-        connection.close()
+        if connection.is_open:
+            connection.close()
 
 
 def funding(exchange, settlements, backfilled=()):
@@ -68,8 +71,11 @@ def test_settlements_are_stored_once_and_only_from_the_exchanges_own_worker(reco
     publish_as(role_users, "bybit", "funding.bybit", funding("bybit", btc))  # a repeat changes nothing
     corrected = settlement("BTC/USDT:USDT", 8, -0.0003)
     publish_as(role_users, "bybit", "funding.bybit", funding("bybit", [corrected]))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="ACCESS_REFUSED"):  # the broker's own check
+        publish_as(role_users, "bybit", "funding.bybit", funding("bybit", [settlement("ETH/USDT:USDT", 0, 0.5)]),
+                   sender="okx")
     publish_as(role_users, "bybit", "funding.bybit", funding("bybit", [settlement("ETH/USDT:USDT", 0, 0.5)]),
-               sender="okx")  # okx's worker speaking for bybit
+               signed=False)  # no user_id: nobody the broker vouches for
     publish_as(role_users, "okx", "funding.okx", funding("bybit", [settlement("ETH/USDT:USDT", 0, 0.5)]))
     publish_as(role_users, "okx", "funding.okx", b'{"exchange": "okx", "timestamp": 1, "settlements": [')
     publish_as(role_users, "okx", "funding.okx", funding("okx", [{**settlement("ETH/USDT:USDT", 0, 0.1), "rate": "0.1"}]))
@@ -77,7 +83,7 @@ def test_settlements_are_stored_once_and_only_from_the_exchanges_own_worker(reco
     publish_as(role_users, "okx", "funding.okx", funding("okx", [ok]))
     process.wait_for_log(r"Stored 1 of 1 settlements of okx", 20)
     log = process.log_text()
-    assert "funding.bybit sent by user " + repr(role_users.user("worker", "okx")) in log
+    assert "funding.bybit sent by user None, not by bybit's worker" in log
     assert "settlements of 'bybit' published as funding.okx" in log
     assert "settlements.0.rate: Input should be a valid number" in log
     assert rows(db, "SELECT exchange, symbol, funding_time, rate, interval_hours FROM settlements ORDER BY 1, 3") == [
@@ -113,7 +119,7 @@ def test_each_exchanges_board_is_sampled_once_per_period(recorder, role_users):
     for ts, bid in ((period + 1000, 100.0), (period + 6000, 101.0), (period + 11_000, 102.0)):
         publish_as(role_users, "bybit", "board.bybit", board("bybit", ts, bid))
     publish_as(role_users, "okx", "board.okx", board("okx", period + 2000, 200.0))
-    publish_as(role_users, "okx", "board.bybit", board("bybit", period + 21_000, 1.0), sender="okx")
-    process.wait_for_log(r"Dropped a board message: board\.bybit sent by user", 20)
+    publish_as(role_users, "bybit", "board.bybit", board("bybit", period + 21_000, 1.0), signed=False)
+    process.wait_for_log(r"Dropped a board message: board\.bybit sent by user None", 20)
     assert rows(db, "SELECT exchange, ts, bid, open_interest FROM samples ORDER BY exchange, ts") == [
         ("bybit", period + 1000, 100.0, 12.5), ("bybit", period + 11_000, 102.0, 12.5), ("okx", period + 2000, 200.0, 12.5)]

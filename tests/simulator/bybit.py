@@ -302,8 +302,10 @@ def funding_history(req):
     category = req.query.get("category")
     if category not in ("linear", "inverse"):
         return _bad_category(category)
-    coin = _listed(req).get(req.query.get("symbol") or "") if category == "linear" else None
-    if coin is None:
+    symbol = req.query.get("symbol") or ""
+    # The USDT perpetuals and the USDC one (BTCPERP); the dated future has no funding.
+    base = _book_base(req, category, symbol) if category == "linear" and symbol != FUTURE_ID else None
+    if base is None:
         return Reply(200, _err(10001, "Not supported symbols"))
     limit = _query_int(req, "limit", HISTORY_LIMIT_MAX)
     start, end = _query_int(req, "startTime", None), _query_int(req, "endTime", None)
@@ -311,7 +313,7 @@ def funding_history(req):
         return Reply(200, _err(10001, f"params error: limit must be in [1, {HISTORY_LIMIT_MAX}]"))
     if start is not None and end is None:
         return Reply(200, _err(10001, "params error: endTime is required when startTime is given"))
-    settled = req.market.settlements(req.exchange, coin.base, start or 0, end)
+    settled = req.market.settlements(req.exchange, base, start or 0, end)
     rows = [{"symbol": req.query["symbol"], "fundingRate": _s(s.rate.normalize()),
              "fundingRateTimestamp": str(s.funding_time)} for s in reversed(settled[-limit:])]
     return _ok({"category": category, "list": rows})
