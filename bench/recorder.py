@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -77,8 +78,10 @@ def start_recorder(vhost: Vhost, work: Path, sample_seconds: int) -> subprocess.
               "history": {"sample_seconds": sample_seconds, "database": str(work / "history.sqlite")}}
     (work / "recorder.json").write_text(json.dumps(config))
     out = open(work / "recorder.log", "wb")
+    # The bench's own user, never a role password a checkout's .env may hold.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUTURES_SCAN_")} | {"FUTURES_SCAN_DOTENV": "/dev/null"}
     proc = subprocess.Popen([PY, "recorder.py", "--config", str(work / "recorder.json")], cwd=ROOT,
-                            stdout=out, stderr=out)
+                            stdout=out, stderr=out, env=env)
     deadline = time.time() + 30
     while "Recording funding" not in (work / "recorder.log").read_text():
         assert proc.poll() is None and time.time() < deadline, (work / "recorder.log").read_text()
