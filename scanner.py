@@ -5,7 +5,9 @@ Lifecycle: load config -> listen (the page and the API, served from a thread) ->
 backoff, never exiting for it) and consume the boards and snapshots through an exclusive, length-limited
 queue, keeping the latest values per (exchange, symbol) -> on SIGTERM/SIGINT: stop the web server, close,
 exit 0. The main thread owns the blocking pika connection; the web server's thread only reads the latest
-values, under a lock, and computes its answers from them (common/scan.py) at each request.
+values, under a lock, and computes its answers from them (common/scan.py) at each request. A third thread
+reads every leg's realized funding from the recorder's history database once a minute (common/realized.py),
+so that neither the requests nor the consumer wait on that query.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from common.roles import connect_as
 from common.models import FuturesData
 from common.latest import LatestValues, RateLimitedLog
 from common.messages import Malformed, check_board_size, validated
+from common.realized import RealizedFunding
 from common.scan import Leg, ScannerConfig, board_sources, snapshot_source, split_listen
 from common.scan_page import make_app
 from common.shutdown import StopSignal
@@ -65,6 +68,7 @@ class Scanner:
         self.config = config
         self.settings = settings
         self.latest = LatestValues()
+        self.realized_funding = RealizedFunding(config.path(config.history.database))
         rabbit, self.roles = connect_as(config.rabbitmq, "scanner")
         self.broker = Broker(rabbit, on_connect=self._declare, confirm=False)
         self.warnings = RateLimitedLog(log)
@@ -77,6 +81,7 @@ class Scanner:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def run(self, stop: StopSignal) -> None:
+        self.realized_funding.start()
         while not stop.requested:
             self.broker.ensure_connected()
             self.broker.pump(0.2)
@@ -85,6 +90,7 @@ class Scanner:
                 self.housekeeping()
 
     def shutdown(self) -> None:
+        self.realized_funding.stop()
         self.broker.close()
         log.info("Stopped after %d messages (%d dropped as malformed)", self.messages_seen, self.messages_dropped)
 
@@ -194,7 +200,14 @@ class Scanner:
                 "messages_seen": self.messages_seen,
                 "messages_dropped": self.messages_dropped, "last_message_time": self.last_message_ms,
                 "data_stale": not fresh, "stale_after_seconds": self.settings.stale_after_seconds,
-                "notionals": self.settings.notionals, "exchanges": exchanges}
+                "notionals": self.settings.notionals, "exchanges": exchanges,
+                "history": self.realized_funding.status()}
+
+    def realized(self):
+        return self.realized_funding.by_leg()
+
+    def history(self, base: str, from_ms: int, to_ms: int) -> dict:
+        return self.realized_funding.history(base, from_ms, to_ms)
 
 
 def _now_ms() -> int:

@@ -266,6 +266,24 @@ def prune(conn: sqlite3.Connection, older_than_ms: int) -> Pruned:
 
 # ---------------------------------------------------------------------------------------------- readers
 
+def open_reader(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to an existing history database (the scanner's: the recorder writes it). It never
+    creates the file, its folder or the schema: sqlite3.OperationalError when the file is missing or unreadable,
+    sqlite3.DatabaseError when it is not a history database of this schema (not one yet, or a newer one)."""
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"{path}: history schema version {version}, this code reads "
+                                        f"{SCHEMA_VERSION}" + ("; upgrade futures_scan" if version > SCHEMA_VERSION
+                                                               else " (the recorder has not created it yet)"))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def settlements_since(conn: sqlite3.Connection, exchange: str, symbol: str, since_ms: int) -> list[tuple]:
     """[(funding_time, rate, interval_hours), ...] of one leg with funding_time >= since_ms, oldest first."""
     return conn.execute("""

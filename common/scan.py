@@ -22,6 +22,10 @@ the reference is silent:
   the pair is chosen, a USDC leg's at the rate, an unknown open interest (or rate) failing it.
 * A pair of two USDC legs compares them in USDC: same-quote pairs never need the rate, and their costs at
   size are in their own quote. A cross-quote pair's VWAPs are in USDT.
+* Realized funding (SPEC 14) comes in as plain values, {(exchange, symbol): {"1d": apr or None, ...}} (the
+  scanner reads them from the history database, common/realized.py); a leg absent from them has every window
+  null. It never chooses the pair: the pair is the live one, and its realized spread is what that pair would
+  have earned. `sort=realized_7d` orders the rows by it, descending, nulls last.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import operator
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Iterable, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, field_validator, model_validator
@@ -59,6 +64,13 @@ STALE_INTERVALS = 3  # stale_after_seconds defaults to this many collection inte
 # A leg's values, as the board row names them; a snapshot gives the same ones from its own fields.
 FIELDS = ("bid", "ask", "last", "volume_24h", "mark_price", "index_price", "funding_rate", "next_funding_time",
           "funding_interval_hours", "contract_size", "open_interest", "impact_bid", "impact_ask")
+# The realized funding windows as the API names them: common/history.WINDOWS's names (history imports this module,
+# so they are repeated here; tests/unit/test_scan_history.py checks that they agree).
+REALIZED_WINDOWS = ("1d", "3d", "7d", "30d")
+NO_REALIZED: Mapping[str, None] = MappingProxyType(dict.fromkeys(REALIZED_WINDOWS))
+NO_HISTORY: Mapping[tuple[str, str], Mapping[str, Optional[float]]] = MappingProxyType({})
+DEFAULT_SORT = "funding_apr_spread"
+SORTS = (DEFAULT_SORT, *(f"realized_{window}" for window in REALIZED_WINDOWS))  # the `sort` values, as accepted
 EXCHANGE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]{2,45}$")
 
@@ -473,6 +485,7 @@ class Filters:
     min_volume_usd: float = 0.0
     symbol: Optional[str] = None                # the asset it names (asset_of), upper case; a part of the base
     min_open_interest_usd: float = 0.0
+    sort: str = DEFAULT_SORT                    # one of SORTS: the rows' order
 
     def liquid(self, leg: Leg, rate: Optional[float]) -> bool:
         """The leg passes both USD floors (an unknown amount fails a floor above 0)."""
@@ -481,7 +494,7 @@ class Filters:
                                         (self.min_open_interest_usd, open_interest_usd)))
 
 
-KNOWN_FILTERS = ("exchanges", "min_volume_usd", "min_open_interest_usd", "symbol")
+KNOWN_FILTERS = ("exchanges", "min_volume_usd", "min_open_interest_usd", "symbol", "sort")
 _SYMBOL_FILTER = re.compile(r"^[A-Za-z0-9/:\-]{1,64}$")
 
 
@@ -501,8 +514,11 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
     if symbol is not None and not _SYMBOL_FILTER.match(symbol):
         raise FilterError(f"symbol: {symbol[:40]!r} is not a symbol (letters, digits, '/', ':', '-'; "
                           "e.g. BTC, BTCUSDT or BTC/USDT:USDT)")
+    sort = query.get("sort", "").strip() or DEFAULT_SORT
+    if sort not in SORTS:
+        raise FilterError(f"sort: {sort[:40]!r} is not one of {', '.join(SORTS)}")
     return Filters(exchanges, _usd_floor(query, "min_volume_usd"), asset_of(symbol) if symbol else None,
-                   _usd_floor(query, "min_open_interest_usd"))
+                   _usd_floor(query, "min_open_interest_usd"), sort)
 
 
 def _usd_floor(query: Mapping[str, str], name: str) -> float:
@@ -580,23 +596,38 @@ def apr_spread(long: Leg, short: Leg) -> Optional[float]:
     return short.funding_apr - long.funding_apr
 
 
-def leg_json(leg: Leg, now_ms: int) -> dict:
-    """The API's leg: its prices in its own quote (`quote`)."""
+def leg_json(leg: Leg, now_ms: int, realized: Mapping = NO_HISTORY) -> dict:
+    """The API's leg: its prices in its own quote (`quote`), and its realized APR per window."""
     return {"exchange": leg.exchange, "symbol": leg.symbol, "quote": leg.quote, "funding_rate": leg["funding_rate"],
             "funding_interval_hours": leg["funding_interval_hours"], "funding_apr": leg.funding_apr,
             "next_funding_time": leg["next_funding_time"], "bid": leg["bid"], "ask": leg["ask"],
             "mark_price": leg["mark_price"], "index_price": leg["index_price"],
             "basis_bps": basis_bps(leg["mark_price"], leg["index_price"]), "volume_24h": leg["volume_24h"],
-            "age_seconds": round(leg.age_ms(now_ms) / 1000, 3)}
+            "age_seconds": round(leg.age_ms(now_ms) / 1000, 3), "realized_apr": realized_of(leg, realized)}
+
+
+def realized_of(leg: Leg, realized: Mapping) -> dict[str, Optional[float]]:
+    """The leg's realized APR per window (REALIZED_WINDOWS), every one null when the history does not know it."""
+    windows = realized.get((leg.exchange, leg.symbol), NO_REALIZED)
+    return {window: windows.get(window) for window in REALIZED_WINDOWS}
+
+
+def realized_spread(long: Mapping[str, Optional[float]], short: Mapping[str, Optional[float]]) -> dict:
+    """Per window, the short leg's realized APR minus the long leg's; null when either is (common/history's
+    rule: that module imports this one)."""
+    return {window: None if long[window] is None or short[window] is None else short[window] - long[window]
+            for window in REALIZED_WINDOWS}
 
 
 def opportunity_row(asset: str, long: Leg, short: Leg, now_ms: int, config: ScannerConfig,
-                    rate: Optional[float] = None) -> dict:
+                    rate: Optional[float] = None, realized: Mapping = NO_HISTORY) -> dict:
     """A pair's row; a cross-quote pair also carries the rate it was compared at, and `price_note` when
     there is none (its price spread and costs are then null, its funding spread still counts)."""
     factors = pair_factors(long, short, rate)
-    row = {"symbol": asset, "long": leg_json(long, now_ms), "short": leg_json(short, now_ms),
+    long_json, short_json = leg_json(long, now_ms, realized), leg_json(short, now_ms, realized)
+    row = {"symbol": asset, "long": long_json, "short": short_json,
            "funding_apr_spread": apr_spread(long, short),
+           "realized_apr_spread": realized_spread(long_json["realized_apr"], short_json["realized_apr"]),
            "price_spread_bps": None if factors is None else price_spread_bps(long, short, factors),
            "at_size": at_size(long, short, now_ms, config, factors)}
     if long.quote != short.quote:
@@ -619,8 +650,10 @@ def by_asset(legs_by_symbol: Mapping[str, list[Leg]]) -> dict[str, list[Leg]]:
 
 
 def opportunities(legs_by_symbol: Mapping[str, list[Leg]], now_ms: int, config: ScannerConfig,
-                  filters: Filters = Filters()) -> dict:
-    """GET /api/opportunities: one row per base asset that can be paired, widest funding spread first."""
+                  filters: Filters = Filters(), realized: Mapping = NO_HISTORY) -> dict:
+    """GET /api/opportunities: one row per base asset that can be paired, widest funding spread first (or
+    the widest realized spread of `filters.sort`'s window, nulls last). `realized`: the legs' realized APRs,
+    {(exchange, symbol): {"1d": ..., ...}}."""
     assets = by_asset(legs_by_symbol)
     rate = usdc_rate(assets.get(USDC, ()), now_ms, config.stale_after_ms)
     rows = []
@@ -629,9 +662,21 @@ def opportunities(legs_by_symbol: Mapping[str, list[Leg]], now_ms: int, config: 
             continue
         pair = pair_legs(legs, now_ms, config.stale_after_ms, filters, rate)
         if pair:
-            rows.append(opportunity_row(asset, *pair, now_ms, config, rate))
-    rows.sort(key=lambda row: (-row["funding_apr_spread"], row["symbol"]))
+            rows.append(opportunity_row(asset, *pair, now_ms, config, rate, realized))
+    rows.sort(key=row_order(filters.sort))
     return {"timestamp": now_ms, "rows": rows}
+
+
+def row_order(sort: str):
+    """The rows' sort key for a SORTS value: its spread descending, nulls last, then the asset's name."""
+    if sort == DEFAULT_SORT:
+        return lambda row: (-row["funding_apr_spread"], row["symbol"])
+    window = sort.removeprefix("realized_")
+
+    def key(row):
+        spread = row["realized_apr_spread"][window]
+        return (spread is None, -spread if spread is not None else 0.0, row["symbol"])
+    return key
 
 
 def leg_at_size(leg: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
@@ -647,22 +692,22 @@ def leg_at_size(leg: Leg, now_ms: int, config: ScannerConfig) -> Optional[dict]:
 
 
 def symbol_detail(asset: str, legs_by_symbol: Mapping[str, list[Leg]], now_ms: int, config: ScannerConfig,
-                  rate: Optional[float] = None) -> dict:
+                  rate: Optional[float] = None, realized: Mapping = NO_HISTORY) -> dict:
     """GET /api/symbol/{asset}: every leg of the asset, each exchange's and quote's latest values (stale ones
     flagged), and its pair. `rate`: usdc_rate of the moment (the caller has the USDC/USDT legs)."""
     legs = sorted((leg for legs in legs_by_symbol.values() for leg in legs), key=lambda leg: (leg.exchange, leg.symbol))
     pair = pair_legs(legs, now_ms, config.stale_after_ms, rate=rate)
     return {"timestamp": now_ms, "symbol": asset, "stale_after_seconds": config.stale_after_seconds,
-            "usdc_usdt_rate": rate, "legs": [_detail_leg(leg, now_ms, config, rate) for leg in legs],
-            "pairs": [opportunity_row(asset, *pair, now_ms, config, rate)] if pair else []}
+            "usdc_usdt_rate": rate, "legs": [_detail_leg(leg, now_ms, config, rate, realized) for leg in legs],
+            "pairs": [opportunity_row(asset, *pair, now_ms, config, rate, realized)] if pair else []}
 
 
-def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig, rate: Optional[float]) -> dict:
+def _detail_leg(leg: Leg, now_ms: int, config: ScannerConfig, rate: Optional[float], realized: Mapping) -> dict:
     book = None
     if leg.book is not None:
         book = {"bid_levels": leg.book.bid_levels, "ask_levels": leg.book.ask_levels,
                 "age_seconds": round((now_ms - leg.book.timestamp) / 1000, 3)}
-    return {**leg_json(leg, now_ms), "last": leg["last"], "impact_bid": leg["impact_bid"],
+    return {**leg_json(leg, now_ms, realized), "last": leg["last"], "impact_bid": leg["impact_bid"],
             "impact_ask": leg["impact_ask"], "contract_size": leg["contract_size"],
             "open_interest": leg["open_interest"], "open_interest_usd": open_interest_usd(leg, rate),
             "volume_usd": volume_usd(leg, rate),

@@ -3,7 +3,10 @@ step) and the JSON API it polls, as a Starlette app.
 
 Starlette and uvicorn: well kept, small, and uvicorn runs in a thread of its own beside pika's blocking
 loop in the main thread. The handlers are plain functions, which Starlette runs in its thread pool, so that
-taking the latest values' lock never stalls the event loop.
+taking the latest values' lock, or reading an asset's history from SQLite, never stalls the event loop.
+
+The page's charts are drawn with uPlot (MIT; common/scanner_page/vendor/, with its license), served from
+/static like the page's own files: the page needs nothing from the internet.
 
 Exposure (docs/reference.md, "Security"), one ASGI layer around everything, static files included:
 * every answer carries SECURITY_HEADERS (the page loads only its own script and style, in no frame);
@@ -20,7 +23,7 @@ import re
 import time
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Mapping, Optional, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -30,6 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from common.realized import HistoryUnavailable
 from common.scan import (USDC, FilterError, Leg, ScannerConfig, asset_of, is_loopback, opportunities, parse_filters,
                          split_listen, symbol_detail, usdc_rate)
 from common.symbols import SYMBOL_PATTERN
@@ -44,6 +48,9 @@ SECURITY_HEADERS = {
                                "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 TOKEN_COOKIE = "futures_scan_token"
+HISTORY_DAYS = (1, 30)   # GET /api/history/{base}?days=N: N from 1 to 30 (the recorder keeps 30 days by default)
+DEFAULT_HISTORY_DAYS = 7
+DAY_MS = 86_400_000
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -60,6 +67,10 @@ class LatestView(Protocol):
     def legs_by_symbol(self, now_ms: int, asset: str | None = None) -> dict[str, list[Leg]]:
         """symbol -> its legs; only those of one base asset (upper case, "BTC") when given."""
     def status(self, now_ms: int) -> dict: ...
+    def realized(self) -> Mapping[tuple[str, str], Mapping[str, Optional[float]]]:
+        """{(exchange, symbol): {"1d": realized APR or None, ...}} as last refreshed (common/realized.py)."""
+    def history(self, base: str, from_ms: int, to_ms: int) -> dict:
+        """common/history.history_for_base's answer; HistoryUnavailable when the database cannot be read."""
 
 
 def make_app(view: LatestView, config: ScannerConfig) -> Starlette:
@@ -72,13 +83,13 @@ def make_app(view: LatestView, config: ScannerConfig) -> Starlette:
         except FilterError as e:
             return _bad_request(str(e))
         now = _now_ms()
-        return FastJSONResponse(opportunities(view.legs_by_symbol(now), now, config, filters), headers=NO_STORE)
+        return FastJSONResponse(opportunities(view.legs_by_symbol(now), now, config, filters, view.realized()),
+                                headers=NO_STORE)
 
     def api_symbol(request: Request):
         wanted = request.path_params["symbol"]
-        if not (COMPACT_SYMBOL.match(wanted) or SYMBOL_PATTERN.match(wanted)):
-            return _bad_request(f"symbol: {wanted[:40]!r} is not an asset or a symbol, e.g. BTC, BTCUSDT, BTCUSDC "
-                                "or BTC/USDC:USDC")
+        if not _names_an_asset(wanted):
+            return _bad_request(_not_an_asset("symbol", wanted))
         asset = asset_of(wanted)
         now = _now_ms()
         legs = view.legs_by_symbol(now, asset)
@@ -86,7 +97,23 @@ def make_app(view: LatestView, config: ScannerConfig) -> Starlette:
             return JSONResponse({"error": f"symbol: no exchange has published {asset}"}, 404, headers=NO_STORE)
         quoted = legs if asset == USDC else view.legs_by_symbol(now, USDC)
         rate = usdc_rate((leg for held in quoted.values() for leg in held), now, config.stale_after_ms)
-        return FastJSONResponse(symbol_detail(asset, legs, now, config, rate), headers=NO_STORE)
+        return FastJSONResponse(symbol_detail(asset, legs, now, config, rate, view.realized()), headers=NO_STORE)
+
+    def api_history(request: Request):
+        wanted = request.path_params["base"]
+        if not _names_an_asset(wanted):
+            return _bad_request(_not_an_asset("base", wanted))
+        unknown = sorted(set(request.query_params) - {"days"})
+        if unknown:
+            return _bad_request(f"unknown query parameter {unknown[0][:40]!r}; known: days")
+        days = _history_days(request.query_params.get("days"))
+        if days is None:
+            return _bad_request(f"days: must be a whole number from {HISTORY_DAYS[0]} to {HISTORY_DAYS[1]}")
+        now = _now_ms()
+        try:
+            return FastJSONResponse(view.history(asset_of(wanted), now - days * DAY_MS, now), headers=NO_STORE)
+        except HistoryUnavailable as e:
+            return _error(f"the history database cannot be read: {e}", 503)
 
     def api_status(_request: Request):
         return JSONResponse(view.status(_now_ms()), headers=NO_STORE)
@@ -95,11 +122,31 @@ def make_app(view: LatestView, config: ScannerConfig) -> Starlette:
         Route("/", page),
         Route("/api/opportunities", api_opportunities),
         Route("/api/symbol/{symbol:path}", api_symbol),  # path: a unified symbol has a "/"
+        Route("/api/history/{base:path}", api_history),
         Route("/api/status", api_status),
         Mount("/static", StaticFiles(directory=PAGE), name="static"),
     ])
     token = config.access_token.get_secret_value() if config.access_token else None
     return Guard(app, allowed_hosts(config), token)
+
+
+def _names_an_asset(text: str) -> bool:
+    return bool(COMPACT_SYMBOL.match(text) or SYMBOL_PATTERN.match(text))
+
+
+def _not_an_asset(parameter: str, text: str) -> str:
+    return f"{parameter}: {text[:40]!r} is not an asset or a symbol, e.g. BTC, BTCUSDT, BTCUSDC or BTC/USDC:USDC"
+
+
+def _history_days(text: Optional[str]) -> Optional[int]:
+    """?days=N as a whole number of days in HISTORY_DAYS (DEFAULT_HISTORY_DAYS when absent); None when bad."""
+    if text is None or not text.strip():
+        return DEFAULT_HISTORY_DAYS
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 3:
+        return None
+    days = int(text)
+    return days if HISTORY_DAYS[0] <= days <= HISTORY_DAYS[1] else None
 
 
 def allowed_hosts(config: ScannerConfig) -> frozenset[str]:

@@ -139,29 +139,41 @@ def price_cell(row: dict, now: float) -> Text:
     return signed(bps(row["price_spread_bps"]), row["price_spread_bps"])
 
 
+def realized_cell(window: str) -> Callable[[dict, float], Text]:
+    """The pair's realized APR spread over `window` ("–" when the history does not cover it, or the scanner is
+    older than the field)."""
+    def cell(row: dict, now: float) -> Text:
+        spread = (row.get("realized_apr_spread") or {}).get(window)
+        return signed(pct(spread), spread)
+    return cell
+
+
 def age_cell(row: dict, now: float) -> str:
     ages = [a for a in (number(row["long"]["age_seconds"]), number(row["short"]["age_seconds"])) if a is not None]
     return f"{max(ages):.1f}" if ages else "–"
 
 
 def columns(notionals: Sequence[str]) -> list[Column]:
-    """Every column in display order. Priority: the pair and its spreads first, then the cost of entering at the
-    smallest size and its break-even, each leg's APR, the larger sizes, and last the details."""
+    """Every column in display order. Priority: the pair and its spreads first, then what the pair actually earned
+    over the last 7 days (a spread of one funding cycle may be a spike: this says whether it lasts), the cost of
+    entering at the smallest size and its break-even, each leg's APR, the larger sizes, and last the details."""
     head = [
         Column("Symbol", 0, lambda r, now: plain(r["symbol"]), text=True),
         Column("Long", 1, lambda r, now: venue(r["long"]), text=True),
-        Column("Long APR", 7, lambda r, now: pct(r["long"]["funding_apr"])),
+        Column("Long APR", 8, lambda r, now: pct(r["long"]["funding_apr"])),
         Column("Short", 2, lambda r, now: venue(r["short"]), text=True),
-        Column("Short APR", 8, lambda r, now: pct(r["short"]["funding_apr"])),
+        Column("Short APR", 9, lambda r, now: pct(r["short"]["funding_apr"])),
         Column("APR spread", 3, lambda r, now: signed(pct(r["funding_apr_spread"]), r["funding_apr_spread"])),
         Column("Price bps", 4, price_cell),
+        # "7d real" (7 wide) rather than "7d realized": at 120 columns it leaves room for both legs' APRs.
+        Column("7d real", 5, realized_cell("7d")),
     ]
     sized = []
     for i, notional in enumerate(notionals):
-        first = 5 if i == 0 else 9 + 2 * (i - 1)   # the smallest size before the legs' APRs, the others after
+        first = 6 if i == 0 else 10 + 2 * (i - 1)   # the smallest size before the legs' APRs, the others after
         sized += [Column(f"Cost bps @{compact(int(notional))}", first, cost_cell(notional)),
                   Column(f"Break-even @{compact(int(notional))}", first + 1, break_even_cell(notional))]
-    last = 9 + 2 * max(len(notionals) - 1, 0)
+    last = 10 + 2 * max(len(notionals) - 1, 0)
     tail = [
         Column("Funding in L/S", last, lambda r, now: f"{until(r['long']['next_funding_time'], now)} / "
                                                       f"{until(r['short']['next_funding_time'], now)}"),

@@ -3,6 +3,7 @@
     python scripts/scan.py                                   the scanner of the config (scanner.listen)
     python scripts/scan.py --url http://127.0.0.1:8000 --exchanges binance,bybit --min-volume-usd 1e6
     python scripts/scan.py --symbol BTC --once               one table, then exit (for scripts and pipes)
+    python scripts/scan.py --sort realized_7d                 the pairs that earned most over 7 days first
 
 The address comes from --url, else the config's `scanner.listen` (--config, $FUTURES_SCAN_CONFIG, the running
 system's config, config/config.json), else http://127.0.0.1:8000. A scanner that requires an access token
@@ -29,7 +30,7 @@ from rich.live import Live  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from common.config import OPERATOR_CONFIG_HELP, operator_config_path  # noqa: E402
-from common.scan import ScannerConfig, split_listen, terminal_text  # noqa: E402
+from common.scan import SORTS, ScannerConfig, split_listen, terminal_text  # noqa: E402
 from common.scan_terminal import build_table, plain  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -103,12 +104,15 @@ def main(argv=None) -> int:
     parser.add_argument("--exchanges", help="comma-separated: choose the pair among these only")
     parser.add_argument("--min-volume-usd", type=float, help="both legs' 24 h volume in USD at least this")
     parser.add_argument("--symbol", help="a base asset, e.g. BTC (BTCUSDT, BTCUSDC, BTC/USDC:USDC mean BTC too)")
+    parser.add_argument("--sort", choices=SORTS, help="the rows' order (default: the funding APR spread now; "
+                                                      "realized_7d: what the pair earned over 7 days)")
     parser.add_argument("--limit", type=int, default=40, help="rows shown (default 40)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
     parser.add_argument("--once", action="store_true", help="print the table once and exit")
     args = parser.parse_args(argv)
     url = args.url or default_url(args.config)
-    filters = {"exchanges": args.exchanges, "min_volume_usd": args.min_volume_usd, "symbol": args.symbol}
+    filters = {"exchanges": args.exchanges, "min_volume_usd": args.min_volume_usd, "symbol": args.symbol,
+               "sort": args.sort}
     token = access_token(args.config)
     console = Console()
     if args.once:

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.test_scanner import (expected_btc_row, poll, publish_market, publish_usdc_market,  # noqa: F401
                                 publisher, scanner)
+from tests.test_scanner_history import apr, history  # noqa: F401 - the fixture
 
 BTC, ETH = "BTC", "ETH"  # rows are base assets
 
@@ -62,9 +63,9 @@ def panes(tmp_path):
         pane.close()
 
 
-def shown(panes, scanner, width: int) -> list[str]:
+def shown(panes, scanner, width: int, *options: str) -> list[str]:
     """scan.py --once in a pane `width` columns wide: the lines it printed, each checked to fit and be whole."""
-    pane = panes(width, [sys.executable, "scripts/scan.py", "--url", scanner.url, "--once"])
+    pane = panes(width, [sys.executable, "scripts/scan.py", "--url", scanner.url, "--once", *options])
     screen = pane.screen_when_done()
     lines = screen[:screen.index(pane.marker)].rstrip("\n").splitlines()
     assert any(f"│ {BTC} " in line for line in lines), screen
@@ -92,8 +93,9 @@ def test_at_80_columns_the_pair_and_its_spreads_show_whole(scanner, publisher, p
     scanner.await_messages(publish_market(publisher))
     want = expected_btc_row()
     lines = shown(panes, scanner, 80)
-    assert headers(lines) == ["Symbol", "Long", "Short", "APR spread", "Price bps", "Cost bps @10k"]
-    assert cells(lines, BTC) == [BTC, "gateio", "bybit", pct(want["spread"]), bps(want["price_spread_bps"]),
+    # The 7 d realized spread (null: this scanner has no history database) comes before the cost at size.
+    assert headers(lines) == ["Symbol", "Long", "Short", "APR spread", "Price bps", "7d real", "Cost bps @10k"]
+    assert cells(lines, BTC) == [BTC, "gateio", "bybit", pct(want["spread"]), bps(want["price_spread_bps"]), "–",
                                  bps(want["10000"]["entry_cost_bps"])]
     assert cells(lines, ETH)[:4] == [ETH, "binance", "bybit", "21.90%"]
     assert any(line.strip().startswith("+ 8 columns at") for line in lines)
@@ -103,19 +105,34 @@ def test_at_120_columns_each_legs_apr_and_the_break_even_show_too(scanner, publi
     scanner.await_messages(publish_market(publisher))
     want = expected_btc_row()
     lines = shown(panes, scanner, 120)
-    assert headers(lines) == ["Symbol", "Long", "Long APR", "Short", "Short APR", "APR spread", "Price bps",
+    assert headers(lines) == ["Symbol", "Long", "Long APR", "Short", "Short APR", "APR spread", "Price bps", "7d real",
                               "Cost bps @10k", "Break-even @10k"]
     assert cells(lines, BTC) == [BTC, "gateio", pct(want["long_apr"]), "bybit", pct(want["short_apr"]),
-                                 pct(want["spread"]), bps(want["price_spread_bps"]), bps(want["10000"]["entry_cost_bps"]),
-                                 f"{want['10000']['break_even_hours']:.1f} h"]
+                                 pct(want["spread"]), bps(want["price_spread_bps"]), "–",
+                                 bps(want["10000"]["entry_cost_bps"]), f"{want['10000']['break_even_hours']:.1f} h"]
     assert any(line.strip().startswith("+ 5 columns at") for line in lines)
 
 
 def test_at_80_columns_a_usdc_leg_names_its_quote_and_the_row_stays_whole(scanner, publisher, panes):
     scanner.await_messages(publish_usdc_market(publisher))
     lines = shown(panes, scanner, 80)
-    assert headers(lines) == ["Symbol", "Long", "Short", "APR spread", "Price bps", "Cost bps @10k"]
+    # hyperliquid·USDC widens the Short column: the cost at size is left out whole, the 7 d realized spread stays.
+    assert headers(lines) == ["Symbol", "Long", "Short", "APR spread", "Price bps", "7d real"]
     row = cells(lines, BTC)
     rate = (0.9989 + 0.9991) / 2  # the USDC/USDT mid: Hyperliquid's bid 100,100 USDC in USDT
     assert row[:5] == [BTC, "binance", "hyperliquid·USDC", pct(0.00002 * 24 * 365 - 0.0001 * 3 * 365),
                        bps((100_100 * rate - 99_950) / ((100_100 * rate + 99_950) / 2) * 1e4)]
+
+
+def test_at_120_columns_the_7d_realized_spread_shows_whole_and_sorts(history, publisher, panes):
+    scanner, _, _ = history
+    scanner.await_messages(publish_market(publisher))
+    btc_7d = pct(0.438 - apr(0.00205, 168))  # bybit's 0.438 over gateio's, by hand (tests/test_scanner_history.py)
+    lines = shown(panes, scanner, 120)
+    assert "7d real" in headers(lines) and "Short APR" in headers(lines) and "Break-even @10k" in headers(lines)
+    column = headers(lines).index("7d real")
+    assert cells(lines, BTC)[column] == btc_7d and cells(lines, ETH)[column] == "43.80%"
+    assert [line.split("│")[1].strip() for line in lines if line.startswith("│")] == [BTC, ETH]
+    by_realized = shown(panes, scanner, 120, "--sort", "realized_7d")
+    assert [line.split("│")[1].strip() for line in by_realized if line.startswith("│")] == [ETH, BTC]
+    assert cells(by_realized, ETH)[column] == "43.80%"

@@ -25,9 +25,12 @@ BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 
 # -- the scanner process and its API ------------------------------------------------------------------
 class ScannerProcess:
-    def __init__(self, tmp: Path, rabbit_config: dict, **scanner):
+    def __init__(self, tmp: Path, rabbit_config: dict, history_database: Path | None = None, **scanner):
+        # The history database the test prepares; by default one in the test's directory that does not exist
+        # (never the repository's state/history.sqlite): every realized value null.
+        history = {"database": str(history_database or tmp / "history" / "history.sqlite")}
         config = {"rabbitmq": rabbit_config, "exchanges": ["binance", "bybit", "gateio"], "symbols": [BTC],
-                  "api_keys_file": None, "logging": {"level": "DEBUG"},
+                  "api_keys_file": None, "logging": {"level": "DEBUG"}, "history": history,
                   "collection": {"interval_seconds": 5, "statistics_interval_seconds": 5},
                   "scanner": {"listen": "127.0.0.1:0", "stale_after_seconds": STALE_AFTER, "notionals": NOTIONALS,
                               "taker_fee_bps": FEES, **scanner}}

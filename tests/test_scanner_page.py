@@ -310,7 +310,9 @@ def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, dict
 def test_every_answer_carries_the_security_headers(scanner):
     for path, status in [("/", 200), ("/static/scanner.js", 200), ("/static/scanner.css", 200), ("/api/status", 200),
                          ("/api/opportunities", 200), ("/api/opportunities?limit=1", 400), ("/nothing", 404),
-                         ("/static/missing.js", 404)]:
+                         ("/static/missing.js", 404), ("/static/history.js", 200),
+                         ("/static/vendor/uPlot.iife.min.js", 200), ("/static/vendor/uPlot.min.css", 200),
+                         ("/api/history/BTC?days=31", 400), ("/api/history/BTC", 503)]:  # 503: no database here
         got, headers, _ = raw_get(scanner.url, path)
         assert got == status, path
         assert SECURITY <= set(headers), (path, headers)
@@ -344,13 +346,15 @@ def guarded(tmp_path, own_rabbit):
 
 
 def test_with_an_access_token_nothing_is_served_without_it(guarded):
-    for path in ("/", "/api/status", "/api/opportunities", "/api/symbol/BTCUSDT", "/static/scanner.js"):
+    for path in ("/", "/api/status", "/api/opportunities", "/api/symbol/BTCUSDT", "/static/scanner.js",
+                 "/api/history/BTC", "/static/vendor/uPlot.iife.min.js"):
         status, headers, _ = raw_get(guarded.url, path)
         assert status == 401 and headers["www-authenticate"] == "Bearer" and SECURITY <= set(headers), path
         for wrong in ("Bearer " + TOKEN[:-1], "Bearer " + TOKEN + "x", "Basic " + TOKEN, TOKEN):
             assert raw_get(guarded.url, path, {"Authorization": wrong})[0] == 401, (path, wrong)
         assert raw_get(guarded.url, path, {"Cookie": "futures_scan_token=guess"})[0] == 401
-        served = 404 if path.startswith("/api/symbol") else 200  # nothing published: served, and not found
+        # Nothing published: served, and not found; no history database: served, and unavailable.
+        served = 404 if path.startswith("/api/symbol") else 503 if path.startswith("/api/history") else 200
         assert raw_get(guarded.url, path, {"Authorization": "Bearer " + TOKEN})[0] == served, path
     assert raw_get(guarded.url, "/?token=guess")[0] == 401
     assert TOKEN not in guarded.process.log_text()

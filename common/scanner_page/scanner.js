@@ -61,6 +61,9 @@ function columns() {
      title: (r) => `rate ${rate(r.short.funding_rate)} per ${r.short.funding_interval_hours} h`},
     {key: "short_next", label: "Funding in", value: (r) => r.short.next_funding_time, countdown: (r) => r.short.next_funding_time},
     {key: "spread", label: "APR spread", value: (r) => r.funding_apr_spread, cell: (r) => pct(r.funding_apr_spread)},
+    ...REALIZED_WINDOWS.map((w) => ({
+      key: "realized_" + w, label: `Realized ${w}`, signed: true, value: (r) => realized(r, w), cell: (r) => pct(realized(r, w)),
+      title: (r) => `settled over ${w}, per year: short ${pct(legRealized(r.short, w))} − long ${pct(legRealized(r.long, w))}`})),
     {key: "price_spread", label: "Price bps", value: (r) => r.price_spread_bps, cell: priceCell,
      title: (r) => r.price_note || (!isNum(r.price_spread_bps) ? "a leg has no bid/ask (Hyperliquid's board has only " +
        "impact prices; a watched symbol's book gives its top)" : isNum(r.usdc_usdt_rate) ? `USDC legs at ${price(r.usdc_usdt_rate)} USDT` : "")},
@@ -80,6 +83,10 @@ function columns() {
   return cols;
 }
 const minOf = (a, b) => isNum(a) && isNum(b) ? Math.min(a, b) : null;
+// The realized APR (SPEC 14): a row's spread, or a leg's own, over one window; null when not covered.
+const REALIZED_WINDOWS = ["1d", "3d", "7d", "30d"];
+const realized = (r, w) => (r.realized_apr_spread || {})[w] ?? null;
+const legRealized = (leg, w) => (leg.realized_apr || {})[w] ?? null;
 
 function sortedRows(cols) {
   const col = cols.find((c) => c.key === state.sort.key) || cols[0];
@@ -112,7 +119,7 @@ function drawTable() {
                              : el("td", c.cell(r));
       td.setAttribute("data-col", c.key);
       if (c.title) td.title = c.title(r);
-      if ((c.key === "spread" || c.key === "price_spread") && isNum(c.value(r))) td.classList.add(c.value(r) >= 0 ? "pos" : "neg");
+      if ((c.signed || c.key === "spread" || c.key === "price_spread") && isNum(c.value(r))) td.classList.add(c.value(r) >= 0 ? "pos" : "neg");
       tr.appendChild(td);
     }
     return tr;
@@ -168,6 +175,7 @@ function drawDetail(d) {
   const section = document.getElementById("detail");
   section.hidden = !d;
   state.detailAsset = d ? d.symbol : null;
+  showHistory(d);  // history.js: fetched when the asset or the days change, and once a minute
   if (!d) return;
   document.getElementById("detail-symbol").textContent = d.symbol;
   const usdc = d.legs.some((l) => l.quote === "USDC");
@@ -193,6 +201,7 @@ function drawDetail(d) {
     ["Age s", (l) => l.age_seconds.toFixed(1)],
     ["Funding rate", (l) => rate(l.funding_rate)], ["Interval", (l) => hours(l.funding_interval_hours)],
     ["Funding APR", (l) => pct(l.funding_apr)], ["Next funding in", (l) => countdown(l.next_funding_time), (l) => l.next_funding_time],
+    ...REALIZED_WINDOWS.map((w) => [`Realized APR ${w}`, (l) => pct(legRealized(l, w))]),
     ["Bid", (l) => price(l.bid)], ["Ask", (l) => price(l.ask)],
     ["Impact bid / ask", (l) => isNum(l.impact_bid) || isNum(l.impact_ask) ? `${price(l.impact_bid)} / ${price(l.impact_ask)}` : "–"],
     ["Last", (l) => price(l.last)],

@@ -326,7 +326,8 @@ def test_rows_sorted_by_spread_and_filtered_by_symbol():
     ({"min_volume_usd": "nan"}, "min_volume_usd"), ({"min_open_interest_usd": "much"}, "min_open_interest_usd"),
     ({"min_open_interest_usd": "-5"}, "min_open_interest_usd"),
     ({"min_open_interest_usd": "inf"}, "min_open_interest_usd"), ({"exchanges": "binance,By Bit"}, "exchanges"),
-    ({"symbol": "BTC<script>"}, "symbol"), ({"sort": "spread"}, "sort")])
+    ({"symbol": "BTC<script>"}, "symbol"), ({"sort": "spread"}, "sort"),
+    ({"sort": "realized_2d"}, "funding_apr_spread, realized_1d, realized_3d, realized_7d, realized_30d")])
 def test_bad_filters_name_the_parameter(query, named):
     with pytest.raises(FilterError, match=named):
         parse_filters(query)
@@ -338,17 +339,22 @@ def test_good_filters():
         Filters(frozenset({"binance", "bybit"}), 1e6, "BTC")
     assert parse_filters({"min_open_interest_usd": "2.5e6", "min_volume_usd": " "}) == \
         Filters(min_open_interest_usd=2.5e6)
+    assert parse_filters({"sort": "realized_7d"}) == Filters(sort="realized_7d")
+    assert parse_filters({"sort": " "}) == Filters(sort="funding_apr_spread")
 
 
 # -- the API's leg and config ----------------------------------------------------------------------------
 def test_leg_json_has_the_spec_fields():
     row = opportunities({SYMBOL: [leg("binance", funding_rate=0.0001, mark_price=100.1, index_price=100.0),
                                   leg("bybit", age_ms=2500, funding_rate=0.0002)]}, NOW, CONFIG)["rows"][0]
-    assert set(row) == {"symbol", "long", "short", "funding_apr_spread", "price_spread_bps", "at_size"}
+    assert set(row) == {"symbol", "long", "short", "funding_apr_spread", "price_spread_bps", "at_size",
+                        "realized_apr_spread"}
     assert row["symbol"] == "BTC" and (row["long"]["symbol"], row["long"]["quote"]) == (SYMBOL, "USDT")
     assert set(row["long"]) == {"exchange", "symbol", "quote", "funding_rate", "funding_interval_hours", "funding_apr",
                                 "next_funding_time", "bid", "ask", "mark_price", "index_price", "basis_bps",
-                                "volume_24h", "age_seconds"}
+                                "volume_24h", "age_seconds", "realized_apr"}
+    # Without history, every window is null (tests/unit/test_scan_history.py: with it).
+    assert row["long"]["realized_apr"] == row["realized_apr_spread"] == {"1d": None, "3d": None, "7d": None, "30d": None}
     assert row["long"]["basis_bps"] == pytest.approx(10.0)
     assert row["short"]["age_seconds"] == 2.5
     assert row["at_size"] is None

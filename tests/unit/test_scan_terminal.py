@@ -41,15 +41,18 @@ def plain_lines(data: dict, width: int, title="futures_scan scanner · http://12
     return console.file.getvalue().splitlines()
 
 
-def market(symbol="BTC", long_apr=-0.438) -> dict:
-    """Two rows, the first with costs at two sizes (the second size's books thin), the second with none."""
+def market(symbol="BTC", long_apr=-0.438, realized_7d=0.5432) -> dict:
+    """Two rows, the first with costs at two sizes (the second size's books thin) and a realized 7 d spread,
+    the second with neither (its history does not cover 7 days)."""
     at_size = {"10000": {"long_fill": 1.0, "short_fill": 1.0, "entry_cost_bps": 12.345, "break_even_hours": 3.21},
                "100000": {"long_fill": 0.151, "short_fill": 0.201, "entry_cost_bps": 55.55, "break_even_hours": 17.94}}
     return {"timestamp": 1_800_000_000_000, "rows": [
         {"symbol": symbol, "long": leg("gateio", funding_apr=long_apr), "short": leg("bybit", funding_apr=0.438),
-         "funding_apr_spread": 0.876, "price_spread_bps": 49.875, "at_size": at_size},
+         "funding_apr_spread": 0.876, "price_spread_bps": 49.875, "at_size": at_size,
+         "realized_apr_spread": {"1d": 0.9, "3d": 0.7, "7d": realized_7d, "30d": None}},
         {"symbol": "ETH", "long": leg("binance"), "short": leg("bybit", basis_bps=-2.5),
-         "funding_apr_spread": 0.219, "price_spread_bps": -3.0, "at_size": None}]}
+         "funding_apr_spread": 0.219, "price_spread_bps": -3.0, "at_size": None,
+         "realized_apr_spread": {"1d": 0.1, "3d": None, "7d": None, "30d": None}}]}
 
 
 def header_line(lines: list[str]) -> str:
@@ -117,34 +120,44 @@ def test_at_80_and_120_columns_no_line_is_longer_and_no_value_is_cut(width):
 
 def test_80_columns_show_the_pair_and_spreads_and_name_what_is_left_out():
     lines = plain_lines(market(), 80)
+    # The 7 d realized spread comes before the cost at size; here both fit, in exactly 80 columns.
     assert header_line(lines).split("┃")[1:-1] == [
-        " Symbol ", " Long    ", " Short ", " APR spread ", " Price bps ", " Cost bps @10k "]
+        " Symbol ", " Long    ", " Short ", " APR spread ", " Price bps ", " 7d real ", " Cost bps @10k "]
+    assert " 54.32% " in row_line(lines, "│ BTC ") and " – " in row_line(lines, "│ ETH ").split("│")[6]
     caption = " ".join(line.strip() for line in lines[lines.index(next(x for x in lines if "pairs" in x)) + 1:])
-    assert caption == ("+ 8 columns at 187+ columns: Break-even @10k, Long APR, Short APR, Cost bps @100k, "
+    assert caption == ("+ 8 columns at 197+ columns: Break-even @10k, Long APR, Short APR, Cost bps @100k, "
                        "Break-even @100k, Funding in L/S, Basis L/S bps, Age s")
+
+
+def test_the_7d_realized_spread_is_worth_more_than_the_cost_at_size():
+    """A realized spread wide enough to crowd the 80 columns keeps its place; the cost at size gives way."""
+    lines = plain_lines(market(realized_7d=-12.3456), 80)
+    assert [h.strip() for h in header_line(lines).split("┃")[1:-1]] == [
+        "Symbol", "Long", "Short", "APR spread", "Price bps", "7d real"]
+    assert " -1234.56% " in row_line(lines, "│ BTC ") and not any("…" in line for line in lines)
 
 
 def test_120_columns_add_each_legs_apr_and_the_break_even():
     lines = plain_lines(market(), 120)
     assert [h.strip() for h in header_line(lines).split("┃")[1:-1]] == [
-        "Symbol", "Long", "Long APR", "Short", "Short APR", "APR spread", "Price bps", "Cost bps @10k",
+        "Symbol", "Long", "Long APR", "Short", "Short APR", "APR spread", "Price bps", "7d real", "Cost bps @10k",
         "Break-even @10k"]
     btc = row_line(lines, "│ BTC ")
-    assert " -43.80% " in btc and " 43.80% " in btc and " 3.2 h " in btc
-    assert any(line.strip().startswith("+ 5 columns at 187+ columns: Cost bps @100k") for line in lines)
+    assert " -43.80% " in btc and " 43.80% " in btc and " 3.2 h " in btc and " 54.32% " in btc
+    assert any(line.strip().startswith("+ 5 columns at 197+ columns: Cost bps @100k") for line in lines)
 
 
 def test_wide_enough_shows_every_column_and_no_note():
-    lines = plain_lines(market(), 187)
-    assert len(header_line(lines).split("┃")[1:-1]) == 14
+    lines = plain_lines(market(), 197)
+    assert len(header_line(lines).split("┃")[1:-1]) == 15
     assert " 55.5 thin " in row_line(lines, "│ BTC ")
     assert " 1.0 / -2.5 " in row_line(lines, "│ ETH ")
     assert not any("columns at" in line for line in lines)
 
 
 def test_a_long_number_widens_its_column_and_pushes_others_out_rather_than_being_cut():
-    lines = plain_lines(market(long_apr=-1234567890123456.0), 120)
-    assert max(cell_len(line) for line in lines) <= 120 and not any("…" in line for line in lines)
+    lines = plain_lines(market(long_apr=-1234567890123456.0), 130)
+    assert max(cell_len(line) for line in lines) <= 130 and not any("…" in line for line in lines)
     # Long APR (23 wide now) comes before Short APR in priority: it is shown whole, and Short APR is left out.
     assert "-123456789012345600.00%" in row_line(lines, "│ BTC ") and "Short APR" not in header_line(lines)
 
@@ -167,8 +180,9 @@ def test_a_usdc_leg_shows_its_quote_beside_its_exchange_whole(width):
     lines = plain_lines(usdc_market(), width)
     assert max(cell_len(line) for line in lines) <= width and not any("…" in line for line in lines)
     btc, eth = row_line(lines, "│ BTC "), row_line(lines, "│ ETH ")
-    for whole in (" gateio ", " hyperliquid·USDC ", " 87.60% ", " 49.9 ", " 12.3 "):  # 12.3: the cost still fits
+    for whole in (" gateio ", " hyperliquid·USDC ", " 87.60% ", " 49.9 ", " 54.32% "):
         assert whole in btc, (whole, btc)
+    assert (" 12.3 " in btc) == (width == 120)  # at 80, the longer exchange name pushes the cost out whole
     assert " binance " in eth and " bybit " in eth and "·USDT" not in "".join(lines)  # USDT, the usual, goes unsaid
 
 
